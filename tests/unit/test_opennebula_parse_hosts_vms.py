@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -272,7 +273,7 @@ VM_36_AFTER_ONEDB = compact(f"""
   <TEMPLATE/><HISTORY_RECORDS/><RESCHED>0</RESCHED>
 </VM>""")
 
-COMMON_VM = {
+COMMON_VM: dict[str, Any] = {
     "id": 7,
     "uid": 2,
     "gid": 1,

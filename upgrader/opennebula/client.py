@@ -149,7 +149,13 @@ class OneClient:
             reply = self._send(method, args)
             value = self._check(method, reply)
         except OneApiError as exc:
-            _log.debug("[one] %s failed after %.3fs (code %s)", method, _since(started), exc.code)
+            _log.debug(
+                "[one] %s failed after %.3fs: %s (code %s)",
+                method,
+                _since(started),
+                type(exc).__name__,
+                exc.code,
+            )
             raise
         _log.debug("[one] %s ok in %.3fs", method, _since(started))
         return value

@@ -17,16 +17,18 @@ Attrs = list[tuple[str, Value]]
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<comment>\#[^\n]*)
-      | (?P<name>[A-Za-z0-9_]+)
       | (?P<eq>=)
       | (?P<open>\[)
       | (?P<close>\])
       | (?P<comma>,)
       | "(?P<quoted>(?:[^"\\]|\\.)*)"
-      | (?P<bare>[^\s,\[\]=\#"]+)
+      | (?P<word>[^\s,\[\]=\#"]+)
     )""",
     re.VERBOSE,
 )
+
+
+_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
 class TemplateSyntaxError(ValueError):
@@ -59,7 +61,8 @@ def parse(text: str) -> Attrs:
     i = 0
     while i < len(toks):
         kind, name = toks[i]
-        if kind != "name" or i + 2 > len(toks) or toks[i + 1][0] != "eq":
+        if kind != "word" or not _NAME.fullmatch(name) or i + 2 > len(toks) \
+                or toks[i + 1][0] != "eq":
             raise TemplateSyntaxError(f"syntax error near '{name}'")
         i += 2
         if i >= len(toks):
@@ -72,7 +75,7 @@ def parse(text: str) -> Attrs:
                 if toks[i][0] == "comma":
                     i += 1
                     continue
-                if i + 2 >= len(toks) or toks[i][0] != "name" or toks[i + 1][0] != "eq":
+                if i + 2 >= len(toks) or toks[i][0] != "word" or toks[i + 1][0] != "eq":
                     raise TemplateSyntaxError(f"syntax error in vector attribute '{name}'")
                 vector.append((toks[i][1].upper(), toks[i + 2][1]))
                 i += 3
@@ -80,7 +83,7 @@ def parse(text: str) -> Attrs:
                 raise TemplateSyntaxError(f"syntax error, unterminated vector '{name}'")
             attrs.append((name.upper(), vector))
             i += 1
-        elif kind in ("quoted", "bare", "name"):
+        elif kind in ("quoted", "word"):
             attrs.append((name.upper(), value))
             i += 1
         else:

@@ -1,0 +1,103 @@
+"""Populate a simulator database with a cloud that is already up and running.
+
+Used by the lab, the benchmarks and the tests: hosts monitored, images, a template, a
+network, and VMs RUNNING spread over the hosts, with their domains in the hypervisor
+view. Objects are created through the same ``one.*`` handlers a client would call, then
+placed directly (skipping the minutes of PROLOG/BOOT a real deploy takes).
+
+    python -m upgrader.lab.oned.seed --version 3.2.1 --db PATH --one-auth FILE \
+        --hosts 3 --vms 8 [--virt-dir DIR] [--host-prefix node]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from upgrader.lab.oned import api_objects, api_vms  # noqa: F401 - registers handlers
+from upgrader.lab.oned import lifecycle as lc
+from upgrader.lab.oned.api import Api
+from upgrader.lab.oned.cloud import Cloud
+from upgrader.lab.oned.objects import Host, Vm
+from upgrader.lab.oned.runtime import StartError, open_cloud, read_one_auth
+from upgrader.lab.oned.versions import VERSIONS
+
+
+def _ok(answer: list[Any]) -> Any:
+    if not answer[0]:
+        raise RuntimeError(answer[1])
+    return answer[1]
+
+
+def seed_cloud(cloud: Cloud, session: str, *, hosts: int, vms: int,
+               host_prefix: str = "node", vm_prefix: str = "vm",
+               memory_mb: int = 512, cpu: str = "0.5") -> None:
+    """Add ``hosts`` monitored hosts and ``vms`` running VMs (round-robin) to ``cloud``."""
+    api = Api(cloud)
+    c = cloud
+    with c.lock:
+        for i in range(hosts):
+            name = f"{host_prefix}{i + 1:02d}"
+            last: Any = "tm_shared" if c.series == "3.2" else -1
+            hid = _ok(api.call("one.host.allocate", (session, name, "im_kvm", "vmm_kvm",
+                                                      "dummy", last)))
+            host = c.pool(Host)[hid]
+            lc._probe(c, host, int(c.clock.now()))
+        img_args: tuple[Any, ...] = (session, 'NAME="base-image"\nPATH="/srv/images/base.img"'
+                                     '\nSIZE=2048')
+        if c.version.has_clusters:
+            img_args += (1,)
+        image = _ok(api.call("one.image.allocate", img_args))
+        host_ids = sorted(c.pool(Host))
+        for n in range(vms):
+            text = (f'NAME="{vm_prefix}{n + 1:03d}"\nCPU={cpu}\nMEMORY={memory_mb}\n'
+                    f"DISK=[IMAGE_ID={image}]\n")
+            vmid = _ok(api.call("one.vm.allocate", (session, text)))
+            if host_ids:
+                place_running(c, c.pool(Vm)[vmid], c.pool(Host)[host_ids[n % len(host_ids)]])
+        c.flush()
+        c.virt.flush()
+
+
+def place_running(c: Cloud, vm: Vm, host: Host) -> None:
+    """Put a PENDING VM straight into RUNNING on ``host``, domain included."""
+    before = set(c.hosts_of(vm))
+    h = lc._add_history(c, vm, host)
+    h.petime = h.rstime = h.stime
+    vm.deploy_id = f"one-{vm.oid}"
+    vm.last_poll = h.stime
+    vm.state, vm.lcm_state = lc.ACTIVE, lc.RUNNING
+    lc.rehost(c, vm, before)
+    c.virt.start(host.name, lc._domain(c, vm))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Create a populated simulator database."""
+    p = argparse.ArgumentParser(prog="upgrader.lab.oned.seed")
+    p.add_argument("--version", required=True, choices=sorted(VERSIONS), dest="release")
+    p.add_argument("--db", required=True, type=Path)
+    p.add_argument("--one-auth", required=True, type=Path)
+    p.add_argument("--hosts", type=int, default=3)
+    p.add_argument("--vms", type=int, default=8)
+    p.add_argument("--virt-dir", type=Path)
+    p.add_argument("--host-prefix", default="node")
+    args = p.parse_args(argv)
+    try:
+        user, password = read_one_auth(args.one_auth)
+        db = args.db.resolve()
+        cloud = open_cloud(db, VERSIONS[args.release], auth=(user, password),
+                           virt_dir=args.virt_dir or db.parent / "virt", arm=False)
+    except StartError as exc:
+        sys.stderr.write(f"seed: error: {exc}\n")
+        return 1
+    seed_cloud(cloud, f"{user}:{password}", hosts=args.hosts, vms=args.vms,
+               host_prefix=args.host_prefix)
+    cloud.store.close()
+    print(f"seeded {args.hosts} hosts and {args.vms} VMs into {db}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
