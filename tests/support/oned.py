@@ -50,15 +50,17 @@ class Simulator:
         """Call a ``lab.*`` control method."""
         return getattr(self.rpc(), method)(*args)
 
+    stderr: str = ""
+
     def stop(self) -> int:
-        """SIGTERM, wait, return the exit code."""
+        """SIGTERM, wait, keep what it wrote on stderr, return the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        try:
+            _, self.stderr = self.proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, self.stderr = self.proc.communicate()
         return self.proc.returncode
 
 
@@ -98,7 +100,12 @@ def seed(workdir: Path, version: str, hosts: int, vms: int, prefix: str = "node"
 
 
 def start(
-    workdir: Path, version: str, *extra: str, speed: float = 50.0, timeout: float = 60.0
+    workdir: Path,
+    version: str,
+    *extra: str,
+    speed: float = 50.0,
+    timeout: float = 60.0,
+    lab_control: bool = True,
 ) -> Simulator:
     """Start the simulator on 127.0.0.1 (free port) and wait for ``listening on``."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +124,7 @@ def start(
         str(auth),
         "--speed",
         str(speed),
-        "--lab-control",
+        *(["--lab-control"] if lab_control else []),
         *extra,
     ]
     proc = subprocess.Popen(

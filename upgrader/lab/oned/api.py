@@ -8,7 +8,6 @@ version does not register is fault -506 ``Method '...' not defined``.
 from __future__ import annotations
 
 import hashlib
-import time
 import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
@@ -23,20 +22,13 @@ from upgrader.lab.oned.cloud import (
     Cloud,
     OneFailure,
     not_found,
-    sha1,
 )
 from upgrader.lab.oned.objects import (
+    POOL_TAGS,
     Cluster,
-    Datastore,
-    Group,
-    History,
     Host,
-    Image,
     PoolObject,
     User,
-    Vm,
-    VmTemplate,
-    VNet,
 )
 
 FAULT_TYPE = -501
@@ -48,10 +40,12 @@ HANDLERS: dict[str, Handler] = {}
 
 def handles(*methods: str) -> Callable[[Handler], Handler]:
     """Register a handler for one or more method names."""
+
     def deco(fn: Handler) -> Handler:
         for m in methods:
             HANDLERS[m] = fn
         return fn
+
     return deco
 
 
@@ -80,17 +74,21 @@ class Api:
                 raise xmlrpc.client.Fault(FAULT_TYPE, "Not enough parameters")
             if not _type_ok(letter, params[i]):
                 raise xmlrpc.client.Fault(
-                    FAULT_TYPE, f"Parameter that is supposed to be {_TYPE_NAMES[letter]} is not")
+                    FAULT_TYPE, f"Parameter that is supposed to be {_TYPE_NAMES[letter]} is not"
+                )
         with self.c.lock:
             user = self._authenticate(params[0])
             if user is None:
-                return [False, f"[{cls_name}] User couldn't be authenticated, aborting call.",
-                        AUTHENTICATION]
+                return [
+                    False,
+                    f"[{cls_name}] User couldn't be authenticated, aborting call.",
+                    AUTHENTICATION,
+                ]
             handler = HANDLERS.get(method)
             if handler is None:
                 return [False, f"[{cls_name}] Not supported by the lab simulator.", INTERNAL]
             try:
-                value = handler(self, user, *params[1:1 + len(sig)])
+                value = handler(self, user, *params[1 : 1 + len(sig)])
             except OneFailure as exc:
                 return [False, f"[{cls_name}] {exc.message}", exc.code]
             self.c.wake.notify_all()
@@ -116,18 +114,21 @@ class Api:
     def require_admin(self, user: User, what: str) -> None:
         """Refuse a non-admin user, in oned's words."""
         if not self.admin(user):
-            raise OneFailure(AUTHORIZATION,
-                             f"User [{user.oid}] : Not authorized to perform {what}.")
+            raise OneFailure(
+                AUTHORIZATION, f"User [{user.oid}] : Not authorized to perform {what}."
+            )
 
     def owned(self, user: User, obj: Any, what: str) -> Any:
         """Return ``obj`` if ``user`` may use it."""
         if not self.admin(user) and getattr(obj, "uid", -1) != user.oid:
-            raise OneFailure(AUTHORIZATION,
-                             f"User [{user.oid}] : Not authorized to perform {what} [{obj.oid}].")
+            raise OneFailure(
+                AUTHORIZATION, f"User [{user.oid}] : Not authorized to perform {what} [{obj.oid}]."
+            )
         return obj
 
-    def filtered(self, user: User, cls: type[PoolObject], flag: int, start: int,
-                 end: int) -> list[Any]:
+    def filtered(
+        self, user: User, cls: type[PoolObject], flag: int, start: int, end: int
+    ) -> list[Any]:
         """Objects of a pool as ``*pool.info(filter_flag, start, end)`` selects them."""
         if flag < -3:
             raise OneFailure(XML_RPC_API, "Incorrect filter_flag")
@@ -149,8 +150,6 @@ class Api:
 
     def pool(self, cls: type[PoolObject], objs: list[Any]) -> str:
         """A pool document of the stored bodies."""
-        from upgrader.lab.oned.objects import POOL_TAGS
-
         return self.c.pool_xml(cls, objs, POOL_TAGS[cls])
 
     def info(self, cls: type[PoolObject], oid: int) -> str:
@@ -162,15 +161,18 @@ class Api:
         try:
             return tpl.parse(text)
         except tpl.TemplateSyntaxError as exc:
-            raise OneFailure(INTERNAL, f"Error allocating a new {what}. Parse error: {exc}") \
-                from None
+            raise OneFailure(
+                INTERNAL, f"Error allocating a new {what}. Parse error: {exc}"
+            ) from None
 
     def unique(self, cls: type[PoolObject], name: str, what: str, tag: str) -> None:
         """oned's NAME-is-taken refusal."""
         other = self.c.find(cls, name)
         if other is not None:
-            raise OneFailure(INTERNAL, f"Error allocating a new {what}. NAME is already "
-                                       f"taken by {tag} {other.oid}.")
+            raise OneFailure(
+                INTERNAL,
+                f"Error allocating a new {what}. NAME is already taken by {tag} {other.oid}.",
+            )
 
     def now(self) -> int:
         """Simulated seconds since the epoch."""
@@ -189,8 +191,9 @@ def _host_info(api: Api, user: User, hid: int) -> str:
 
 
 @handles("one.host.allocate")
-def _host_allocate(api: Api, user: User, name: str, im: str, vmm: str, vnm: str,
-                   last: str | int) -> int:
+def _host_allocate(
+    api: Api, user: User, name: str, im: str, vmm: str, vnm: str, last: str | int
+) -> int:
     api.require_admin(user, "CREATE HOST")
     api.unique(Host, name, "host", "HOST")
     cluster = None
@@ -199,8 +202,14 @@ def _host_allocate(api: Api, user: User, name: str, im: str, vmm: str, vnm: str,
             cluster = api.c.pool(Cluster).get(last)
             if cluster is None:
                 raise not_found(Cluster, int(last))
-        host = Host(name=name, im_mad=im, vm_mad=vmm, vn_mad=vnm, cluster_id=last,
-                    cluster=cluster.name if cluster else "")
+        host = Host(
+            name=name,
+            im_mad=im,
+            vm_mad=vmm,
+            vn_mad=vnm,
+            cluster_id=last,
+            cluster=cluster.name if cluster else "",
+        )
     else:
         host = Host(name=name, im_mad=im, vm_mad=vmm, vn_mad=vnm, tm_mad=last)
     hid = api.c.add(Host, host)
@@ -250,8 +259,11 @@ def _host_update(api: Api, user: User, hid: int, text: str) -> int:
 @handles("one.host.monitoring")
 def _host_monitoring(api: Api, user: User, hid: int) -> str:
     api.c.get(Host, hid)
-    return "<MONITORING_DATA>" + "".join(api.c.monitoring.get(("host", hid), [])) + \
-        "</MONITORING_DATA>"
+    return (
+        "<MONITORING_DATA>"
+        + "".join(api.c.monitoring.get(("host", hid), []))
+        + "</MONITORING_DATA>"
+    )
 
 
 @handles("one.hostpool.monitoring")

@@ -44,18 +44,29 @@ def _image_allocate(api: Api, user: User, text: str, ds_id: int = 1) -> int:
         raise OneFailure(INTERNAL, "Error allocating a new image. Unknown TYPE.")
     path, source = tpl.get(attrs, "PATH") or "", tpl.get(attrs, "SOURCE") or ""
     if not path and not source and itype != 2:
-        raise OneFailure(INTERNAL, "Error allocating a new image. "
-                                   "PATH or SOURCE must be defined.")
+        raise OneFailure(INTERNAL, "Error allocating a new image. PATH or SOURCE must be defined.")
     digest = hashlib.md5(f"{api.now()}:{c.last_oid[Image] + 1}".encode()).hexdigest()  # noqa: S324
     base = ds.base_path if ds is not None else "/var/lib/one/images"
     persistent = (tpl.get(attrs, "PERSISTENT") or "NO").upper() == "YES"
     size = int(tpl.get(attrs, "SIZE") or 0) or 1024
-    img = Image(uid=user.oid, gid=user.gid, uname=user.name, gname=user.gname, name=name,
-                type=itype, persistent=int(persistent), regtime=api.now(),
-                source=source or f"{base}/{digest}", path=path, size=size, state=1,
-                fstype=tpl.get(attrs, "FSTYPE") or "",
-                datastore_id=ds.oid if ds else 1, datastore=ds.name if ds else "default",
-                template=attrs)
+    img = Image(
+        uid=user.oid,
+        gid=user.gid,
+        uname=user.name,
+        gname=user.gname,
+        name=name,
+        type=itype,
+        persistent=int(persistent),
+        regtime=api.now(),
+        source=source or f"{base}/{digest}",
+        path=path,
+        size=size,
+        state=1,
+        fstype=tpl.get(attrs, "FSTYPE") or "",
+        datastore_id=ds.oid if ds else 1,
+        datastore=ds.name if ds else "default",
+        template=attrs,
+    )
     iid = c.add(Image, img)
     if ds is not None:
         ds.images.append(iid)
@@ -94,8 +105,16 @@ def _user_allocate(api: Api, user: User, name: str, password: str, driver: str) 
     api.require_admin(user, "CREATE USER")
     api.unique(User, name, "user", "USER")
     users = api.c.pool(Group)[1]
-    uid = api.c.add(User, User(name=name, gid=1, gname=users.name, password=sha1(password),
-                               auth_driver=driver or "core"))
+    uid = api.c.add(
+        User,
+        User(
+            name=name,
+            gid=1,
+            gname=users.name,
+            password=sha1(password),
+            auth_driver=driver or "core",
+        ),
+    )
     users.users.append(uid)
     api.c.save(users)
     return uid
@@ -120,7 +139,9 @@ def _group_info(api: Api, user: User, gid: int) -> str:
 def _acl_info(api: Api, user: User) -> str:
     rules = "".join(
         f"<ACL><ID>{oid}</ID><USER>{u:x}</USER><RESOURCE>{r:x}</RESOURCE>"
-        f"<RIGHTS>{rights:x}</RIGHTS></ACL>" for oid, u, r, rights in api.c.acl)
+        f"<RIGHTS>{rights:x}</RIGHTS></ACL>"
+        for oid, u, r, rights in api.c.acl
+    )
     return f"<ACL_POOL>{rules}</ACL_POOL>"
 
 
@@ -150,19 +171,31 @@ def _vn_allocate(api: Api, user: User, text: str, cluster_id: int = -1) -> int:
             raise not_found(Cluster, cluster_id)
     api.unique(VNet, name, "virtual network", "NET")
     ranged = (tpl.get(attrs, "TYPE") or "RANGED").upper() == "RANGED"
-    net = VNet(uid=user.oid, gid=user.gid, uname=user.name, gname=user.gname, name=name,
-               type=0 if ranged else 1, bridge=tpl.get(attrs, "BRIDGE") or "",
-               vlan=int((tpl.get(attrs, "VLAN") or "NO").upper() == "YES"),
-               phydev=tpl.get(attrs, "PHYDEV") or "", vlan_id=tpl.get(attrs, "VLAN_ID") or "",
-               cluster_id=cluster_id, cluster=cluster.name if cluster else "", template=attrs)
+    net = VNet(
+        uid=user.oid,
+        gid=user.gid,
+        uname=user.name,
+        gname=user.gname,
+        name=name,
+        type=0 if ranged else 1,
+        bridge=tpl.get(attrs, "BRIDGE") or "",
+        vlan=int((tpl.get(attrs, "VLAN") or "NO").upper() == "YES"),
+        phydev=tpl.get(attrs, "PHYDEV") or "",
+        vlan_id=tpl.get(attrs, "VLAN_ID") or "",
+        cluster_id=cluster_id,
+        cluster=cluster.name if cluster else "",
+        template=attrs,
+    )
     if ranged:
         address = tpl.get(attrs, "NETWORK_ADDRESS") or "192.168.0.0"
-        size = {"A": 2**24, "B": 2**16, "C": 256}.get((tpl.get(attrs, "NETWORK_SIZE") or "C"),
-                                                      None) or int(tpl.get(attrs, "NETWORK_SIZE"))
+        size = {"A": 2**24, "B": 2**16, "C": 256}.get(tpl.get(attrs, "NETWORK_SIZE") or "C") or int(
+            tpl.get(attrs, "NETWORK_SIZE")
+        )
         base = sum(int(o) << s for o, s in zip(address.split("."), (24, 16, 8, 0), strict=True))
         first, last = base + 1, base + size - 2
-        net.range = tuple(".".join(str((n >> s) & 255) for s in (24, 16, 8, 0))
-                          for n in (first, last))
+        net.range = tuple(
+            ".".join(str((n >> s) & 255) for s in (24, 16, 8, 0)) for n in (first, last)
+        )
         net.total_leases = 0
     else:
         for lease in tpl.vectors(attrs, "LEASES"):

@@ -9,7 +9,7 @@ from upgrader.lab.oned import lifecycle as lc
 from upgrader.lab.oned import template as tpl
 from upgrader.lab.oned.api import Api, handles
 from upgrader.lab.oned.cloud import INTERNAL, XML_RPC_API, OneFailure, not_found
-from upgrader.lab.oned.objects import Datastore, Host, Image, User, Vm, VmTemplate, VNet
+from upgrader.lab.oned.objects import Datastore, Group, Host, Image, User, Vm, VmTemplate, VNet
 
 
 @handles("one.vmpool.info")
@@ -54,8 +54,16 @@ def create_vm(api: Api, user: User, attrs: tpl.Attrs, name: str | None) -> int:
     attrs += [("DISK", d) for d in disks] + [("NIC", n) for n in nics]
     vm_name = name or given_name or f"one-{oid}"
     attrs += [("NAME", vm_name), ("VMID", str(oid))]
-    vm = Vm(uid=user.oid, gid=user.gid, uname=user.name, gname=user.gname, name=vm_name,
-            state=lc.PENDING, stime=api.now(), template=attrs)
+    vm = Vm(
+        uid=user.oid,
+        gid=user.gid,
+        uname=user.name,
+        gname=user.gname,
+        name=vm_name,
+        state=lc.PENDING,
+        stime=api.now(),
+        template=attrs,
+    )
     for img in images:
         img.running_vms += 1
         img.state = 8 if (img.persistent and c.version.is_36) else 2
@@ -72,38 +80,54 @@ def _find_image(api: Api, disk: tpl.Vector) -> Image:
     if iid is not None:
         img = api.c.pool(Image).get(int(iid)) if iid.isdigit() else None
         if img is None:
-            raise OneFailure(INTERNAL, f"Error allocating a new virtual machine. "
-                                       f"Error getting image [{iid}].")
+            raise OneFailure(
+                INTERNAL, f"Error allocating a new virtual machine. Error getting image [{iid}]."
+            )
         return img
     name = tpl.vget(disk, "IMAGE") or ""
     img = api.c.find(Image, name)
     if img is None:
-        raise OneFailure(INTERNAL, f"Error allocating a new virtual machine. "
-                                   f"Image {name} does not exist.")
+        raise OneFailure(
+            INTERNAL, f"Error allocating a new virtual machine. Image {name} does not exist."
+        )
     return img
 
 
-def _bind_disks(api: Api, vmid: int, disks: list[tpl.Vector]) -> tuple[list[tpl.Vector],
-                                                                         list[Image]]:
+def _bind_disks(
+    api: Api, vmid: int, disks: list[tpl.Vector]
+) -> tuple[list[tpl.Vector], list[Image]]:
     out, images = [], []
-    for i, disk in enumerate(disks):
-        disk = [(k, v) for k, v in disk if k != "DISK_ID"] + [("DISK_ID", str(i))]
+    for i, given in enumerate(disks):
+        disk = [(k, v) for k, v in given if k != "DISK_ID"] + [("DISK_ID", str(i))]
         if tpl.vget(disk, "IMAGE_ID") is None and tpl.vget(disk, "IMAGE") is None:
             out.append(disk)
             continue
         img = _find_image(api, disk)
         if img.state not in (1, 2) or (img.persistent and img.running_vms > 0):
-            raise OneFailure(INTERNAL, f"Error allocating a new virtual machine. Cannot get "
-                                       f"image [{img.oid}]: it is not ready or already in use.")
+            raise OneFailure(
+                INTERNAL,
+                f"Error allocating a new virtual machine. Cannot get "
+                f"image [{img.oid}]: it is not ready or already in use.",
+            )
         target = tpl.vget(disk, "TARGET") or f"hd{chr(ord('a') + i)}"
-        bound = [("CLONE", "NO" if img.persistent else "YES"), ("DISK_ID", str(i)),
-                 ("IMAGE", img.name), ("IMAGE_ID", str(img.oid)), ("READONLY", "NO"),
-                 ("SAVE", "YES" if img.persistent else "NO"), ("SOURCE", img.source),
-                 ("TARGET", target), ("TYPE", "DISK")]
+        bound = [
+            ("CLONE", "NO" if img.persistent else "YES"),
+            ("DISK_ID", str(i)),
+            ("IMAGE", img.name),
+            ("IMAGE_ID", str(img.oid)),
+            ("READONLY", "NO"),
+            ("SAVE", "YES" if img.persistent else "NO"),
+            ("SOURCE", img.source),
+            ("TARGET", target),
+            ("TYPE", "DISK"),
+        ]
         if api.c.version.has_clusters:
             ds = api.c.pool(Datastore).get(img.datastore_id)
-            bound += [("DATASTORE", img.datastore), ("DATASTORE_ID", str(img.datastore_id)),
-                      ("TM_MAD", ds.tm_mad if ds else "shared")]
+            bound += [
+                ("DATASTORE", img.datastore),
+                ("DATASTORE_ID", str(img.datastore_id)),
+                ("TM_MAD", ds.tm_mad if ds else "shared"),
+            ]
         out.append(bound)
         images.append(img)
     return out, images
@@ -114,19 +138,33 @@ def _bind_nics(api: Api, vmid: int, nics: list[tpl.Vector]) -> tuple[list[tpl.Ve
     leases = []
     for nic in nics:
         nid = tpl.vget(nic, "NETWORK_ID")
-        net = api.c.pool(VNet).get(int(nid)) if nid and nid.isdigit() else \
-            api.c.find(VNet, tpl.vget(nic, "NETWORK") or "")
+        net = (
+            api.c.pool(VNet).get(int(nid))
+            if nid and nid.isdigit()
+            else api.c.find(VNet, tpl.vget(nic, "NETWORK") or "")
+        )
         if net is None:
             out.append(nic)
             continue
         taken = {le[0] for le in net.leases if le[2]} | {le[1][0] for le in leases}
         ip = next((a for a in _addresses(net) if a not in taken), None)
         if ip is None:
-            raise OneFailure(INTERNAL, "Error allocating a new virtual machine. "
-                                       f"Cannot get IP/MAC lease from virtual network {net.oid}.")
+            raise OneFailure(
+                INTERNAL,
+                "Error allocating a new virtual machine. "
+                f"Cannot get IP/MAC lease from virtual network {net.oid}.",
+            )
         mac = "02:00:" + ":".join(f"{int(o):02x}" for o in ip.split("."))
-        out.append([("BRIDGE", net.bridge), ("IP", ip), ("MAC", mac), ("NETWORK", net.name),
-                    ("NETWORK_ID", str(net.oid)), ("VLAN", "NO")])
+        out.append(
+            [
+                ("BRIDGE", net.bridge),
+                ("IP", ip),
+                ("MAC", mac),
+                ("NETWORK", net.name),
+                ("NETWORK_ID", str(net.oid)),
+                ("VLAN", "NO"),
+            ]
+        )
         leases.append((net, (ip, mac, 1, vmid)))
     return out, leases
 
@@ -180,8 +218,10 @@ def _migrate(api: Api, user: User, vmid: int, hid: int, live: bool) -> int:
 def _savedisk(api: Api, user: User, vmid: int, disk_id: int, name: str, itype: str) -> int:
     c = api.c
     vm = api.owned(user, c.get(Vm, vmid), "MANAGE VM")
-    disk = next((d for d in tpl.vectors(vm.template, "DISK")
-                 if tpl.vget(d, "DISK_ID") == str(disk_id)), None)
+    disk = next(
+        (d for d in tpl.vectors(vm.template, "DISK") if tpl.vget(d, "DISK_ID") == str(disk_id)),
+        None,
+    )
     if disk is None:
         raise OneFailure(INTERNAL, "The disk does not exist")
     if tpl.vget(disk, "SAVE_AS") is not None:
@@ -194,15 +234,26 @@ def _savedisk(api: Api, user: User, vmid: int, disk_id: int, name: str, itype: s
     types = {"OS": 0, "CDROM": 1, "DATABLOCK": 2}
     img_type = types.get(itype.upper(), source.type if source else 0)
     digest = hashlib.md5(f"{api.now()}:{vmid}:{disk_id}".encode()).hexdigest()  # noqa: S324
-    base = f"/var/lib/one/datastores/{source.datastore_id}" if c.version.has_clusters and source \
+    base = (
+        f"/var/lib/one/datastores/{source.datastore_id}"
+        if c.version.has_clusters and source
         else "/var/lib/one/images"
-    img = Image(uid=user.oid, gid=user.gid, uname=user.name, gname=user.gname, name=name,
-                type=img_type, regtime=api.now(), source=f"{base}/{digest}", state=4,
-                size=source.size if source else 0,
-                datastore_id=source.datastore_id if source else 1,
-                datastore=source.datastore if source else "default",
-                template=[("NAME", name), ("SAVED_DISK_ID", str(disk_id)),
-                          ("SAVED_VM_ID", str(vmid))])
+    )
+    img = Image(
+        uid=user.oid,
+        gid=user.gid,
+        uname=user.name,
+        gname=user.gname,
+        name=name,
+        type=img_type,
+        regtime=api.now(),
+        source=f"{base}/{digest}",
+        state=4,
+        size=source.size if source else 0,
+        datastore_id=source.datastore_id if source else 1,
+        datastore=source.datastore if source else "default",
+        template=[("NAME", name), ("SAVED_DISK_ID", str(disk_id)), ("SAVED_VM_ID", str(vmid))],
+    )
     iid = c.add(Image, img)
     tpl.vset(disk, "SAVE_AS", str(iid))
     tpl.vset(disk, "SAVE", "YES")
@@ -224,8 +275,6 @@ def _vm_chown(api: Api, user: User, vmid: int, uid: int, gid: int) -> int:
             raise not_found(User, uid)
         vm.uid, vm.uname = uid, owner.name
     if gid >= 0:
-        from upgrader.lab.oned.objects import Group
-
         group = api.c.pool(Group).get(gid)
         if group is None:
             raise not_found(Group, gid)
@@ -237,8 +286,9 @@ def _vm_chown(api: Api, user: User, vmid: int, uid: int, gid: int) -> int:
 @handles("one.vm.monitoring")
 def _vm_monitoring(api: Api, user: User, vmid: int) -> str:
     api.owned(user, api.c.get(Vm, vmid), "USE VM")
-    return "<MONITORING_DATA>" + "".join(api.c.monitoring.get(("vm", vmid), [])) + \
-        "</MONITORING_DATA>"
+    return (
+        "<MONITORING_DATA>" + "".join(api.c.monitoring.get(("vm", vmid), [])) + "</MONITORING_DATA>"
+    )
 
 
 @handles("one.vmpool.monitoring")
@@ -258,7 +308,7 @@ def _accounting(api: Api, user: User, flag: int, start: int, end: int) -> str:
                 continue
             if end != -1 and h.stime > end:
                 continue
-            parts.append(h.to_xml(api.c.series)[:-len("</HISTORY>")] + snapshot + "</HISTORY>")
+            parts.append(h.to_xml(api.c.series)[: -len("</HISTORY>")] + snapshot + "</HISTORY>")
     parts.append("</HISTORY_RECORDS>")
     return "".join(parts)
 
@@ -286,8 +336,18 @@ def _template_allocate(api: Api, user: User, text: str) -> int:
     attrs = api.parse(text, "virtual machine template")
     name = tpl.get(attrs, "NAME") or ""
     if not name:
-        raise OneFailure(INTERNAL, "Error allocating a new virtual machine template. "
-                                   "No NAME in template.")
-    return api.c.add(VmTemplate, VmTemplate(uid=user.oid, gid=user.gid, uname=user.name,
-                                            gname=user.gname, name=name, regtime=api.now(),
-                                            template=attrs))
+        raise OneFailure(
+            INTERNAL, "Error allocating a new virtual machine template. No NAME in template."
+        )
+    return api.c.add(
+        VmTemplate,
+        VmTemplate(
+            uid=user.oid,
+            gid=user.gid,
+            uname=user.name,
+            gname=user.gname,
+            name=name,
+            regtime=api.now(),
+            template=attrs,
+        ),
+    )

@@ -27,8 +27,8 @@ from upgrader.lab.oned.objects import (
     Image,
     PoolObject,
     User,
-    VmTemplate,
     Vm,
+    VmTemplate,
     VNet,
 )
 from upgrader.lab.oned.store import Store
@@ -44,12 +44,26 @@ XML_RPC_API = 0x1000
 INTERNAL = 0x2000
 
 OBJECT_NAMES = {
-    Vm: "virtual machine", Host: "host", VNet: "virtual network", Image: "image",
-    User: "user", VmTemplate: "virtual machine template", Group: "group",
-    Datastore: "datastore", Cluster: "cluster",
+    Vm: "virtual machine",
+    Host: "host",
+    VNet: "virtual network",
+    Image: "image",
+    User: "user",
+    VmTemplate: "virtual machine template",
+    Group: "group",
+    Datastore: "datastore",
+    Cluster: "cluster",
 }
 POOL_CLASSES: tuple[type[PoolObject], ...] = (
-    User, Group, Host, Image, VmTemplate, VNet, Vm, Datastore, Cluster,
+    User,
+    Group,
+    Host,
+    Image,
+    VmTemplate,
+    VNet,
+    Vm,
+    Datastore,
+    Cluster,
 )
 
 
@@ -106,8 +120,15 @@ class _Event:
 class Cloud:
     """Every pool of one simulated oned, guarded by one lock."""
 
-    def __init__(self, version: OnedVersion, store: Store, virt: VirtView, clock: SimClock,
-                 timings: Timings | None = None, host_error_hook: str = "none") -> None:
+    def __init__(
+        self,
+        version: OnedVersion,
+        store: Store,
+        virt: VirtView,
+        clock: SimClock,
+        timings: Timings | None = None,
+        host_error_hook: str = "none",
+    ) -> None:
         self.version = version
         self.series = version.series
         self.store = store
@@ -183,8 +204,9 @@ class Cloud:
                 obj = cls.from_xml(body)
                 obj.body = body
                 self.pools[cls][oid] = obj
-            self.last_oid[cls] = self.store.last_oid(cls.TABLE) if "pool_control" in \
-                self.store.tables() else -1
+            self.last_oid[cls] = (
+                self.store.last_oid(cls.TABLE) if "pool_control" in self.store.tables() else -1
+            )
         histories: dict[int, list[History]] = {}
         for vid, _seq, body in self.store.history_bodies():
             histories.setdefault(vid, []).append(History.from_xml(body))  # type: ignore[arg-type]
@@ -239,9 +261,14 @@ class Cloud:
         """The database row of a pool object."""
         perms = getattr(obj, "perms", [1, 1, 0, 0, 0, 0, 0, 0, 0])
         row: dict[str, object] = {
-            "oid": obj.oid, "name": obj.name, "body": obj.body,
-            "uid": getattr(obj, "uid", 0), "gid": getattr(obj, "gid", 0),
-            "owner_u": perms[0], "group_u": perms[3], "other_u": perms[6],
+            "oid": obj.oid,
+            "name": obj.name,
+            "body": obj.body,
+            "uid": getattr(obj, "uid", 0),
+            "gid": getattr(obj, "gid", 0),
+            "owner_u": perms[0],
+            "group_u": perms[3],
+            "other_u": perms[6],
         }
         if isinstance(obj, Vm):
             row.update(last_poll=obj.last_poll, state=obj.state, lcm_state=obj.lcm_state)
@@ -262,32 +289,66 @@ class Cloud:
         self.add(Group, Group(name="oneadmin", users=[0, 1]))
         self.add(Group, Group(name="users", users=[]))
         self.add(User, User(name=admin, gid=0, gname="oneadmin", password=sha1(password)))
-        self.add(User, User(name="serveradmin", gid=0, gname="oneadmin",
-                            auth_driver="server_cipher", password=sha1(secrets.token_hex(16))))
+        self.add(
+            User,
+            User(
+                name="serveradmin",
+                gid=0,
+                gname="oneadmin",
+                auth_driver="server_cipher",
+                password=sha1(secrets.token_hex(16)),
+            ),
+        )
         group_id, all_id = 0x200000000, 0x400000000
-        vm, host, net, image, tmpl, ds = (0x1000000000, 0x2000000000, 0x4000000000,
-                                          0x8000000000, 0x20000000000, 0x100000000000)
+        vm, host, net, image, tmpl, ds = (
+            0x1000000000,
+            0x2000000000,
+            0x4000000000,
+            0x8000000000,
+            0x20000000000,
+            0x100000000000,
+        )
         self.acl = [
-            (0, group_id | 1, all_id | vm | net | image | tmpl, 0x8),  # @1 VM+NET+IMAGE+TEMPLATE/* CREATE
+            (
+                0,
+                group_id | 1,
+                all_id | vm | net | image | tmpl,
+                0x8,
+            ),  # @1 VM+NET+IMAGE+TEMPLATE/* CREATE
             (1, group_id | 1, all_id | host, 0x2),  # @1 HOST/* MANAGE
         ]
         if self.version.has_clusters:
             self.acl.append((2, group_id | 1, ds | 0x100000000 | 1, 0x1))  # @1 DATASTORE/#1 USE
-            self.add(Datastore, Datastore(name="system", ds_mad="-", tm_mad="shared",
-                                          base_path="/var/lib/one/datastores/0",
-                                          system=1 if self.version.is_36 else 0,
-                                          template=[("DS_MAD", "-"), ("TM_MAD", "shared")]
-                                          + ([("SYSTEM", "YES")] if self.version.is_36 else [])))
-            self.add(Datastore, Datastore(name="default", ds_mad="fs", tm_mad="shared",
-                                          base_path="/var/lib/one/datastores/1",
-                                          perms=[1, 1, 0, 1, 0, 0, 1, 0, 0],
-                                          template=[("DS_MAD", "fs"), ("TM_MAD", "shared")]))
+            self.add(
+                Datastore,
+                Datastore(
+                    name="system",
+                    ds_mad="-",
+                    tm_mad="shared",
+                    base_path="/var/lib/one/datastores/0",
+                    system=1 if self.version.is_36 else 0,
+                    template=[("DS_MAD", "-"), ("TM_MAD", "shared")]
+                    + ([("SYSTEM", "YES")] if self.version.is_36 else []),
+                ),
+            )
+            self.add(
+                Datastore,
+                Datastore(
+                    name="default",
+                    ds_mad="fs",
+                    tm_mad="shared",
+                    base_path="/var/lib/one/datastores/1",
+                    perms=[1, 1, 0, 1, 0, 0, 1, 0, 0],
+                    template=[("DS_MAD", "fs"), ("TM_MAD", "shared")],
+                ),
+            )
             self.last_oid[Datastore] = 99
             self.last_oid[Cluster] = 99
         with self.store.transaction():
             for row in self.acl:
                 self.store.conn.execute(
-                    "INSERT OR REPLACE INTO acl (oid, user, resource, rights) VALUES (?,?,?,?)", row)
+                    "INSERT OR REPLACE INTO acl (oid, user, resource, rights) VALUES (?,?,?,?)", row
+                )
         self.flush()
 
     # ------------------------------------------------------------------ events
@@ -309,7 +370,10 @@ class Cloud:
     # ------------------------------------------------------------------ faults
     def fault(self, name: str, target: str = "") -> dict[str, Any] | None:
         """The parameters of an active fault on ``target`` (or on every target), if any."""
-        return self.faults.get((name, target)) or self.faults.get((name, ""))
+        for key in ((name, target), (name, "")):
+            if key in self.faults:
+                return self.faults[key]
+        return None
 
     def host_down_reason(self, host: Host) -> str | None:
         """Why drivers cannot act on ``host`` right now, or None when they can."""
@@ -321,9 +385,25 @@ class Cloud:
 
 
 TABLE_SERIES = {
-    "3.2": {"user_pool", "group_pool", "host_pool", "image_pool", "template_pool",
-            "network_pool", "vm_pool"},
-    "3.4": {"user_pool", "group_pool", "host_pool", "image_pool", "template_pool",
-            "network_pool", "vm_pool", "datastore_pool", "cluster_pool"},
+    "3.2": {
+        "user_pool",
+        "group_pool",
+        "host_pool",
+        "image_pool",
+        "template_pool",
+        "network_pool",
+        "vm_pool",
+    },
+    "3.4": {
+        "user_pool",
+        "group_pool",
+        "host_pool",
+        "image_pool",
+        "template_pool",
+        "network_pool",
+        "vm_pool",
+        "datastore_pool",
+        "cluster_pool",
+    },
 }
 TABLE_SERIES["3.6"] = TABLE_SERIES["3.4"]

@@ -19,14 +19,30 @@ from typing import Any
 
 from upgrader.lab.oned import template as tpl
 from upgrader.lab.oned.cloud import ACTION, INTERNAL, Cloud, OneFailure
-from upgrader.lab.oned.objects import History, Host, Image, Vm
+from upgrader.lab.oned.objects import History, Host, Image, Vm, VNet
 from upgrader.lab.oned.virt import Domain
 
 # VM states and LCM states used below.
 INIT, PENDING, HOLD, ACTIVE, STOPPED, SUSPENDED, DONE, FAILED = range(8)
-(LCM_INIT, PROLOG, BOOT, RUNNING, MIGRATE, SAVE_STOP, SAVE_SUSPEND, SAVE_MIGRATE,
- PROLOG_MIGRATE, PROLOG_RESUME, EPILOG_STOP, EPILOG, SHUTDOWN, CANCEL, FAILURE,
- CLEANUP, UNKNOWN) = range(17)
+(
+    LCM_INIT,
+    PROLOG,
+    BOOT,
+    RUNNING,
+    MIGRATE,
+    SAVE_STOP,
+    SAVE_SUSPEND,
+    SAVE_MIGRATE,
+    PROLOG_MIGRATE,
+    PROLOG_RESUME,
+    EPILOG_STOP,
+    EPILOG,
+    SHUTDOWN,
+    CANCEL,
+    FAILURE,
+    CLEANUP,
+    UNKNOWN,
+) = range(17)
 H_INIT, H_MONITORING, H_MONITORED, H_ERROR, H_DISABLED, H_MONITORING_ERROR = range(6)
 REASON_NONE, REASON_ERROR, REASON_STOP_RESUME, REASON_USER, REASON_CANCEL = range(5)
 
@@ -127,9 +143,18 @@ def _domain(c: Cloud, vm: Vm) -> Domain:
 
 def _add_history(c: Cloud, vm: Vm, host: Host) -> History:
     now = _now(c)
-    h = History(oid=vm.oid, seq=len(vm.history), hostname=host.name, hid=host.oid, stime=now,
-                vmmmad=host.vm_mad, vnmmad=host.vn_mad,
-                tmmad=host.tm_mad if c.series == "3.2" else "shared", ds_id=0, pstime=now)
+    h = History(
+        oid=vm.oid,
+        seq=len(vm.history),
+        hostname=host.name,
+        hid=host.oid,
+        stime=now,
+        vmmmad=host.vm_mad,
+        vnmmad=host.vn_mad,
+        tmmad=host.tm_mad if c.series == "3.2" else "shared",
+        ds_id=0,
+        pstime=now,
+    )
     vm.history.append(h)
     return h
 
@@ -410,8 +435,13 @@ def _migrate_done(c: Cloud, vm: Vm, token: int) -> None:
         c.at(1.0, _migrate_done, c, vm, token)  # hangs until the fault is cleared
         return
     src, dst = c.pool(Host).get(vm.history[-2].hid), c.pool(Host).get(vm.history[-1].hid)
-    failed = (_migration_blocked(c, vm, "migration-fail") or src is None or dst is None
-              or c.host_down_reason(src) or c.host_down_reason(dst))
+    failed = (
+        _migration_blocked(c, vm, "migration-fail")
+        or src is None
+        or dst is None
+        or c.host_down_reason(src)
+        or c.host_down_reason(dst)
+    )
     before = set(c.hosts_of(vm))
     now = _now(c)
     if failed:
@@ -468,8 +498,6 @@ def release_resources(c: Cloud, vm: Vm) -> None:
             saved = c.pool(Image)[int(save_as)]
             saved.state = 1
             c.save(saved)
-    from upgrader.lab.oned.objects import VNet  # local: only DONE VMs need it
-
     for nic in tpl.vectors(vm.template, "NIC"):
         nid, ip = tpl.vget(nic, "NETWORK_ID"), tpl.vget(nic, "IP")
         if nid is not None and nid.isdigit() and int(nid) in c.pool(VNet):
@@ -494,7 +522,8 @@ def _monitor_begin(c: Cloud, hid: int, token: int) -> None:
     host._was_error = host.state in (H_ERROR, H_MONITORING_ERROR)
     if c.version.is_36:
         host.state = {H_MONITORED: H_MONITORING, H_ERROR: H_MONITORING_ERROR}.get(
-            host.state, host.state)
+            host.state, host.state
+        )
     else:
         host.state = H_MONITORING
     c.save(host)
@@ -509,8 +538,7 @@ def _monitor_end(c: Cloud, hid: int, token: int) -> None:
     now = _now(c)
     if reason:
         message = f"Error monitoring host {hid} : MONITOR FAILURE {hid} {reason}"
-        tpl.put(host.template, "ERROR",
-                [("MESSAGE", message), ("TIMESTAMP", time.ctime(now))])
+        tpl.put(host.template, "ERROR", [("MESSAGE", message), ("TIMESTAMP", time.ctime(now))])
         host.state = H_ERROR
         c.save(host)
         if not getattr(host, "_was_error", False):
@@ -526,14 +554,27 @@ def _probe(c: Cloud, host: Host, now: int) -> None:
         used_mem, used_cpu = random.randrange(TOTALMEMORY), random.randrange(TOTALCPU)  # noqa: S311
     hyper = "kvm" if "kvm" in host.im_mad else "dummy"
     attrs = [(k, v) for k, v in host.template if k != "ERROR"]
-    probe = {"HYPERVISOR": hyper, "HOSTNAME": host.name, "TOTALCPU": str(TOTALCPU),
-             "CPUSPEED": "2.2GHz", "TOTALMEMORY": str(TOTALMEMORY),
-             "USEDMEMORY": str(used_mem), "FREEMEMORY": str(TOTALMEMORY - used_mem),
-             "FREECPU": str(TOTALCPU - used_cpu), "USEDCPU": str(used_cpu)}
+    probe = {
+        "HYPERVISOR": hyper,
+        "HOSTNAME": host.name,
+        "TOTALCPU": str(TOTALCPU),
+        "CPUSPEED": "2.2GHz",
+        "TOTALMEMORY": str(TOTALMEMORY),
+        "USEDMEMORY": str(used_mem),
+        "FREEMEMORY": str(TOTALMEMORY - used_mem),
+        "FREECPU": str(TOTALCPU - used_cpu),
+        "USEDCPU": str(used_cpu),
+    }
     attrs = [(k, v) for k, v in attrs if k not in probe] + list(probe.items())
     host.template = attrs
-    host.share.update(MAX_CPU=TOTALCPU, MAX_MEM=TOTALMEMORY, FREE_CPU=TOTALCPU - used_cpu,
-                      FREE_MEM=TOTALMEMORY - used_mem, USED_CPU=used_cpu, USED_MEM=used_mem)
+    host.share.update(
+        MAX_CPU=TOTALCPU,
+        MAX_MEM=TOTALMEMORY,
+        FREE_CPU=TOTALCPU - used_cpu,
+        FREE_MEM=TOTALMEMORY - used_mem,
+        USED_CPU=used_cpu,
+        USED_MEM=used_mem,
+    )
     host.state = H_MONITORED
     host.last_mon_time = now
     c.save(host)
@@ -603,8 +644,12 @@ def _meets(vm: Vm, host: Host) -> bool:
         if not m:
             continue
         key, op, value = m.groups()
-        actual = {"ID": str(host.oid), "HOSTNAME": host.name, "NAME": host.name,
-                  "CLUSTER_ID": str(getattr(host, "cluster_id", -1))}[key]
+        actual = {
+            "ID": str(host.oid),
+            "HOSTNAME": host.name,
+            "NAME": host.name,
+            "CLUSTER_ID": str(getattr(host, "cluster_id", -1)),
+        }[key]
         if (actual == value) != (op == "="):
             return False
     return True
@@ -612,8 +657,10 @@ def _meets(vm: Vm, host: Host) -> bool:
 
 def _fits(vm: Vm, host: Host) -> bool:
     s = host.share
-    return (s["MAX_CPU"] - s["CPU_USAGE"] >= _cpu(vm) * 100
-            and s["MAX_MEM"] - s["MEM_USAGE"] >= _memory_mb(vm) * 1024)
+    return (
+        s["MAX_CPU"] - s["CPU_USAGE"] >= _cpu(vm) * 100
+        and s["MAX_MEM"] - s["MEM_USAGE"] >= _memory_mb(vm) * 1024
+    )
 
 
 def schedule(c: Cloud) -> None:
@@ -624,8 +671,11 @@ def schedule(c: Cloud) -> None:
     for vm in [v for v in c.pool(Vm).values() if v.state == PENDING]:
         if dispatched >= c.t.max_dispatch:
             break
-        candidates = [h for h in hosts if per_host.get(h.oid, 0) < c.t.max_host
-                      and _fits(vm, h) and _meets(vm, h)]
+        candidates = [
+            h
+            for h in hosts
+            if per_host.get(h.oid, 0) < c.t.max_host and _fits(vm, h) and _meets(vm, h)
+        ]
         if not candidates:
             continue
         best = min(candidates, key=lambda h: (h.share["RUNNING_VMS"], h.oid))
@@ -651,8 +701,7 @@ _REARM = {
     MIGRATE: (lambda c, vm, tok: c.at(c.t.migrate_base, _migrate_done, c, vm, tok)),
     SAVE_MIGRATE: (lambda c, vm, tok: c.at(c.t.save_base, _cold_saved, c, vm, tok)),
     SAVE_STOP: (lambda c, vm, tok: c.at(c.t.save_base, _save_done, c, vm, tok, SAVE_STOP)),
-    SAVE_SUSPEND: (lambda c, vm, tok: c.at(c.t.save_base, _save_done, c, vm, tok,
-                                            SAVE_SUSPEND)),
+    SAVE_SUSPEND: (lambda c, vm, tok: c.at(c.t.save_base, _save_done, c, vm, tok, SAVE_SUSPEND)),
     SHUTDOWN: (lambda c, vm, tok: c.at(c.t.shutdown, _shutdown_done, c, vm, tok, False)),
     CANCEL: (lambda c, vm, tok: c.at(c.t.cancel, _cancel_done, c, vm, tok)),
     EPILOG: (lambda c, vm, tok: c.at(c.t.epilog, _epilog_done, c, vm, tok, EPILOG)),

@@ -16,11 +16,32 @@ from xml.sax.saxutils import escape
 
 from upgrader.lab.oned import template as tpl
 
-PERM_TAGS = ("OWNER_U", "OWNER_M", "OWNER_A", "GROUP_U", "GROUP_M", "GROUP_A",
-             "OTHER_U", "OTHER_M", "OTHER_A")
-SHARE_TAGS = ("DISK_USAGE", "MEM_USAGE", "CPU_USAGE", "MAX_DISK", "MAX_MEM", "MAX_CPU",
-              "FREE_DISK", "FREE_MEM", "FREE_CPU", "USED_DISK", "USED_MEM", "USED_CPU",
-              "RUNNING_VMS")
+PERM_TAGS = (
+    "OWNER_U",
+    "OWNER_M",
+    "OWNER_A",
+    "GROUP_U",
+    "GROUP_M",
+    "GROUP_A",
+    "OTHER_U",
+    "OTHER_M",
+    "OTHER_A",
+)
+SHARE_TAGS = (
+    "DISK_USAGE",
+    "MEM_USAGE",
+    "CPU_USAGE",
+    "MAX_DISK",
+    "MAX_MEM",
+    "MAX_CPU",
+    "FREE_DISK",
+    "FREE_MEM",
+    "FREE_CPU",
+    "USED_DISK",
+    "USED_MEM",
+    "USED_CPU",
+    "RUNNING_VMS",
+)
 QUOTA_TAGS = ("DATASTORE_QUOTA", "NETWORK_QUOTA", "VM_QUOTA", "IMAGE_QUOTA")
 
 
@@ -30,7 +51,9 @@ class Field:
 
     tag: str
     attr: str
-    kind: str = "int"  # int | str | perms | template | share | ids | history | range | leases | quotas
+    kind: str = (
+        "int"  # int | str | perms | template | share | ids | history | range | leases | quotas
+    )
     series: tuple[str, ...] = ("3.2", "3.4", "3.6")
     default: Any = None
 
@@ -42,7 +65,9 @@ S36 = ("3.6",)
 
 def _owner_fields() -> list[Field]:
     return [
-        Field("ID", "oid"), Field("UID", "uid", default=0), Field("GID", "gid", default=0),
+        Field("ID", "oid"),
+        Field("UID", "uid", default=0),
+        Field("GID", "gid", default=0),
         Field("UNAME", "uname", "str", default="oneadmin"),
         Field("GNAME", "gname", "str", default="oneadmin"),
         Field("NAME", "name", "str", default=""),
@@ -164,13 +189,19 @@ def _read_field(f: Field, child: ET.Element) -> Any:
     if kind == "ids":
         return [int(i.text or 0) for i in child.findall("ID")]
     if kind == "history":
-        return [History.from_xml(ET.tostring(h, encoding="unicode")) for h in child.findall("HISTORY")]
+        return [
+            History.from_xml(ET.tostring(h, encoding="unicode")) for h in child.findall("HISTORY")
+        ]
     if kind == "range":
         return (child.findtext("IP_START") or "", child.findtext("IP_END") or "")
     if kind == "leases":
         return [
-            (lease.findtext("IP") or "", lease.findtext("MAC") or "",
-             int(lease.findtext("USED") or 0), int(lease.findtext("VID") or -1))
+            (
+                lease.findtext("IP") or "",
+                lease.findtext("MAC") or "",
+                int(lease.findtext("USED") or 0),
+                int(lease.findtext("VID") or -1),
+            )
             for lease in child.findall("LEASE")
         ]
     return None
@@ -187,13 +218,18 @@ class History(PoolObject):
         Field("HOSTNAME", "hostname", "str"),
         Field("VM_DIR", "vm_dir", "str", series=("3.2",), default="/var/lib/one/"),
         Field("HID", "hid"),
-        Field("STIME", "stime"), Field("ETIME", "etime"),
-        Field("VMMMAD", "vmmmad", "str"), Field("VNMMAD", "vnmmad", "str"),
+        Field("STIME", "stime"),
+        Field("ETIME", "etime"),
+        Field("VMMMAD", "vmmmad", "str"),
+        Field("VNMMAD", "vnmmad", "str"),
         Field("TMMAD", "tmmad", "str", series=("3.2", "3.6")),
         Field("DS_ID", "ds_id", series=S36),
-        Field("PSTIME", "pstime"), Field("PETIME", "petime"),
-        Field("RSTIME", "rstime"), Field("RETIME", "retime"),
-        Field("ESTIME", "estime"), Field("EETIME", "eetime"),
+        Field("PSTIME", "pstime"),
+        Field("PETIME", "petime"),
+        Field("RSTIME", "rstime"),
+        Field("RETIME", "retime"),
+        Field("ESTIME", "estime"),
+        Field("EETIME", "eetime"),
         Field("REASON", "reason"),
     ]
 
@@ -205,12 +241,17 @@ class Vm(PoolObject):
     TABLE = "vm_pool"
     SPEC = [
         *_owner_fields(),
-        Field("LAST_POLL", "last_poll"), Field("STATE", "state"), Field("LCM_STATE", "lcm_state"),
+        Field("LAST_POLL", "last_poll"),
+        Field("STATE", "state"),
+        Field("LCM_STATE", "lcm_state"),
         Field("RESCHED", "resched", series=S36),
-        Field("STIME", "stime"), Field("ETIME", "etime"),
+        Field("STIME", "stime"),
+        Field("ETIME", "etime"),
         Field("DEPLOY_ID", "deploy_id", "str"),
-        Field("MEMORY", "memory"), Field("CPU", "cpu"),
-        Field("NET_TX", "net_tx"), Field("NET_RX", "net_rx"),
+        Field("MEMORY", "memory"),
+        Field("CPU", "cpu"),
+        Field("NET_TX", "net_tx"),
+        Field("NET_RX", "net_rx"),
         Field("TEMPLATE", "template", "template"),
         Field("HISTORY_RECORDS", "history", "history"),
     ]
@@ -222,8 +263,11 @@ class Host(PoolObject):
     TAG = "HOST"
     TABLE = "host_pool"
     SPEC = [
-        Field("ID", "oid"), Field("NAME", "name", "str"), Field("STATE", "state"),
-        Field("IM_MAD", "im_mad", "str"), Field("VM_MAD", "vm_mad", "str"),
+        Field("ID", "oid"),
+        Field("NAME", "name", "str"),
+        Field("STATE", "state"),
+        Field("IM_MAD", "im_mad", "str"),
+        Field("VM_MAD", "vm_mad", "str"),
         Field("VN_MAD", "vn_mad", "str"),
         Field("TM_MAD", "tm_mad", "str", series=("3.2",)),
         Field("LAST_MON_TIME", "last_mon_time"),
@@ -241,11 +285,16 @@ class Image(PoolObject):
     TABLE = "image_pool"
     SPEC = [
         *_owner_fields(),
-        Field("TYPE", "type"), Field("DISK_TYPE", "disk_type", series=S36),
-        Field("PERSISTENT", "persistent"), Field("REGTIME", "regtime"),
-        Field("SOURCE", "source", "str"), Field("PATH", "path", "str"),
-        Field("FSTYPE", "fstype", "str"), Field("SIZE", "size"),
-        Field("STATE", "state"), Field("RUNNING_VMS", "running_vms"),
+        Field("TYPE", "type"),
+        Field("DISK_TYPE", "disk_type", series=S36),
+        Field("PERSISTENT", "persistent"),
+        Field("REGTIME", "regtime"),
+        Field("SOURCE", "source", "str"),
+        Field("PATH", "path", "str"),
+        Field("FSTYPE", "fstype", "str"),
+        Field("SIZE", "size"),
+        Field("STATE", "state"),
+        Field("RUNNING_VMS", "running_vms"),
         Field("CLONING_OPS", "cloning_ops", series=S36),
         Field("CLONING_ID", "cloning_id", series=S36, default=-1),
         Field("DATASTORE_ID", "datastore_id", series=S34, default=1),
@@ -262,10 +311,13 @@ class Datastore(PoolObject):
     DEFAULT_PERMS = (1, 1, 0, 1, 0, 0, 0, 0, 0)
     SPEC = [
         *_owner_fields(),
-        Field("DS_MAD", "ds_mad", "str"), Field("TM_MAD", "tm_mad", "str"),
+        Field("DS_MAD", "ds_mad", "str"),
+        Field("TM_MAD", "tm_mad", "str"),
         Field("BASE_PATH", "base_path", "str"),
-        Field("SYSTEM", "system", series=S36), Field("DISK_TYPE", "disk_type", series=S36),
-        Field("CLUSTER_ID", "cluster_id", default=-1), Field("CLUSTER", "cluster", "str"),
+        Field("SYSTEM", "system", series=S36),
+        Field("DISK_TYPE", "disk_type", series=S36),
+        Field("CLUSTER_ID", "cluster_id", default=-1),
+        Field("CLUSTER", "cluster", "str"),
         Field("IMAGES", "images", "ids"),
         Field("TEMPLATE", "template", "template"),
     ]
@@ -277,8 +329,10 @@ class Cluster(PoolObject):
     TAG = "CLUSTER"
     TABLE = "cluster_pool"
     SPEC = [
-        Field("ID", "oid"), Field("NAME", "name", "str"),
-        Field("HOSTS", "hosts", "ids"), Field("DATASTORES", "datastores", "ids"),
+        Field("ID", "oid"),
+        Field("NAME", "name", "str"),
+        Field("HOSTS", "hosts", "ids"),
+        Field("DATASTORES", "datastores", "ids"),
         Field("VNETS", "vnets", "ids"),
         Field("TEMPLATE", "template", "template", series=S36),
     ]
@@ -289,7 +343,11 @@ class VmTemplate(PoolObject):
 
     TAG = "VMTEMPLATE"
     TABLE = "template_pool"
-    SPEC = [*_owner_fields(), Field("REGTIME", "regtime"), Field("TEMPLATE", "template", "template")]
+    SPEC = [
+        *_owner_fields(),
+        Field("REGTIME", "regtime"),
+        Field("TEMPLATE", "template", "template"),
+    ]
 
 
 class VNet(PoolObject):
@@ -301,8 +359,11 @@ class VNet(PoolObject):
         *_owner_fields(),
         Field("CLUSTER_ID", "cluster_id", series=S34, default=-1),
         Field("CLUSTER", "cluster", "str", series=S34),
-        Field("TYPE", "type"), Field("BRIDGE", "bridge", "str"), Field("VLAN", "vlan"),
-        Field("PHYDEV", "phydev", "str"), Field("VLAN_ID", "vlan_id", "str"),
+        Field("TYPE", "type"),
+        Field("BRIDGE", "bridge", "str"),
+        Field("VLAN", "vlan"),
+        Field("PHYDEV", "phydev", "str"),
+        Field("VLAN_ID", "vlan_id", "str"),
         Field("RANGE", "range", "range"),
         Field("TOTAL_LEASES", "total_leases"),
         Field("TEMPLATE", "template", "template"),
@@ -316,8 +377,11 @@ class User(PoolObject):
     TAG = "USER"
     TABLE = "user_pool"
     SPEC = [
-        Field("ID", "oid"), Field("GID", "gid"), Field("GNAME", "gname", "str"),
-        Field("NAME", "name", "str"), Field("PASSWORD", "password", "str"),
+        Field("ID", "oid"),
+        Field("GID", "gid"),
+        Field("GNAME", "gname", "str"),
+        Field("NAME", "name", "str"),
+        Field("PASSWORD", "password", "str"),
         Field("AUTH_DRIVER", "auth_driver", "str", default="core"),
         Field("ENABLED", "enabled", default=1),
         Field("TEMPLATE", "template", "template"),
@@ -331,13 +395,21 @@ class Group(PoolObject):
     TAG = "GROUP"
     TABLE = "group_pool"
     SPEC = [
-        Field("ID", "oid"), Field("NAME", "name", "str"), Field("USERS", "users", "ids"),
+        Field("ID", "oid"),
+        Field("NAME", "name", "str"),
+        Field("USERS", "users", "ids"),
         Field("QUOTAS", "quotas", "quotas", series=S36),
     ]
 
 
 POOL_TAGS = {
-    Vm: "VM_POOL", Host: "HOST_POOL", Image: "IMAGE_POOL", Datastore: "DATASTORE_POOL",
-    Cluster: "CLUSTER_POOL", VmTemplate: "VMTEMPLATE_POOL", VNet: "VNET_POOL",
-    User: "USER_POOL", Group: "GROUP_POOL",
+    Vm: "VM_POOL",
+    Host: "HOST_POOL",
+    Image: "IMAGE_POOL",
+    Datastore: "DATASTORE_POOL",
+    Cluster: "CLUSTER_POOL",
+    VmTemplate: "VMTEMPLATE_POOL",
+    VNet: "VNET_POOL",
+    User: "USER_POOL",
+    Group: "GROUP_POOL",
 }

@@ -45,19 +45,31 @@ def open_store(db: Path, version: OnedVersion) -> tuple[Store, bool]:
         store.close()
         raise StartError(
             f"Database version mismatch. Installed {version.banner} uses DB version "
-            f"'{version.db_version}', and existing DB version is '{existing}'.")
+            f"'{version.db_version}', and existing DB version is '{existing}'."
+        )
     return store, existing is None
 
 
-def open_cloud(db: Path, version: OnedVersion, *, auth: tuple[str, str], virt_dir: Path | None,
-               speed: float = 1.0, timings: Timings | None = None,
-               host_error_hook: str = "none", arm: bool = True) -> Cloud:
+def open_cloud(
+    db: Path,
+    version: OnedVersion,
+    *,
+    auth: tuple[str, str],
+    virt_dir: Path | None,
+    speed: float = 1.0,
+    timings: Timings | None = None,
+    host_error_hook: str = "none",
+    arm: bool = True,
+) -> Cloud:
     """A ready cloud: bootstrapped on an empty database, loaded otherwise."""
     store, is_new = open_store(db, version)
     cloud = Cloud(version, store, VirtView(virt_dir), SimClock(speed), timings, host_error_hook)
     if is_new:
-        store.bootstrap(version.series, version.db_version,
-                        f"Database created by {version.banner} (lab simulator)")
+        store.bootstrap(
+            version.series,
+            version.db_version,
+            f"Database created by {version.banner} (lab simulator)",
+        )
         cloud.bootstrap(*auth)
     else:
         cloud.load()

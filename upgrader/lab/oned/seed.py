@@ -31,9 +31,17 @@ def _ok(answer: list[Any]) -> Any:
     return answer[1]
 
 
-def seed_cloud(cloud: Cloud, session: str, *, hosts: int, vms: int,
-               host_prefix: str = "node", vm_prefix: str = "vm",
-               memory_mb: int = 512, cpu: str = "0.5") -> None:
+def seed_cloud(
+    cloud: Cloud,
+    session: str,
+    *,
+    hosts: int,
+    vms: int,
+    host_prefix: str = "node",
+    vm_prefix: str = "vm",
+    memory_mb: int = 512,
+    cpu: str = "0.5",
+) -> None:
     """Add ``hosts`` monitored hosts and ``vms`` running VMs (round-robin) to ``cloud``."""
     api = Api(cloud)
     c = cloud
@@ -41,19 +49,24 @@ def seed_cloud(cloud: Cloud, session: str, *, hosts: int, vms: int,
         for i in range(hosts):
             name = f"{host_prefix}{i + 1:02d}"
             last: Any = "tm_shared" if c.series == "3.2" else -1
-            hid = _ok(api.call("one.host.allocate", (session, name, "im_kvm", "vmm_kvm",
-                                                      "dummy", last)))
+            hid = _ok(
+                api.call("one.host.allocate", (session, name, "im_kvm", "vmm_kvm", "dummy", last))
+            )
             host = c.pool(Host)[hid]
             lc._probe(c, host, int(c.clock.now()))
-        img_args: tuple[Any, ...] = (session, 'NAME="base-image"\nPATH="/srv/images/base.img"'
-                                     '\nSIZE=2048')
+        img_args: tuple[Any, ...] = (
+            session,
+            'NAME="base-image"\nPATH="/srv/images/base.img"\nSIZE=2048',
+        )
         if c.version.has_clusters:
             img_args += (1,)
         image = _ok(api.call("one.image.allocate", img_args))
         host_ids = sorted(c.pool(Host))
         for n in range(vms):
-            text = (f'NAME="{vm_prefix}{n + 1:03d}"\nCPU={cpu}\nMEMORY={memory_mb}\n'
-                    f"DISK=[IMAGE_ID={image}]\n")
+            text = (
+                f'NAME="{vm_prefix}{n + 1:03d}"\nCPU={cpu}\nMEMORY={memory_mb}\n'
+                f"DISK=[IMAGE_ID={image}]\n"
+            )
             vmid = _ok(api.call("one.vm.allocate", (session, text)))
             if host_ids:
                 place_running(c, c.pool(Vm)[vmid], c.pool(Host)[host_ids[n % len(host_ids)]])
@@ -87,13 +100,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         user, password = read_one_auth(args.one_auth)
         db = args.db.resolve()
-        cloud = open_cloud(db, VERSIONS[args.release], auth=(user, password),
-                           virt_dir=args.virt_dir or db.parent / "virt", arm=False)
+        cloud = open_cloud(
+            db,
+            VERSIONS[args.release],
+            auth=(user, password),
+            virt_dir=args.virt_dir or db.parent / "virt",
+            arm=False,
+        )
     except StartError as exc:
         sys.stderr.write(f"seed: error: {exc}\n")
         return 1
-    seed_cloud(cloud, f"{user}:{password}", hosts=args.hosts, vms=args.vms,
-               host_prefix=args.host_prefix)
+    seed_cloud(
+        cloud, f"{user}:{password}", hosts=args.hosts, vms=args.vms, host_prefix=args.host_prefix
+    )
     cloud.store.close()
     print(f"seeded {args.hosts} hosts and {args.vms} VMs into {db}")
     return 0

@@ -27,7 +27,7 @@ class _Handler(SimpleXMLRPCRequestHandler):
     rpc_paths = ("/RPC2", "/")
     encode_threshold = None  # oned's Abyss server never gzips its answers
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Silence per-request logging."""
 
 
@@ -79,7 +79,7 @@ class OnedServer(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
             "lab.virt.list": self._virt_list,
             "lab.virt.destroy": self._virt_destroy,
             "lab.clock.advance": self._advance,
-            "lab.clock.now": lambda: self.cloud.clock.now(),
+            "lab.clock.now": self.cloud.clock.now,
             "lab.flush": self._flush,
             "lab.status": self._status,
         }.get(method)
@@ -99,9 +99,13 @@ class OnedServer(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
         if name in HOST_FAULTS:
             host = self.cloud.find(Host, target)
             if host is None:
-                raise xmlrpc.client.Fault(-500, f"fault '{name}' needs a known host, not '{target}'")
+                raise xmlrpc.client.Fault(
+                    -500, f"fault '{name}' needs a known host, not '{target}'"
+                )
             self.cloud.virt.set_state(
-                target, **({"libvirtd": False} if name == "libvirtd-crash" else {"reachable": False}))
+                target,
+                **({"libvirtd": False} if name == "libvirtd-crash" else {"reachable": False}),
+            )
         self.cloud.faults[(name, target)] = dict(params or {})
         return True
 
@@ -115,7 +119,9 @@ class OnedServer(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
         return True
 
     def _fault_list(self) -> list[dict[str, Any]]:
-        return [{"name": n, "target": t, "params": p} for (n, t), p in sorted(self.cloud.faults.items())]
+        return [
+            {"name": n, "target": t, "params": p} for (n, t), p in sorted(self.cloud.faults.items())
+        ]
 
     def _virt_list(self, host: str) -> list[str]:
         return self.cloud.virt.running(host)
@@ -137,8 +143,13 @@ class OnedServer(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
 
     def _status(self) -> dict[str, Any]:
         c = self.cloud
-        return {"version": c.version.release, "time": c.clock.now(), "speed": c.clock.speed,
-                "hosts": len(c.pools[Host]), "faults": len(c.faults)}
+        return {
+            "version": c.version.release,
+            "time": c.clock.now(),
+            "speed": c.clock.speed,
+            "hosts": len(c.pools[Host]),
+            "faults": len(c.faults),
+        }
 
     # ------------------------------------------------------------ engine
     def start_engine(self) -> None:

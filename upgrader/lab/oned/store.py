@@ -15,26 +15,28 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-_OBJ = "oid INTEGER PRIMARY KEY, name VARCHAR(128), body TEXT, uid INTEGER, gid INTEGER, " \
-       "owner_u INTEGER, group_u INTEGER, other_u INTEGER"
+_OBJ = (
+    "oid INTEGER PRIMARY KEY, name VARCHAR(128), body TEXT, uid INTEGER, gid INTEGER, "
+    "owner_u INTEGER, group_u INTEGER, other_u INTEGER"
+)
 
 TABLES_32 = {
     "pool_control": "tablename VARCHAR(32) PRIMARY KEY, last_oid BIGINT UNSIGNED",
     "db_versioning": "oid INTEGER PRIMARY KEY, version VARCHAR(256), timestamp INTEGER, "
-                     "comment VARCHAR(256)",
+    "comment VARCHAR(256)",
     "acl": "oid INT PRIMARY KEY, user BIGINT, resource BIGINT, rights BIGINT",
     "user_pool": _OBJ + ", UNIQUE(name)",
     "group_pool": _OBJ + ", UNIQUE(name)",
     "host_pool": "oid INTEGER PRIMARY KEY, name VARCHAR(128), body TEXT, state INTEGER, "
-                 "last_mon_time INTEGER, uid INTEGER, gid INTEGER, owner_u INTEGER, "
-                 "group_u INTEGER, other_u INTEGER, UNIQUE(name)",
+    "last_mon_time INTEGER, uid INTEGER, gid INTEGER, owner_u INTEGER, "
+    "group_u INTEGER, other_u INTEGER, UNIQUE(name)",
     "image_pool": _OBJ + ", UNIQUE(name,uid)",
     "template_pool": _OBJ,
     "network_pool": _OBJ + ", UNIQUE(name,uid)",
     "leases": "oid INTEGER, ip BIGINT, body TEXT, PRIMARY KEY(oid,ip)",
     "vm_pool": "oid INTEGER PRIMARY KEY, name VARCHAR(128), body TEXT, uid INTEGER, "
-               "gid INTEGER, last_poll INTEGER, state INTEGER, lcm_state INTEGER, "
-               "owner_u INTEGER, group_u INTEGER, other_u INTEGER",
+    "gid INTEGER, last_poll INTEGER, state INTEGER, lcm_state INTEGER, "
+    "owner_u INTEGER, group_u INTEGER, other_u INTEGER",
     "history": "vid INTEGER, seq INTEGER, body TEXT, PRIMARY KEY(vid,seq)",
 }
 TABLES_34 = {
@@ -45,10 +47,10 @@ TABLES_34 = {
 TABLES_36 = {
     **TABLES_34,
     "history": "vid INTEGER, seq INTEGER, body TEXT, stime INTEGER, etime INTEGER, "
-               "PRIMARY KEY(vid,seq)",
+    "PRIMARY KEY(vid,seq)",
     "document_pool": _OBJ + ", type INTEGER",
     "host_monitoring": "hid INTEGER, last_mon_time INTEGER, body TEXT, "
-                       "PRIMARY KEY(hid, last_mon_time)",
+    "PRIMARY KEY(hid, last_mon_time)",
     "vm_monitoring": "vmid INTEGER, last_poll INTEGER, body TEXT, PRIMARY KEY(vmid, last_poll)",
 }
 TABLES = {"3.2": TABLES_32, "3.4": TABLES_34, "3.6": TABLES_36}
@@ -129,13 +131,17 @@ class Store:
         if "db_versioning" not in self.tables():
             return None
         row = self.conn.execute(
-            "SELECT version FROM db_versioning ORDER BY oid DESC LIMIT 1").fetchone()
+            "SELECT version FROM db_versioning ORDER BY oid DESC LIMIT 1"
+        ).fetchone()
         return row[0] if row else None
 
     def history(self) -> list[tuple[int, str, int, str]]:
         """Every db_versioning row: (oid, version, timestamp, comment)."""
-        return list(self.conn.execute(
-            "SELECT oid, version, timestamp, comment FROM db_versioning ORDER BY oid"))
+        return list(
+            self.conn.execute(
+                "SELECT oid, version, timestamp, comment FROM db_versioning ORDER BY oid"
+            )
+        )
 
     def bootstrap(self, series: str, version: str, comment: str) -> None:
         """Create the tables of ``series`` and record the version, as a fresh oned does."""
@@ -148,7 +154,8 @@ class Store:
         """Append a db_versioning row."""
         self.conn.execute(
             "INSERT INTO db_versioning (version, timestamp, comment) VALUES (?, ?, ?)",
-            (version, int(time.time()), comment))
+            (version, int(time.time()), comment),
+        )
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -174,20 +181,23 @@ class Store:
     def last_oid(self, table: str) -> int:
         """pool_control's last oid for a pool table (-1 when none was allocated)."""
         row = self.conn.execute(
-            "SELECT last_oid FROM pool_control WHERE tablename=?", (table,)).fetchone()
+            "SELECT last_oid FROM pool_control WHERE tablename=?", (table,)
+        ).fetchone()
         return int(row[0]) if row else -1
 
     def set_last_oid(self, table: str, oid: int) -> None:
         """Record the last oid allocated in ``table``."""
         self.conn.execute(
-            "INSERT OR REPLACE INTO pool_control (tablename, last_oid) VALUES (?, ?)", (table, oid))
+            "INSERT OR REPLACE INTO pool_control (tablename, last_oid) VALUES (?, ?)", (table, oid)
+        )
 
     def upsert(self, table: str, row: dict[str, object]) -> None:
         """Insert or replace one row."""
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        self.conn.execute(f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})",
-                          tuple(row.values()))
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})", tuple(row.values())
+        )
 
     def upsert_many(self, table: str, rows: Iterable[dict[str, object]]) -> None:
         """Insert or replace rows that all have the same columns."""
@@ -196,8 +206,10 @@ class Store:
             return
         cols = ", ".join(rows[0])
         marks = ", ".join("?" for _ in rows[0])
-        self.conn.executemany(f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})",
-                              [tuple(r.values()) for r in rows])
+        self.conn.executemany(
+            f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})",
+            [tuple(r.values()) for r in rows],
+        )
 
     def delete(self, table: str, key: str, value: int) -> None:
         """Delete the rows whose ``key`` equals ``value``."""

@@ -61,8 +61,12 @@ def parse(text: str) -> Attrs:
     i = 0
     while i < len(toks):
         kind, name = toks[i]
-        if kind != "word" or not _NAME.fullmatch(name) or i + 2 > len(toks) \
-                or toks[i + 1][0] != "eq":
+        if (
+            kind != "word"
+            or not _NAME.fullmatch(name)
+            or i + 2 > len(toks)
+            or toks[i + 1][0] != "eq"
+        ):
             raise TemplateSyntaxError(f"syntax error near '{name}'")
         i += 2
         if i >= len(toks):

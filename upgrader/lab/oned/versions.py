@@ -122,8 +122,17 @@ _SINCE_36 = {
 }
 
 _ACTIONS_32 = (
-    "shutdown", "hold", "release", "stop", "cancel", "suspend",
-    "resume", "restart", "finalize", "resubmit", "reboot",
+    "shutdown",
+    "hold",
+    "release",
+    "stop",
+    "cancel",
+    "suspend",
+    "resume",
+    "restart",
+    "finalize",
+    "resubmit",
+    "reboot",
 )
 
 

@@ -62,11 +62,18 @@ class VirtView:
                 name = d.findtext("name") or ""
                 if not name.startswith("one-"):
                     continue
-                disks = tuple((x.find("target").get("dev", ""), x.find("source").get("file", ""))
-                              for x in d.findall("devices/disk")
-                              if x.find("target") is not None and x.find("source") is not None)
-                doms[name] = Domain(name, int(name[4:]), int(d.findtext("memory") or 0),
-                                    int(d.findtext("vcpu") or 1), disks)
+                disks = tuple(
+                    (x.find("target").get("dev", ""), x.find("source").get("file", ""))
+                    for x in d.findall("devices/disk")
+                    if x.find("target") is not None and x.find("source") is not None
+                )
+                doms[name] = Domain(
+                    name,
+                    int(name[4:]),
+                    int(d.findtext("memory") or 0),
+                    int(d.findtext("vcpu") or 1),
+                    disks,
+                )
             self.domains[host] = doms
 
     def add_host(self, host: str) -> None:
@@ -95,8 +102,9 @@ class VirtView:
         """Every host where domain ``name`` runs."""
         return sorted(h for h, doms in self.domains.items() if name in doms)
 
-    def set_state(self, host: str, *, libvirtd: bool | None = None,
-                  reachable: bool | None = None) -> None:
+    def set_state(
+        self, host: str, *, libvirtd: bool | None = None, reachable: bool | None = None
+    ) -> None:
         """Record libvirtd / reachability of ``host`` for the lab's tools."""
         st = self.state.setdefault(host, {"libvirtd": True, "reachable": True})
         if libvirtd is not None:
@@ -113,8 +121,10 @@ class VirtView:
         for host in sorted(self._dirty):
             _atomic_write(host_file(self.directory, host), self._node_xml(host))
             state = self.state.get(host, {"libvirtd": True, "reachable": True})
-            _atomic_write(self.directory / f"{_SAFE.sub('_', host)}.state.json",
-                          json.dumps(state, sort_keys=True) + "\n")
+            _atomic_write(
+                self.directory / f"{_SAFE.sub('_', host)}.state.json",
+                json.dumps(state, sort_keys=True) + "\n",
+            )
         self._dirty.clear()
 
     def _node_xml(self, host: str) -> str:
@@ -129,11 +139,13 @@ class VirtView:
             disks = "".join(
                 f"<disk type='file' device='disk'><source file={quoteattr(src)}/>"
                 f"<target dev={quoteattr(dev)} bus='virtio'/></disk>"
-                for dev, src in dom.disks)
+                for dev, src in dom.disks
+            )
             parts.append(
                 f"<domain type='test'><name>{dom.name}</name><uuid>{uid}</uuid>"
                 f"<memory>{dom.memory_kb}</memory><vcpu>{dom.vcpu}</vcpu>"
-                f"<os><type>hvm</type></os><devices>{disks}</devices></domain>")
+                f"<os><type>hvm</type></os><devices>{disks}</devices></domain>"
+            )
         parts.append("</node>")
         return "\n".join(parts) + "\n"
 
