@@ -176,3 +176,36 @@ def test_lab_methods_are_absent_without_lab_control(tmp_path):
         assert info.value.faultCode == -506
     finally:
         s.stop()
+
+
+def test_vmpool_info_filters_by_range_and_state(sim):
+    everything = sim.call("one.vmpool.info", -2, -1, -1, -2)
+    assert everything.count("<VM>") >= 2
+    only_first = sim.call("one.vmpool.info", -2, 0, 0, -1)
+    assert only_first.count("<VM>") == 1 and "<ID>0</ID>" in only_first
+    pending = sim.call("one.vmpool.info", -2, -1, -1, 1)
+    assert "<STATE>3</STATE>" not in pending
+
+
+def test_a_template_instantiates_into_a_named_vm(sim):
+    tid = sim.call("one.template.allocate", f"NAME=t-{sim.version}\nCPU=1\nMEMORY=99999999")
+    vmid = sim.call("one.template.instantiate", tid, "from-template")
+    doc = sim.call("one.vm.info", vmid)
+    assert "<NAME>from-template</NAME>" in doc
+    assert "<MEMORY><![CDATA[99999999]]></MEMORY>" in doc
+
+
+def test_acl_list_holds_the_default_rules(sim):
+    acl = sim.call("one.acl.info")
+    assert acl.startswith("<ACL_POOL><ACL><ID>0</ID>") and acl.count("<ACL>") >= 2
+
+
+def test_datastore_and_cluster_updates_exist_where_the_version_has_them(sim):
+    if sim.version == "3.2.1":
+        assert fault_of(sim, "one.datastore.update", 1, "TM_MAD=ssh").faultCode == -506
+        return
+    assert raw(sim, "one.datastore.update", 1, 'DS_MAD="fs"\nTM_MAD="ssh"') == [True, 1, 0]
+    assert "<TM_MAD>ssh</TM_MAD>" in sim.call("one.datastore.info", 1)
+    sim.call("one.datastore.update", 1, 'DS_MAD="fs"\nTM_MAD="shared"')
+    if sim.version == "3.4.1":
+        assert fault_of(sim, "one.cluster.update", 100, "A=1").faultCode == -506
