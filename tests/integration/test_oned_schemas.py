@@ -55,6 +55,13 @@ def busy_cloud(
         for vmid in range(6):
             docs[f"vm{vmid}"] = sim.call("one.vm.info", vmid)
         if series >= "3.4":
+            cid = sim.call("one.cluster.allocate", "production")
+            sim.call("one.cluster.addhost", cid, 2)
+            sim.call("one.cluster.adddatastore", cid, 1)
+            sim.call("one.cluster.addvnet", cid, 0)
+            docs["host-in-cluster"] = sim.call("one.host.info", 2)
+            docs["cluster"] = sim.call("one.cluster.info", cid)
+            docs["vn-in-cluster"] = sim.call("one.vn.info", 0)
             docs["datastorepool"] = sim.call("one.datastorepool.info")
             docs["datastore"] = sim.call("one.datastore.info", 1)
             docs["clusterpool"] = sim.call("one.clusterpool.info")

@@ -7,7 +7,7 @@ import hashlib
 from upgrader.lab.oned import template as tpl
 from upgrader.lab.oned.api import Api, handles
 from upgrader.lab.oned.cloud import INTERNAL, OneFailure, not_found, sha1
-from upgrader.lab.oned.objects import Cluster, Datastore, Group, Image, User, VNet
+from upgrader.lab.oned.objects import Cluster, Datastore, Group, Host, Image, User, VNet
 
 _IMAGE_TYPES = {"OS": 0, "CDROM": 1, "DATABLOCK": 2}
 
@@ -253,4 +253,71 @@ def _cluster_update(api: Api, user: User, cid: int, text: str) -> int:
     api.require_admin(user, f"MANAGE CLUSTER [{cid}]")
     cluster.template = api.parse(text, "cluster template")
     api.c.save(cluster)
+    return cid
+
+
+# ---------------------------------------------------------- cluster members
+@handles("one.cluster.allocate")
+def _cluster_allocate(api: Api, user: User, name: str) -> int:
+    api.require_admin(user, "CREATE CLUSTER")
+    api.unique(Cluster, name, "cluster", "CLUSTER")
+    return api.c.add(Cluster, Cluster(name=name))
+
+
+_MEMBERS = {
+    "host": (Host, "hosts"),
+    "datastore": (Datastore, "datastores"),
+    "vnet": (VNet, "vnets"),
+}
+
+
+def _move(api: Api, kind: str, cluster: Cluster | None, oid: int) -> None:
+    """Put object ``oid`` in ``cluster`` (None: in no cluster), out of any other one."""
+    cls, attr = _MEMBERS[kind]
+    obj = api.c.get(cls, oid)
+    for other in api.c.pool(Cluster).values():
+        if oid in getattr(other, attr) and other is not cluster:
+            getattr(other, attr).remove(oid)
+            api.c.save(other)
+    if cluster is not None and oid not in getattr(cluster, attr):
+        getattr(cluster, attr).append(oid)
+        api.c.save(cluster)
+    obj.cluster_id = cluster.oid if cluster else -1
+    obj.cluster = cluster.name if cluster else ""
+    api.c.save(obj)
+
+
+def _member_handlers(kind: str) -> None:
+    @handles(f"one.cluster.add{kind}")
+    def _add(api: Api, user: User, cid: int, oid: int) -> int:
+        api.require_admin(user, f"ADMIN CLUSTER [{cid}]")
+        _move(api, kind, api.c.get(Cluster, cid), oid)
+        return cid
+
+    @handles(f"one.cluster.del{kind}")
+    def _del(api: Api, user: User, cid: int, oid: int) -> int:
+        api.require_admin(user, f"ADMIN CLUSTER [{cid}]")
+        api.c.get(Cluster, cid)
+        _move(api, kind, None, oid)  # 3.x takes the object id and ignores the cluster's
+        return cid
+
+
+for _kind in _MEMBERS:
+    _member_handlers(_kind)
+
+
+@handles("one.cluster.delete")
+def _cluster_delete(api: Api, user: User, cid: int) -> int:
+    api.require_admin(user, f"ADMIN CLUSTER [{cid}]")
+    cluster = api.c.get(Cluster, cid)
+    if cid < 100:
+        raise OneFailure(INTERNAL, "System clusters (ID < 100) cannot be deleted.")
+    for what in ("hosts", "datastores", "vnets"):
+        if getattr(cluster, what):
+            raise OneFailure(
+                INTERNAL,
+                f"Cannot delete cluster. Cluster {cid} is not empty, it "
+                f"contains {len(getattr(cluster, what))} {what}.",
+            )
+    api.c.remove(cluster)
     return cid
