@@ -174,6 +174,11 @@ class Api:
                 f"Error allocating a new {what}. NAME is already taken by {tag} {other.oid}.",
             )
 
+    @staticmethod
+    def owner(user: User) -> dict[str, Any]:
+        """The owner fields of an object ``user`` creates."""
+        return {"uid": user.oid, "gid": user.gid, "uname": user.name, "gname": user.gname}
+
     def now(self) -> int:
         """Simulated seconds since the epoch."""
         return int(self.c.clock.now())

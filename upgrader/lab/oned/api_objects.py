@@ -50,10 +50,7 @@ def _image_allocate(api: Api, user: User, text: str, ds_id: int = 1) -> int:
     persistent = (tpl.get(attrs, "PERSISTENT") or "NO").upper() == "YES"
     size = int(tpl.get(attrs, "SIZE") or 0) or 1024
     img = Image(
-        uid=user.oid,
-        gid=user.gid,
-        uname=user.name,
-        gname=user.gname,
+        **api.owner(user),
         name=name,
         type=itype,
         persistent=int(persistent),
@@ -172,10 +169,7 @@ def _vn_allocate(api: Api, user: User, text: str, cluster_id: int = -1) -> int:
     api.unique(VNet, name, "virtual network", "NET")
     ranged = (tpl.get(attrs, "TYPE") or "RANGED").upper() == "RANGED"
     net = VNet(
-        uid=user.oid,
-        gid=user.gid,
-        uname=user.name,
-        gname=user.gname,
+        **api.owner(user),
         name=name,
         type=0 if ranged else 1,
         bridge=tpl.get(attrs, "BRIDGE") or "",

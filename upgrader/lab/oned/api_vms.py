@@ -55,10 +55,7 @@ def create_vm(api: Api, user: User, attrs: tpl.Attrs, name: str | None) -> int:
     vm_name = name or given_name or f"one-{oid}"
     attrs += [("NAME", vm_name), ("VMID", str(oid))]
     vm = Vm(
-        uid=user.oid,
-        gid=user.gid,
-        uname=user.name,
-        gname=user.gname,
+        **api.owner(user),
         name=vm_name,
         state=lc.PENDING,
         stime=api.now(),
@@ -240,10 +237,7 @@ def _savedisk(api: Api, user: User, vmid: int, disk_id: int, name: str, itype: s
         else "/var/lib/one/images"
     )
     img = Image(
-        uid=user.oid,
-        gid=user.gid,
-        uname=user.name,
-        gname=user.gname,
+        **api.owner(user),
         name=name,
         type=img_type,
         regtime=api.now(),
@@ -342,10 +336,7 @@ def _template_allocate(api: Api, user: User, text: str) -> int:
     return api.c.add(
         VmTemplate,
         VmTemplate(
-            uid=user.oid,
-            gid=user.gid,
-            uname=user.name,
-            gname=user.gname,
+            **api.owner(user),
             name=name,
             regtime=api.now(),
             template=attrs,

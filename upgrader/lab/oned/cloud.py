@@ -31,7 +31,7 @@ from upgrader.lab.oned.objects import (
     VmTemplate,
     VNet,
 )
-from upgrader.lab.oned.store import Store
+from upgrader.lab.oned.store import TABLES, Store
 from upgrader.lab.oned.versions import OnedVersion
 from upgrader.lab.oned.virt import VirtView
 
@@ -254,7 +254,7 @@ class Cloud:
                     if h.seq == seq:
                         self.store.upsert("history", self.history_row(vid, h))
             for cls in POOL_CLASSES:
-                if self.last_oid[cls] >= 0 and cls.TABLE in TABLE_SERIES[self.series]:
+                if self.last_oid[cls] >= 0 and cls.TABLE in TABLES[self.series]:
                     self.store.set_last_oid(cls.TABLE, self.last_oid[cls])
 
     def row(self, obj: Any) -> dict[str, object]:
@@ -382,28 +382,3 @@ class Cloud:
         if self.fault("libvirtd-crash", host.name) is not None:
             return "error: failed to connect to the hypervisor"
         return None
-
-
-TABLE_SERIES = {
-    "3.2": {
-        "user_pool",
-        "group_pool",
-        "host_pool",
-        "image_pool",
-        "template_pool",
-        "network_pool",
-        "vm_pool",
-    },
-    "3.4": {
-        "user_pool",
-        "group_pool",
-        "host_pool",
-        "image_pool",
-        "template_pool",
-        "network_pool",
-        "vm_pool",
-        "datastore_pool",
-        "cluster_pool",
-    },
-}
-TABLE_SERIES["3.6"] = TABLE_SERIES["3.4"]
