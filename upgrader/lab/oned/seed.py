@@ -41,13 +41,14 @@ def seed_cloud(
     vm_prefix: str = "vm",
     memory_mb: int = 512,
     cpu: str = "0.5",
+    host_names: list[str] | None = None,
 ) -> None:
     """Add ``hosts`` monitored hosts and ``vms`` running VMs (round-robin) to ``cloud``."""
     api = Api(cloud)
     c = cloud
     with c.lock:
-        for i in range(hosts):
-            name = f"{host_prefix}{i + 1:02d}"
+        names = host_names or [f"{host_prefix}{i + 1:02d}" for i in range(hosts)]
+        for name in names:
             last: Any = "tm_shared" if c.series == "3.2" else -1
             hid = _ok(
                 api.call("one.host.allocate", (session, name, "im_kvm", "vmm_kvm", "dummy", last))
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vms", type=int, default=8)
     p.add_argument("--virt-dir", type=Path)
     p.add_argument("--host-prefix", default="node")
+    p.add_argument("--host-names", help="comma-separated host names (instead of --hosts)")
+    p.add_argument("--vm-prefix", default="vm")
     args = p.parse_args(argv)
     try:
         user, password = read_one_auth(args.one_auth)
@@ -110,11 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     except StartError as exc:
         sys.stderr.write(f"seed: error: {exc}\n")
         return 1
-    seed_cloud(
-        cloud, f"{user}:{password}", hosts=args.hosts, vms=args.vms, host_prefix=args.host_prefix
-    )
+    names = args.host_names.split(",") if args.host_names else None
+    hosts = len(names) if names else args.hosts
+    seed_cloud(cloud, f"{user}:{password}", hosts=hosts, vms=args.vms,
+               host_prefix=args.host_prefix, host_names=names, vm_prefix=args.vm_prefix)
     cloud.store.close()
-    print(f"seeded {args.hosts} hosts and {args.vms} VMs into {db}")
+    print(f"seeded {hosts} hosts and {args.vms} VMs into {db}")
     return 0
 
 

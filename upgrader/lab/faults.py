@@ -1,0 +1,201 @@
+"""``upgrader lab fault NAME [--host H] [--cloud C] [--clear]``: the faults operators met.
+
+Each fault changes what the matching real tool shows, and ``--clear`` puts it back:
+
+| fault | what changes | seen by |
+|---|---|---|
+| libvirtd-crash | libvirtd killed by SIGSEGV; oned cannot monitor the host | init script, oned |
+| oned-down | oned stopped on the front end | XML-RPC, init script |
+| host-unreachable | the host's link down; oned sees ERROR | ssh, oned |
+| stonith-agent-broken | a syntax error in the installed fence agent | py_compile / bash -n |
+| nfs-full | the NFS export filled up | df, nfs-ls |
+| corrupt-copy | one byte flipped in the largest file on the export | checksums |
+| slow-migration | live migrations hang until cleared | oned (MIGRATE) |
+| puppet-enabled | the Puppet agent enabled where it was held | puppet agent |
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xmlrpc.client
+from pathlib import Path
+from typing import Any
+
+from upgrader.lab import hosts as hs
+from upgrader.lab.hosts import LabError, LabHost
+from upgrader.lab.lab import lab_dir, load_spec
+
+FAULTS = (
+    "libvirtd-crash",
+    "oned-down",
+    "host-unreachable",
+    "stonith-agent-broken",
+    "nfs-full",
+    "corrupt-copy",
+    "slow-migration",
+    "puppet-enabled",
+)
+FENCE_AGENT = "/usr/sbin/fence_ipmilan"
+
+
+def _pick(
+    spec: Any, host: str | None, cloud: str | None, *, nfs: bool = False, frontend: bool = False
+) -> LabHost:
+    if nfs:
+        return next(h for h in spec.hosts if h.cloud is None)
+    candidates = [h for h in spec.hosts if h.cloud and (cloud is None or h.cloud == cloud)]
+    if host is not None:
+        candidates = [h for h in candidates if h.name == host]
+        if not candidates:
+            raise LabError(
+                f"no lab host '{host}'" + (f" in cloud {cloud}" if cloud else ""),
+                hint="upgrader lab status lists the hosts",
+            )
+    if not candidates:
+        raise LabError(f"no cloud '{cloud}' in the lab", hint="use staging or production")
+    if host is None and not frontend:
+        return candidates[-1]  # a hypervisor that is not the front end
+    return candidates[0]
+
+
+def _oned(spec: Any, cloud: str) -> xmlrpc.client.ServerProxy:
+    front = next(h for h in spec.hosts if h.cloud == cloud)
+    return xmlrpc.client.ServerProxy(f"http://{front.ip}:2633/RPC2")
+
+
+def apply(
+    name: str, fault: str, *, host: str | None = None, cloud: str | None = None, clear: bool = False
+) -> str:
+    """Inject (or clear) ``fault``; return one line saying what was done."""
+    if fault not in FAULTS:
+        raise LabError(f"unknown fault '{fault}'", hint=f"known faults: {', '.join(FAULTS)}")
+    spec = load_spec(name)
+    lab = lab_dir(name)
+    state_file = lab / "faults.json"
+    state: dict[str, Any] = json.loads(state_file.read_text()) if state_file.exists() else {}
+    target = _pick(
+        spec, host, cloud, nfs=fault in ("nfs-full", "corrupt-copy"), frontend=fault == "oned-down"
+    )
+    key = f"{fault}@{target.name}"
+    if clear:
+        if key not in state:
+            return f"{fault} is not active on {target.name}"
+        _clear(lab, spec, fault, target, state.pop(key))
+        verb = "cleared"
+    else:
+        if key in state:
+            return f"{fault} is already active on {target.name}"
+        state[key] = _inject(lab, spec, fault, target)
+        verb = "injected"
+    state_file.write_text(json.dumps(state, indent=1))
+    return f"{fault} {verb} on {target.name}"
+
+
+def _inject(lab: Path, spec: Any, fault: str, h: LabHost) -> Any:
+    if fault == "libvirtd-crash":
+        hs.enter(lab, h.name, "sh", "-c", "kill -SEGV $(cat /var/run/libvirtd.pid)")
+        _oned(spec, h.cloud).lab.fault.set("libvirtd-crash", h.name, {})
+    elif fault == "oned-down":
+        hs.enter(lab, h.name, "/etc/init.d/opennebula", "stop")
+    elif fault == "host-unreachable":
+        _oned(spec, h.cloud).lab.fault.set("host-unreachable", h.name, {})
+        hs.run("ip", "-n", h.name, "link", "set", "eth0", "down")
+    elif fault == "stonith-agent-broken":
+        hs.enter(
+            lab,
+            h.name,
+            "sh",
+            "-c",
+            f"cp -p {FENCE_AGENT} /var/lib/lab-fence_ipmilan.orig && "
+            f"sed -i '3i def broken(:  # shipped by a bad package update' {FENCE_AGENT}",
+        )
+    elif fault == "nfs-full":
+        hs.enter(
+            lab,
+            h.name,
+            "sh",
+            "-c",
+            "fallocate -l $(( $(df --output=avail -B1 "
+            "/srv/lab/nfs/export | tail -1) - 4096 )) /srv/lab/nfs/export/.lab-filler",
+        )
+    elif fault == "corrupt-copy":
+        out = hs.enter(
+            lab,
+            h.name,
+            "sh",
+            "-c",
+            "find /srv/lab/nfs/export -type f -printf '%s %p\\n' | sort -n | tail -1",
+        ).stdout.split(maxsplit=1)
+        if not out:
+            raise LabError(
+                "nothing on the NFS export to corrupt yet",
+                hint="inject corrupt-copy after the pre-sync copied files",
+            )
+        path = out[1].strip()
+        _flip(lab, h, path)
+        return {"path": path}
+    elif fault == "slow-migration":
+        _oned(spec, h.cloud).lab.fault.set("migration-hang", "", {})
+    elif fault == "puppet-enabled":
+        lock = Path("/var/cache/puppet/state/agent_disabled.lock")
+        held = hs.enter(lab, h.name, "cat", str(lock), check=False)
+        hs.enter(lab, h.name, "puppet", "agent", "--enable")
+        if held.returncode == 0:
+            return {"reason": json.loads(held.stdout or "{}").get("disabled_message", "")}
+        return {"reason": None}
+    return {}
+
+
+def _destroy_strays(lab: Path, oned: xmlrpc.client.ServerProxy, h: LabHost) -> None:
+    """What the operator does after the incident: destroy the domains oned placed elsewhere."""
+    session = (lab / f"{h.cloud}.one_auth").read_text().strip()
+    for domain in oned.lab.virt.list(h.name):
+        ok, body, _ = oned.one.vm.info(session, int(domain.removeprefix("one-")))
+        hosts = re.findall(r"<HOSTNAME>([^<]*)</HOSTNAME>", body) if ok else []
+        placed_here = (
+            ok
+            and "<STATE>3</STATE>" in body
+            and "<LCM_STATE>15</LCM_STATE>" not in body
+            and hosts
+            and hosts[-1] == h.name
+        )
+        if not placed_here:
+            oned.lab.virt.destroy(h.name, domain)
+    oned.lab.flush()
+
+
+def _flip(lab: Path, h: LabHost, path: str) -> None:
+    hs.enter(
+        lab,
+        h.name,
+        "python3",
+        "-c",
+        "import sys;f=open(sys.argv[1],'r+b');b=f.read(1);f.seek(0);"
+        "f.write(bytes([(b[0] if b else 0)^0xFF]));f.close()",
+        path,
+    )
+
+
+def _clear(lab: Path, spec: Any, fault: str, h: LabHost, data: Any) -> None:
+    if fault == "libvirtd-crash":
+        hs.enter(lab, h.name, "/etc/init.d/libvirtd", "start")
+        oned = _oned(spec, h.cloud)
+        oned.lab.fault.clear("libvirtd-crash", h.name)
+        _destroy_strays(lab, oned, h)
+    elif fault == "oned-down":
+        hs.enter(lab, h.name, "/etc/init.d/opennebula", "start")
+    elif fault == "host-unreachable":
+        hs.run("ip", "-n", h.name, "link", "set", "eth0", "up")
+        hs.run("ip", "-n", h.name, "route", "replace", "default", "via", f"{spec.subnet}.1")
+        _oned(spec, h.cloud).lab.fault.clear("host-unreachable", h.name)
+    elif fault == "stonith-agent-broken":
+        hs.enter(lab, h.name, "cp", "-p", "/var/lib/lab-fence_ipmilan.orig", FENCE_AGENT)
+    elif fault == "nfs-full":
+        hs.enter(lab, h.name, "rm", "-f", "/srv/lab/nfs/export/.lab-filler")
+    elif fault == "corrupt-copy":
+        _flip(lab, h, data["path"])
+    elif fault == "slow-migration":
+        _oned(spec, h.cloud).lab.fault.clear("migration-hang", "")
+    elif fault == "puppet-enabled" and data.get("reason") is not None:
+        hs.enter(lab, h.name, "puppet", "agent", "--disable", data["reason"] or "held")

@@ -1,0 +1,388 @@
+"""``upgrader lab up|down|status``: two small real clouds and an NFS server on one machine.
+
+Staging (2 hosts) and production (3 hosts) plus one nfs host, each a namespace host with
+sshd (hosts.py); an apt repository of lab packages (packages.py); per cloud a loop-mounted
+ext4 image as the old shared datastore, an oned database seeded with the cloud's hosts and
+running VMs, and a Pacemaker CIB (pacemaker.py). Everything lives under
+``/var/lib/upgrader-lab/<name>`` and in namespaces named ``<name>-*``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from upgrader.errors import UsageError
+from upgrader.lab import hosts as hs
+from upgrader.lab.hosts import LabError, LabHost, run
+from upgrader.lab.pacemaker import build_cib
+from upgrader.lab.packages import build_repo
+
+LAB_ROOT = Path("/var/lib/upgrader-lab")
+CHECKOUT = Path(__file__).resolve().parents[2]
+DEB_PACKAGES = {
+    "ip": "iproute2",
+    "unshare": "util-linux",
+    "nsenter": "util-linux",
+    "losetup": "mount",
+    "mkfs.ext4": "e2fsprogs",
+    "sshd": "openssh-server",
+    "ssh-keygen": "openssh-client",
+    "dpkg-deb": "dpkg",
+    "dpkg-scanpackages": "dpkg-dev",
+    "crm_mon": "pacemaker-cli-utils",
+    "fence_ipmilan": "fence-agents",
+    "virsh": "libvirt-clients",
+    "ganesha.nfsd": "nfs-ganesha",
+    "rpcbind": "rpcbind",
+    "nfs-ls": "libnfs-utils",
+    "puppet": "puppet-agent",
+}
+EXTRA_DEB = ("resource-agents", "nfs-ganesha-vfs", "pacemaker")
+CLOUDS = ("staging", "production")
+
+
+@dataclass
+class LabSpec:
+    """What ``lab up`` builds."""
+
+    name: str = "ulab"
+    subnet: str = "10.77.0"
+    hosts_staging: int = 2
+    hosts_production: int = 3
+    vms: int = 8
+    version: str = "3.2.1"
+    speed: float = 20.0
+    hosts: list[LabHost] = field(default_factory=list)
+
+    def plan_hosts(self) -> list[LabHost]:
+        """Names and addresses of every host."""
+        out = [
+            LabHost(f"{self.name}-s{i}", f"{self.subnet}.{10 + i}", "staging")
+            for i in range(1, self.hosts_staging + 1)
+        ]
+        out += [
+            LabHost(f"{self.name}-p{i}", f"{self.subnet}.{20 + i}", "production")
+            for i in range(1, self.hosts_production + 1)
+        ]
+        out.append(LabHost(f"{self.name}-nfs", f"{self.subnet}.30", None))
+        return out
+
+    def cloud_hosts(self, cloud: str) -> list[LabHost]:
+        """The hosts of one cloud."""
+        return [h for h in self.hosts if h.cloud == cloud]
+
+
+def parse_subnet(text: str) -> str:
+    """``10.77.0.0/24`` -> ``10.77.0`` (the lab uses one /24)."""
+    base, _, bits = text.partition("/")
+    parts = base.split(".")
+    if (
+        bits not in ("", "24")
+        or len(parts) != 4
+        or not all(p.isdigit() and 0 <= int(p) <= 255 for p in parts)
+    ):
+        raise UsageError(f"malformed --subnet '{text}': expected a /24 like 10.77.0.0/24")
+    return ".".join(parts[:3])
+
+
+def load_spec(name: str) -> LabSpec:
+    """The spec of a lab that is up, or a one-line refusal."""
+    path = lab_dir(name) / "spec.json"
+    if not path.exists() or f"{name}-ctl" not in hs.netns_list():
+        raise LabError(f"lab '{name}' is not up", hint="upgrader lab up")
+    data = json.loads(path.read_text())
+    data["hosts"] = [LabHost(**h) for h in data["hosts"]]
+    return LabSpec(**data)
+
+
+def lab_dir(name: str) -> Path:
+    """Where a lab keeps its state."""
+    return LAB_ROOT / name
+
+
+# ----------------------------------------------------------------- preflight
+def preflight() -> None:
+    """Root and the Debian packages, or one line saying how to get them."""
+    if os.geteuid() != 0:
+        raise LabError(
+            "the lab needs root (namespaces, mounts, loop devices)",
+            hint="run it again as root, e.g. sudo upgrader lab up",
+        )
+    missing = sorted(
+        {
+            pkg
+            for cmd, pkg in DEB_PACKAGES.items()
+            if shutil.which(cmd) is None and not Path(f"/usr/sbin/{cmd}").exists()
+        }
+    )
+    missing += [
+        p
+        for p in EXTRA_DEB
+        if subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True, check=False
+        ).stdout.find("install ok installed")
+        < 0
+    ]
+    if missing:
+        raise LabError(
+            f"Debian packages missing for the lab: {' '.join(missing)}",
+            hint=f"apt-get install -y --no-install-recommends {' '.join(missing)}",
+        )
+
+
+# ------------------------------------------------------------------------ up
+def up(spec: LabSpec, log: callable = print) -> Path:  # type: ignore[valid-type]
+    """Build the lab; return its directory."""
+    preflight()
+    lab = lab_dir(spec.name)
+    if f"{spec.name}-ctl" in hs.netns_list():
+        raise LabError(f"lab '{spec.name}' is already up", hint="upgrader lab down first")
+    if lab.exists():
+        down(spec.name)  # what a crashed or half-built lab left behind
+    spec.hosts = spec.plan_hosts()
+    started = time.monotonic()
+    try:
+        _prepare(spec, lab, log)
+        hs.bridge_up(spec.name, spec.subnet)
+        for host in spec.hosts:
+            hs.host_up(host, lab, CHECKOUT, spec.name, spec.subnet)
+        log(f"[lab] {len(spec.hosts)} hosts up ({time.monotonic() - started:.1f} s)")
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda h: _install(lab, spec, h), [h for h in spec.hosts if h.cloud]))
+        for cloud in CLOUDS:
+            hs.enter(lab, spec.cloud_hosts(cloud)[0].name, "/etc/init.d/opennebula", "start")
+        _start_nfs(lab, spec)
+        _write_configs(lab, spec)
+    except BaseException:
+        down(spec.name)
+        raise
+    log(
+        f"[lab] '{spec.name}' is up in {time.monotonic() - started:.1f} s; config "
+        f"{lab / 'upgrader.yml'}"
+    )
+    return lab
+
+
+def _prepare(spec: LabSpec, lab: Path, log: callable) -> None:  # type: ignore[valid-type]
+    share = lab / "share"
+    (share / "key").mkdir(parents=True)
+    lab.chmod(0o700)
+    run(
+        "ssh-keygen",
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        f"upgrader-lab-{spec.name}",
+        "-f",
+        str(share / "key" / "id_ed25519"),
+    )
+    (lab / "etc-hosts").write_text(
+        "127.0.0.1 localhost\n" + "".join(f"{h.ip} {h.name}\n" for h in spec.hosts)
+    )
+    run("mount", "--bind", str(share), str(share))
+    run("mount", "--make-shared", str(share))
+    build_repo(share / "repo")
+    # The export gets a file system of its own, so that filling it (nfs-full) fills only it.
+    export = share / "nfs" / "export"
+    export.mkdir(parents=True)
+    image = lab / "nfs-export.img"
+    run("truncate", "-s", "1G", str(image))
+    run("mkfs.ext4", "-q", "-F", "-L", f"{spec.name}-nfs", str(image))
+    run("mount", "-o", "loop", str(image), str(export))
+    for cloud in CLOUDS:
+        _prepare_cloud(spec, lab, cloud)
+    (lab / "spec.json").write_text(json.dumps(asdict(spec), indent=1))
+
+
+def _prepare_cloud(spec: LabSpec, lab: Path, cloud: str) -> None:
+    share = lab / "share" / cloud
+    for sub in ("datastores", "one", "pcmk", "virt"):
+        (share / sub).mkdir(parents=True)
+    image = lab / f"{cloud}-datastore.img"
+    run("truncate", "-s", "512M", str(image))
+    run("mkfs.ext4", "-q", "-F", "-L", f"{spec.name}-{cloud[:4]}", str(image))
+    loop = run("losetup", "-f", "--show", str(image)).stdout.strip()
+    run("mount", loop, str(share / "datastores"))
+    password = os.urandom(12).hex()
+    auth = share / "one" / "one_auth"
+    auth.write_text(f"oneadmin:{password}\n")
+    auth.chmod(0o600)
+    (lab / f"{cloud}.one_auth").write_text(f"oneadmin:{password}\n")
+    (lab / f"{cloud}.one_auth").chmod(0o600)
+    names = [h.name for h in spec.cloud_hosts(cloud)]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "upgrader.lab.oned.seed",
+            "--version",
+            spec.version,
+            "--db",
+            str(share / "one" / "one.db"),
+            "--one-auth",
+            str(auth),
+            "--host-names",
+            ",".join(names),
+            "--vms",
+            str(spec.vms),
+            "--virt-dir",
+            str(share / "virt"),
+            "--vm-prefix",
+            f"{cloud[:4]}-vm",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    _write_disks(share)
+    (share / "pcmk" / "cib.xml").write_text(
+        build_cib(names, names[0], f"{spec.subnet}.200", loop, "ext4")
+    )
+
+
+def _write_disks(share: Path) -> None:
+    """Image files and VM disks in the datastore, as a 3.2 shared datastore holds them."""
+    ds = share / "datastores"
+    for sub in ("0", "1"):
+        (ds / sub).mkdir(exist_ok=True)
+    for xml in (share / "virt").glob("*.xml"):
+        text = xml.read_text()
+        for vmid in [part.split("<")[0] for part in text.split("<name>one-")[1:]]:
+            vm_dir = ds / "0" / vmid
+            vm_dir.mkdir(parents=True, exist_ok=True)
+            with (vm_dir / "disk.0").open("wb") as fh:
+                fh.write(f"lab disk of VM {vmid}\n".encode() * 64)
+                fh.truncate(64 * 1024 * 1024)  # sparse, like a raw image
+
+
+def _install(lab: Path, spec: LabSpec, host: LabHost) -> None:
+    defaults = f"LAB_CLOUD={host.cloud}\nLAB_LISTEN={host.ip}:2633\nLAB_SPEED={spec.speed}\n"
+    hs.enter(lab, host.name, "sh", "-c", f"printf '%s' '{defaults}' > /etc/default/opennebula-lab")
+    hs.enter(
+        lab,
+        host.name,
+        "sh",
+        "-c",
+        "apt-get update -qq -o Dir::Etc::sourcelist=/etc/apt/sources.list.d/lab.list && "
+        f"DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+        f"opennebula={spec.version}-1 opennebula-node={spec.version}-1 >/dev/null && "
+        "/etc/init.d/libvirtd start",
+        timeout=300,
+    )
+
+
+def _start_nfs(lab: Path, spec: LabSpec) -> None:
+    nfs = next(h for h in spec.hosts if h.cloud is None)
+    conf = lab / "share" / "nfs" / "ganesha.conf"
+    conf.write_text(
+        "NFS_CORE_PARAM { Protocols = 3, 4; Bind_addr = " + nfs.ip + "; MNT_Port = 20048; "
+        "Enable_NLM = false; Enable_RQUOTA = false; Enable_UDP = false; }\n"
+        "NFSV4 { Graceless = true; RecoveryBackend = fs; }\n"
+        "NFS_KRB5 { Active_krb5 = false; }\n"
+        "EXPORT { Export_Id = 1; Path = /srv/lab/nfs/export; Pseudo = /datastores; "
+        "Protocols = 3, 4; Transports = TCP; Access_Type = RW; Squash = No_Root_Squash; "
+        "SecType = sys; FSAL { Name = VFS; } }\n"
+        "LOG { Default_Log_Level = EVENT; }\n"
+    )
+    hs.enter(
+        lab,
+        nfs.name,
+        "sh",
+        "-c",
+        "mkdir -p /run/rpcbind /var/lib/nfs/ganesha && rpcbind -w && "
+        "ganesha.nfsd -f /srv/lab/nfs/ganesha.conf -L /var/log/ganesha.log "
+        "-p /run/ganesha.pid",
+    )
+    deadline = time.monotonic() + 15
+    while (
+        "SERVER INITIALIZED"
+        not in hs.enter(lab, nfs.name, "cat", "/var/log/ganesha.log", check=False).stdout
+    ):
+        if time.monotonic() > deadline:
+            raise LabError("nfs-ganesha did not start in the nfs host (see /var/log/ganesha.log)")
+        time.sleep(0.1)
+
+
+def _write_configs(lab: Path, spec: LabSpec) -> None:
+    key = lab / "share" / "key" / "id_ed25519"
+    nfs = next(h for h in spec.hosts if h.cloud is None)
+    envs = {}
+    (lab / "inventory").mkdir()
+    for cloud in CLOUDS:
+        members = spec.cloud_hosts(cloud)
+        inv = {
+            "all": {
+                "vars": {
+                    "ansible_user": "root",
+                    "ansible_ssh_private_key_file": str(key),
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                    "ansible_ssh_common_args": "-o StrictHostKeyChecking=no "
+                    "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+                    "one_cloud": cloud,
+                    "one_datastore_path": "/var/lib/one/datastores",
+                    "one_datastore_fstype": "ext4",
+                    "one_cib_file": f"/srv/lab/{cloud}/pcmk/cib.xml",
+                    "nfs_server": nfs.name,
+                    "nfs_export": "/srv/lab/nfs/export",
+                    "nfs_mount_type": "none",
+                    "nfs_mount_opts": "bind",
+                    "nfs_mount_src": "/srv/lab/nfs/export",
+                },
+                "children": {
+                    "frontends": {"hosts": {h.name: {"ansible_host": h.ip} for h in members}},
+                    "hypervisors": {"hosts": {h.name: {"ansible_host": h.ip} for h in members}},
+                },
+            }
+        }
+        path = lab / "inventory" / f"{cloud}.yml"
+        path.write_text(yaml.safe_dump(inv, sort_keys=False))
+        envs[cloud] = {
+            "oned": f"http://{members[0].ip}:2633/RPC2",
+            "credentials": str(lab / f"{cloud}.one_auth"),
+            "inventory": str(path),
+        }
+    envs["production"]["requires_rehearsal_on"] = "staging"
+    config = {"lab": spec.name, "environments": envs}
+    (lab / "upgrader.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+# ---------------------------------------------------------------------- down
+def down(name: str) -> None:
+    """Remove everything of lab ``name``; safe on a half-built or crashed lab."""
+    lab = lab_dir(name)
+    hs.teardown(name)
+    for cloud in CLOUDS:
+        mnt = lab / "share" / cloud / "datastores"
+        with contextlib.suppress(LabError):
+            if _is_mount(mnt):
+                run("umount", "-l", str(mnt))
+        image = lab / f"{cloud}-datastore.img"
+        for line in run("losetup", "-j", str(image), check=False).stdout.splitlines():
+            run("losetup", "-d", line.split(":")[0], check=False)
+    share = lab / "share"
+    export = share / "nfs" / "export"
+    while _is_mount(export):
+        run("umount", "-l", str(export), check=False)
+    for line in run("losetup", "-j", str(lab / "nfs-export.img"), check=False).stdout.splitlines():
+        run("losetup", "-d", line.split(":")[0], check=False)
+    while _is_mount(share):
+        run("umount", "-l", str(share), check=False)
+    shutil.rmtree(lab, ignore_errors=True)
+
+
+def _is_mount(path: Path) -> bool:
+    return run("mountpoint", "-q", str(path), check=False).returncode == 0
