@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except UpgraderError as exc:
-        click.echo(f"error: {exc}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
+        # One line, ending with what to do next (DESIGN.md section 4).
+        hint = f" (hint: {exc.hint})" if exc.hint else ""
+        click.echo(f"error: {exc}{hint}", err=True)
         sys.exit(exc.exit_code)
     sys.exit(0)

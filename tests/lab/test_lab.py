@@ -285,3 +285,22 @@ def test_lab_down_leaves_nothing_behind(lab, tmp_path):
     procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     assert f"upgrader-lab/{name}" not in procs and f"{name}-" not in procs
     upgrader("lab", "down", "--name", name)  # idempotent
+
+
+def test_missing_debian_packages_are_named_with_the_command_that_installs_them(lab):
+    result = subprocess.run(
+        [sys.executable, "-m", "upgrader", "lab", "up", "--name", "utmiss"],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "PATH": "/nonexistent"})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1, result.stderr
+    assert "Debian packages missing for the lab" in lines[0]
+    assert "apt-get install -y --no-install-recommends" in lines[0]
+    assert "libvirt-clients" in lines[0]
+    assert not Path("/var/lib/upgrader-lab/utmiss").exists()
+
+
+def test_commands_on_a_lab_that_is_not_up_say_so(lab):
+    result = upgrader("lab", "status", "--name", "utnone", check=False)
+    assert result.returncode != 0
+    assert result.stderr.strip() == ("error: lab 'utnone' is not up (hint: upgrader lab up)")

@@ -35,7 +35,13 @@ class LabHost:
 
 def run(*cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run a command; a failure becomes a LabError naming it."""
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise LabError(f"{cmd[0]} is not installed", hint="upgrader lab up names the "
+                       "Debian packages the lab needs") from None
+    except subprocess.TimeoutExpired:
+        raise LabError(f"{' '.join(cmd)} did not finish in {timeout:.0f} s") from None
     if check and result.returncode != 0:
         raise LabError(f"{' '.join(cmd)} failed: {(result.stderr or result.stdout).strip()}")
     return result

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -112,6 +113,16 @@ def lab_dir(name: str) -> Path:
 
 
 # ----------------------------------------------------------------- preflight
+def _installed(package: str) -> bool:
+    """Whether dpkg knows ``package`` as installed (read from its status file)."""
+    try:
+        status = Path("/var/lib/dpkg/status").read_text(errors="replace")
+    except OSError:
+        return False
+    entry = re.search(rf"^Package: {re.escape(package)}\n(?:.+\n)*?Status: (.+)$", status, re.M)
+    return bool(entry) and entry.group(1).strip() == "install ok installed"
+
+
 def preflight() -> None:
     """Root and the Debian packages, or one line saying how to get them."""
     if os.geteuid() != 0:
@@ -126,14 +137,7 @@ def preflight() -> None:
             if shutil.which(cmd) is None and not Path(f"/usr/sbin/{cmd}").exists()
         }
     )
-    missing += [
-        p
-        for p in EXTRA_DEB
-        if subprocess.run(
-            ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True, check=False
-        ).stdout.find("install ok installed")
-        < 0
-    ]
+    missing += [p for p in EXTRA_DEB if not _installed(p)]
     if missing:
         raise LabError(
             f"Debian packages missing for the lab: {' '.join(missing)}",
