@@ -81,3 +81,98 @@ class OneUnavailableError(OneApiError):
 
 class OneResponseError(OneApiError):
     """oned answered something that is not a valid OpenNebula response (garbage, truncated XML)."""
+
+
+class JournalError(UpgraderError):
+    """A run's journal cannot be read or written: a missing file, a corrupt line, a full disk."""
+
+
+class ResumeRefusedError(JournalError):
+    """``resume`` will not continue this run: it was aborted, or an abort is pending."""
+
+    exit_code = EXIT_USAGE
+
+
+class FingerprintMismatchError(ResumeRefusedError):
+    """The runbooks, playbooks, target or inventory changed since the run started."""
+
+
+class LockHeldError(UpgraderError):
+    """Another run holds the environment's run lock.
+
+    ``holder`` is the lock file's content (run_id, pid, host, started, expires), or None
+    when the file could not be read.
+    """
+
+    exit_code = EXIT_LOCKED
+
+    def __init__(
+        self, message: str, *, holder: dict[str, object] | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.holder = holder
+
+
+class StaleLockError(LockHeldError):
+    """The run lock belongs to a process that is gone, has expired, or is unreadable."""
+
+
+class PlaybookSetupError(UpgraderError):
+    """A playbook could not even be started: its private data directory is unusable.
+
+    A play that starts and then fails is not an error here: ``ansible_adapter`` returns
+    that as a ``PlaybookOutcome`` and the executor decides what it means.
+    """
+
+
+class InvalidFileError(UsageError):
+    """A YAML file the user wrote (runbook, site config) is malformed or fails validation.
+
+    The message reads ``<file>:<line>:<column>: <key path>: <problem>``; the parts are
+    also kept as attributes (``line`` and ``column`` count from 1; ``None`` when the file
+    could not be read at all).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str,
+        line: int | None = None,
+        column: int | None = None,
+        key_path: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.file = file
+        self.line = line
+        self.column = column
+        self.key_path = key_path
+
+
+class RunbookError(InvalidFileError):
+    """A runbook is unreadable, malformed YAML, or not a valid runbook."""
+
+
+class ConfigFileError(InvalidFileError, ConfigError):
+    """The site config is malformed YAML or not a valid site config."""
+
+
+class GateFailedError(UpgraderError):
+    """A gate failed or stayed inconclusive; the run stopped after undoing what it registered."""
+
+
+class PlaybookFailedError(UpgraderError):
+    """A step's playbook failed; the message names the hosts, the journal holds the output."""
+
+
+class InhibitedError(UpgraderError):
+    """The plan has inhibitors that were neither fixed nor accepted."""
+
+    exit_code = EXIT_INHIBITED
+
+
+class WindowClosedError(UpgraderError):
+    """No maintenance window is open (or what is left of it is too short)."""
+
+    exit_code = EXIT_WINDOW

@@ -1,0 +1,275 @@
+"""Walk a plan: gates before, the step, gates after; journal every transition first.
+
+The executor receives its collaborators (journal, playbook runner, gates, actions,
+progress sink, clock) as arguments, so tests hand in real or recorded ones. Undo actions a
+step registers run, newest first, when the run fails or is aborted, and at the end of a
+successful run (they are the "back to how it was" half of a maintenance pair: Pacemaker
+out of maintenance mode, Puppet released, a host re-enabled).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from upgrader.ansible_adapter import PlaybookCall, PlaybookOutcome
+from upgrader.errors import GateFailedError, PlaybookFailedError, UpgraderError
+from upgrader.journal import EventType, Journal, replay
+from upgrader.planner import Plan, PlannedStep
+from upgrader.runbook import GateSpec, Step
+
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A gate's verdict with what it saw and what to do about a failure."""
+
+    gate: str
+    verdict: str
+    evidence: Mapping[str, Any]
+    hint: str = ""
+
+
+class Gate(Protocol):
+    """A read-only check: ``check(spec, step) -> GateResult`` (it may wait, within its budget)."""
+
+    def __call__(self, spec: GateSpec, step: PlannedStep) -> GateResult: ...
+
+
+Action = Callable[[PlannedStep, "RunContext"], Mapping[str, Any]]
+PlaybookRunner = Callable[..., PlaybookOutcome]
+
+
+@dataclass
+class RunContext:
+    """What one run of a plan works with."""
+
+    plan: Plan
+    run_id: str
+    run_dir: Path
+    journal: Journal
+    run_playbook: PlaybookRunner
+    project_dir: Path
+    inventory: Path | str
+    gates: Mapping[str, Gate]
+    actions: Mapping[str, Action]
+    undo_steps: Mapping[str, Step]
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)
+    secret_vars: Mapping[str, Any] = field(default_factory=dict)
+    dry_run: bool = False
+    progress: Callable[[str], None] = print
+    cancel: threading.Event = field(default_factory=threading.Event)
+    clock: Callable[[], float] = time.monotonic
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
+def marker(run_id: str, step_id: str, attempt: int) -> str:
+    """The environment marker every process of one step attempt carries."""
+    return f"{run_id}:{_slug(step_id)}:{attempt}"
+
+
+def execute(
+    ctx: RunContext, *, start_at: str | None = None, attempt_of: Mapping[str, int] | None = None
+) -> None:
+    """Run the plan's steps from ``start_at`` (default: the first) to the end.
+
+    Raises ``GateFailedError`` / ``PlaybookFailedError`` after undoing what the run
+    registered; every transition is in the journal before the next one starts.
+    """
+    steps = list(ctx.plan.steps)
+    index = 0 if start_at is None else next(i for i, s in enumerate(steps) if s.id == start_at)
+    attempts = dict(attempt_of or {})
+    for n, step in enumerate(steps[index:], index + 1):
+        if ctx.cancel.is_set():
+            abort(ctx, "abort requested")
+            return
+        attempts[step.id] = attempts.get(step.id, 0) + 1
+        _run_step(ctx, step, n, attempts[step.id])
+    run_pending_undo(ctx, reason="run finished")
+    ctx.journal.record(EventType.RUN_FINISHED, dry_run=ctx.dry_run)
+    ctx.progress(f"[run] {ctx.run_id} finished")
+
+
+def _run_step(ctx: RunContext, step: PlannedStep, n: int, attempt: int) -> None:
+    tag = f"[step/{step.id}]"
+    _gates(ctx, step, step.gates_before, "before")
+    if step.undo and not ctx.dry_run:
+        undo = ctx.undo_steps[step.undo]
+        ctx.journal.record(
+            EventType.UNDO_REGISTERED, step=step.id, undo_id=step.undo, description=undo.title
+        )
+    mark = marker(ctx.run_id, step.id, attempt)
+    ctx.journal.record(
+        EventType.STEP_STARTED,
+        step=step.id,
+        attempt=attempt,
+        idempotent=step.idempotent,
+        marker=mark,
+    )
+    ctx.progress(f"{tag} started ({step.title})")
+    started = ctx.clock()
+    try:
+        outcome = _perform(ctx, step, n, attempt, mark)
+    except UpgraderError as exc:
+        ctx.journal.record(
+            EventType.STEP_FAILED, step=step.id, error=str(exc), evidence={"hint": exc.hint}
+        )
+        fail(ctx, f"step {step.id} failed: {exc}")
+        raise
+    duration = round(ctx.clock() - started, 3)
+    if isinstance(outcome, PlaybookOutcome) and outcome.status != "successful":
+        evidence = {
+            "status": outcome.status,
+            "rc": outcome.rc,
+            "failed_hosts": list(outcome.failed_hosts),
+            "unreachable_hosts": list(outcome.unreachable_hosts),
+            "stdout_tail": list(outcome.stdout_tail),
+        }
+        ctx.journal.record(
+            EventType.STEP_FAILED,
+            step=step.id,
+            error=outcome.status,
+            evidence=evidence,
+            duration=duration,
+        )
+        error = PlaybookFailedError(
+            f"step {step.id}: playbook {step.playbook} {outcome.status} (rc {outcome.rc}); "
+            f"failed hosts: {', '.join(outcome.failed_hosts + outcome.unreachable_hosts) or '-'}",
+            hint=f"see the step's output in {ctx.run_dir}, fix the cause, then "
+            f"`upgrader resume {ctx.run_id}`",
+        )
+        fail(ctx, str(error))
+        raise error
+    result = _summary(outcome)
+    ctx.journal.record(EventType.STEP_FINISHED, step=step.id, outcome=result, duration=duration)
+    ctx.progress(f"{tag} finished in {duration:.1f} s")
+    _gates(ctx, step, step.gates_after, "after")
+
+
+def _perform(
+    ctx: RunContext,
+    step: PlannedStep | Step,
+    n: int,
+    attempt: int,
+    mark: str,
+    limit: str | None = None,
+) -> PlaybookOutcome | Mapping[str, Any]:
+    if step.kind == "action":
+        action = ctx.actions.get(step.action or "")
+        if action is None:
+            raise UpgraderError(f"unknown action '{step.action}'")
+        if ctx.dry_run:
+            return {"would_run": step.action}
+        return action(step, ctx)  # type: ignore[arg-type]
+    step_id = getattr(step, "id", "undo")
+    call = PlaybookCall(
+        step_id=step_id,
+        playbook=ctx.project_dir / str(step.playbook),
+        project_dir=ctx.project_dir,
+        inventory=ctx.inventory,
+        private_data_dir=ctx.run_dir / "steps" / f"{n:02d}-{_slug(step_id)}" / f"attempt-{attempt}",
+        extra_vars={**ctx.extra_vars, **dict(step.vars), "upgrader_run_id": ctx.run_id},
+        secret_vars=ctx.secret_vars,
+        limit=limit if limit is not None else getattr(step, "limit", None),
+        check=ctx.dry_run,
+        diff=ctx.dry_run,
+        marker=mark,
+    )
+    return ctx.run_playbook(
+        call,
+        progress=ctx.progress,
+        cancel=ctx.cancel,
+        on_event=lambda ev: _on_event(ctx, step_id, ev),
+    )
+
+
+def _on_event(ctx: RunContext, step_id: str, event: Mapping[str, Any]) -> None:
+    if event.get("event") in ("runner_on_failed", "runner_on_unreachable", "playbook_on_stats"):
+        ctx.journal.record(EventType.NOTE, step=step_id, ansible=dict(event))
+
+
+def _summary(outcome: PlaybookOutcome | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(outcome, PlaybookOutcome):
+        return {
+            "status": outcome.status,
+            "rc": outcome.rc,
+            "stats": dict(outcome.stats),
+            "changed": [c.__dict__ if hasattr(c, "__dict__") else str(c) for c in outcome.changed],
+        }
+    return dict(outcome)
+
+
+def _gates(ctx: RunContext, step: PlannedStep, specs: tuple[GateSpec, ...], phase: str) -> None:
+    for spec in specs:
+        gate = ctx.gates.get(spec.name)
+        if gate is None:
+            raise UpgraderError(f"step {step.id}: no gate called '{spec.name}'")
+        result = gate(spec, step)
+        ctx.journal.record(
+            EventType.GATE_VERDICT,
+            step=step.id,
+            gate=spec.name,
+            phase=phase,
+            verdict=result.verdict,
+            evidence=dict(result.evidence),
+            hint=result.hint,
+        )
+        ctx.progress(f"[gate/{spec.name}] {result.verdict.upper()} {phase} {step.id}")
+        if result.verdict != PASS:
+            message = (
+                f"gate {spec.name} {result.verdict} {phase} step {step.id}: "
+                f"{result.evidence.get('summary', '')}"
+            ).rstrip(": ")
+            fail(ctx, message)
+            raise GateFailedError(message, hint=result.hint or None)
+
+
+def fail(ctx: RunContext, reason: str) -> None:
+    """Undo what the run registered, then journal the failure."""
+    run_pending_undo(ctx, reason="run failed")
+    ctx.journal.record(
+        EventType.RUN_FAILED,
+        reason=reason,
+        hint=f"fix the cause, then `upgrader resume {ctx.run_id}`",
+    )
+
+
+def abort(ctx: RunContext, reason: str) -> None:
+    """Stop at this safe point and undo what the run registered."""
+    run_pending_undo(ctx, reason=reason)
+    ctx.journal.record(EventType.RUN_ABORTED, reason=reason)
+    ctx.progress(f"[run] {ctx.run_id} aborted: {reason}")
+
+
+def run_pending_undo(ctx: RunContext, *, reason: str) -> None:
+    """Run every registered, not yet done undo action, newest first; journal each."""
+    state = replay(ctx.journal.events())
+    limits = {s.id: s.limit for s in ctx.plan.steps}
+    for undo in state.pending_undo:
+        step = ctx.undo_steps.get(undo.undo_id)
+        if step is None:
+            continue
+        ctx.journal.record(EventType.UNDO_STARTED, undo_id=undo.undo_id, reason=reason)
+        ctx.progress(f"[undo/{undo.undo_id}] {step.title} ({reason})")
+        try:
+            outcome = _perform(
+                ctx, step, 99, 1, marker(ctx.run_id, undo.undo_id, 1), limit=limits.get(undo.step)
+            )
+        except UpgraderError as exc:
+            ctx.journal.record(EventType.UNDO_FAILED, undo_id=undo.undo_id, error=str(exc))
+            continue
+        ok = not isinstance(outcome, PlaybookOutcome) or outcome.status == "successful"
+        ctx.journal.record(
+            EventType.UNDO_DONE if ok else EventType.UNDO_FAILED,
+            undo_id=undo.undo_id,
+            outcome=_summary(outcome),
+        )

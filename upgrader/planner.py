@@ -1,0 +1,294 @@
+"""Facts + runbooks -> plan. Pure: no I/O, no clock, no client.
+
+The plan is a value: the steps per hop and per host batch, the findings (stable key,
+severity, inhibitor or not, remediation), estimates, the point of no return, and two
+fingerprints. ``fingerprint`` identifies "the same plan" across environments (runbooks,
+playbooks, target: what staging must have rehearsed); ``resume_fingerprint`` adds the
+environment and its inventory, and must not change while a run is resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from upgrader.errors import UsageError
+from upgrader.runbook import GateSpec, Runbook, Step
+from upgrader.versions import hop_path, series_of
+
+INFO, WARNING, ERROR = "info", "warning", "error"
+
+
+@dataclass(frozen=True)
+class HostFact:
+    """What the planner needs to know of a host."""
+
+    id: int
+    name: str
+    state: str  # HostState name: MONITORED, ERROR, ...
+    running_vms: int = 0
+
+
+@dataclass(frozen=True)
+class DiskFact:
+    """One VM disk: its image and whether changes to it survive a shutdown."""
+
+    disk_id: int
+    image: str | None
+    persistent: bool  # SAVE=YES (persistent image) or a disk saved with savedisk
+
+
+@dataclass(frozen=True)
+class VmFact:
+    """What the planner needs to know of a VM."""
+
+    id: int
+    name: str
+    owner: str
+    state: str  # VmState name
+    lcm_state: str  # LcmState name
+    host: str | None
+    disks: tuple[DiskFact, ...] = ()
+
+
+@dataclass(frozen=True)
+class CloudFacts:
+    """The live facts of one cloud, gathered read-only before planning."""
+
+    environment: str
+    version: str  # series: "3.2", "3.4", "3.6"
+    hosts: tuple[HostFact, ...]
+    vms: tuple[VmFact, ...]
+    inventory_digest: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something the plan found; an inhibitor blocks the run until accepted or fixed."""
+
+    key: str
+    severity: str
+    inhibitor: bool
+    message: str
+    remediation: str
+    accepted: bool = False
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One runbook step on one target set, as the executor runs it."""
+
+    id: str  # "<hop>/<step>" or "<hop>/<step>@<batch>"
+    hop: str  # "3.2-3.4"
+    step: str
+    title: str
+    kind: str
+    playbook: str | None
+    action: str | None
+    target: str
+    hosts: tuple[str, ...]
+    limit: str | None
+    estimate: float
+    idempotent: bool
+    undo: str | None
+    point_of_no_return: bool
+    gates_before: tuple[GateSpec, ...]
+    gates_after: tuple[GateSpec, ...]
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    sequence_start: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything ``upgrader run`` will do, decided before anything changes."""
+
+    environment: str
+    current_version: str
+    target_version: str
+    hops: tuple[tuple[str, str], ...]
+    steps: tuple[PlannedStep, ...]
+    findings: tuple[Finding, ...]
+    point_of_no_return: str | None
+    estimate: float
+    fingerprint: str
+    resume_fingerprint: str
+
+    @property
+    def inhibitors(self) -> tuple[Finding, ...]:
+        """Findings that block the run (not accepted)."""
+        return tuple(f for f in self.findings if f.inhibitor and not f.accepted)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (journaled at run start, printed by ``plan --json``)."""
+        data = asdict(self)
+        data["inhibitors"] = [f.key for f in self.inhibitors]
+        return data
+
+
+# ------------------------------------------------------------------ findings
+_ACTIVE = {"ACTIVE", "SUSPENDED", "STOPPED", "HOLD", "FAILED"}
+
+
+def vm_findings(facts: CloudFacts, hops: Sequence[tuple[str, str]]) -> list[Finding]:
+    """What the VMs mean for this path: 3.2 -> 3.4 shuts every active VM down."""
+    out: list[Finding] = []
+    if ("3.2", "3.4") not in hops:
+        return out
+    active = [vm for vm in facts.vms if vm.state in _ACTIVE]
+    if active:
+        out.append(
+            Finding(
+                "vms-shut-down-for-onedb",
+                INFO,
+                False,
+                f"{len(active)} VMs will be shut down and re-created on their hosts: onedb "
+                "3.2 -> 3.4 refuses VMs that are not PENDING or DONE",
+                "nothing to do: the runbook records and re-creates them",
+            )
+        )
+    for vm in active:
+        lost = [d for d in vm.disks if not d.persistent]
+        if lost:
+            disks = ", ".join(
+                f"disk {d.disk_id}" + (f" ({d.image})" if d.image else "") for d in lost
+            )
+            out.append(
+                Finding(
+                    f"vm-nonpersistent-disk/{vm.id}",
+                    ERROR,
+                    True,
+                    f"VM {vm.id} '{vm.name}' (owner {vm.owner}) has non-persistent {disks}: "
+                    "changes since it booted are lost when it is shut down",
+                    f"save the disk first (one.vm.savedisk), or accept the loss with "
+                    f"--accept vm-nonpersistent-disk/{vm.id}",
+                )
+            )
+    return out
+
+
+def host_findings(facts: CloudFacts) -> list[Finding]:
+    """Hosts that are not in a state to take part."""
+    out = []
+    for host in facts.hosts:
+        if host.state in ("ERROR", "MONITORING_ERROR"):
+            out.append(
+                Finding(
+                    f"host-in-error/{host.name}",
+                    ERROR,
+                    True,
+                    f"host {host.name} is in ERROR: oned cannot monitor it",
+                    "fix the host (libvirtd, network) until it is MONITORED, then plan again",
+                )
+            )
+        elif host.state == "DISABLED":
+            out.append(
+                Finding(
+                    f"host-disabled/{host.name}",
+                    WARNING,
+                    False,
+                    f"host {host.name} is disabled: it receives no VMs while others are drained",
+                    "enable it if it should take VMs, or accept fewer targets",
+                )
+            )
+    return out
+
+
+# -------------------------------------------------------------------- steps
+def _batches(hosts: Sequence[str], size: int) -> list[tuple[str, ...]]:
+    return [tuple(hosts[i : i + size]) for i in range(0, len(hosts), size)]
+
+
+def _expand(hop: str, step: Step, facts: CloudFacts, batch_size: int | None) -> list[PlannedStep]:
+    common = {
+        "hop": hop,
+        "step": step.id,
+        "title": step.title,
+        "kind": step.kind,
+        "playbook": step.playbook,
+        "action": step.action,
+        "target": step.target,
+        "idempotent": step.idempotent,
+        "undo": step.undo,
+        "point_of_no_return": step.point_of_no_return,
+        "gates_before": step.gates_before,
+        "gates_after": step.gates_after,
+        "vars": dict(step.vars),
+        "sequence_start": step.sequence_start,
+    }
+    if not step.per_host:
+        return [
+            PlannedStep(
+                id=f"{hop}/{step.id}", hosts=(), limit=None, estimate=step.estimate, **common
+            )
+        ]
+    names = sorted(h.name for h in facts.hosts)
+    size = step.serial or batch_size or 1
+    out = []
+    for n, batch in enumerate(_batches(names, size), 1):
+        out.append(
+            PlannedStep(
+                id=f"{hop}/{step.id}@{n}",
+                hosts=batch,
+                limit=",".join(batch),
+                estimate=step.estimate,
+                **common,
+            )
+        )
+    return out
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def build_plan(
+    facts: CloudFacts,
+    target: str,
+    runbooks: Mapping[tuple[str, str], Runbook],
+    *,
+    playbook_digests: Mapping[str, str],
+    batch_size: int | None = None,
+    accepted: Sequence[str] = (),
+) -> Plan:
+    """The plan that takes ``facts`` to ``target`` with the runbook of each hop.
+
+    ``playbook_digests`` maps every playbook path the runbooks name to the digest of its
+    content (and of the roles it uses); ``accepted`` lists finding keys the operator
+    accepted with ``--accept``.
+    """
+    hops = hop_path(facts.version, target)
+    steps: list[PlannedStep] = []
+    for hop in hops:
+        runbook = runbooks.get(hop)
+        if runbook is None:
+            raise UsageError(
+                f"no runbook for OpenNebula {hop[0]} -> {hop[1]}",
+                hint="runbooks/opennebula-<from>-to-<to>.yml is missing",
+            )
+        name = f"{hop[0]}-{hop[1]}"
+        for step in runbook.steps:
+            if not step.undo_only:
+                steps.extend(_expand(name, step, facts, batch_size))
+    findings = [*host_findings(facts), *vm_findings(facts, hops)]
+    findings = [Finding(**{**asdict(f), "accepted": f.key in accepted}) for f in findings]
+    point = next((s.id for s in steps if s.point_of_no_return), None)
+    identity = _digest(
+        series_of(target),
+        [(hop, runbooks[hop].digest) for hop in hops],
+        sorted(playbook_digests.items()),
+    )
+    return Plan(
+        environment=facts.environment,
+        current_version=facts.version,
+        target_version=series_of(target),
+        hops=hops,
+        steps=tuple(steps),
+        findings=tuple(findings),
+        point_of_no_return=point,
+        estimate=sum(s.estimate for s in steps),
+        fingerprint=identity,
+        resume_fingerprint=_digest(identity, facts.environment, facts.inventory_digest),
+    )

@@ -1,0 +1,462 @@
+"""Runbooks: the YAML description of one hop as ordered steps, loaded and validated.
+
+A runbook (``runbooks/opennebula-3.2-to-3.4.yml``)::
+
+    name: opennebula-3.2-to-3.4
+    kind: upgrade                  # or: storage (then from_storage / to_storage)
+    from_version: "3.2"
+    to_version: "3.4"
+    steps:
+      - id: backup-db              # [a-z0-9-]+, unique in the runbook
+        title: Back up the oned database
+        playbook: backup-db.yml    # relative to the playbooks directory; or `action: NAME`
+        target: frontends          # inventory group (default: all)
+        serial: 1                  # host batch size; implies per_host: true
+        gates_before: [oned-responding]
+        gates_after:
+          - name: hosts-monitored  # a gate with parameters
+            timeout: 5m
+        estimate: 2m               # seconds, or "90s", "5m", "1h30m"
+        idempotent: true
+        undo: restore-db           # an `undo_only: true` step that reverses this one
+        point_of_no_return: false  # at most one step in a runbook
+        sequence_start: false
+        vars: {keep_backups: 3}
+
+Every validation error reads ``<file>:<line>:<column>: <key path>: <problem>``, key paths
+count list items from 0 (``steps[2].serial``), and an unknown key comes with the nearest
+valid one. The YAML is composed into nodes with PyYAML's safe loader (so each value keeps
+its position) and only ever constructed with the safe constructor.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, NoReturn
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+
+from upgrader.errors import InvalidFileError, RunbookError
+from upgrader.versions import SERIES
+
+KNOWN_ACTIONS: frozenset[str] = frozenset({
+    "record-vms",  # template, disks, host and IPs of every active VM, into the run dir
+    "shutdown-vms",
+    "recreate-vms",
+    "suspend-vms",
+    "resume-vms",
+    "disable-host",
+    "enable-host",
+    "storage-presync",
+    "storage-delta-sync",
+    "storage-verify",
+})
+"""The orchestrator actions a step may name (``action:``); the executor implements them."""
+
+IDENTIFIER = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_DURATION = re.compile(r"(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s)?")
+_STR, _INT, _FLOAT, _BOOL, _NULL = (f"tag:yaml.org,2002:{t}" for t in
+                                    ("str", "int", "float", "bool", "null"))
+_TYPE_NAMES = {_STR: "a string", _INT: "an integer", _FLOAT: "a number", _BOOL: "a boolean",
+               _NULL: "nothing (null)", "tag:yaml.org,2002:timestamp": "a timestamp"}
+
+
+# --------------------------------------------------------- YAML with positions
+class YamlFile:
+    """One YAML file composed to nodes; its checks fail with ``file:line:column: path:``."""
+
+    def __init__(self, path: Path, data: bytes, error: type[InvalidFileError]) -> None:
+        self.name = str(path)
+        self.error = error
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise error(f"{self.name}: not UTF-8 text (byte {exc.start})", file=self.name) from None
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            problem = exc.problem or exc.context or "cannot parse"
+            raise error(f"{self.name}:{line}:{column}: malformed YAML: {problem}",
+                        file=self.name, line=line, column=column) from None
+        except yaml.YAMLError as exc:  # the reader's errors (control characters) carry no mark
+            raise error(f"{self.name}:1:1: malformed YAML: {exc}", file=self.name, line=1,
+                        column=1) from None
+        start = yaml.Mark(self.name, 0, 0, 0, None, None)  # an empty file has no nodes
+        self.root: yaml.Node = root if root is not None else yaml.ScalarNode(_NULL, "", start)
+
+    def fail(self, node: yaml.Node, path: str, problem: str) -> NoReturn:
+        """Raise this file's error at ``node``, naming the key ``path``."""
+        line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        where = f"{path}: " if path else ""
+        raise self.error(f"{self.name}:{line}:{column}: {where}{problem}", file=self.name,
+                         line=line, column=column, key_path=path or None)
+
+    def fields(self, node: yaml.Node, path: str, allowed: Sequence[str],
+               required: Collection[str] = ()) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """The keys of a mapping with their key and value nodes; unknown, duplicate or missing
+        keys fail (an unknown one with the nearest allowed key)."""
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(node, path, f"expected a mapping, got {describe(node)}")
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            if not (isinstance(key_node, yaml.ScalarNode) and key_node.tag == _STR):
+                self.fail(key_node, path, f"keys must be strings, got {describe(key_node)}")
+            key = key_node.value
+            if key not in allowed:
+                self.fail(key_node, join(path, key), f"unknown key '{key}'{suggest(key, allowed)}")
+            if key in out:
+                first = out[key][0].start_mark.line + 1
+                self.fail(key_node, join(path, key), f"duplicate key (first on line {first})")
+            out[key] = (key_node, value_node)
+        for key in allowed:
+            if key in required and key not in out:
+                self.fail(node, join(path, key), "missing required key")
+        return out
+
+    def items(self, node: yaml.Node, path: str) -> list[yaml.Node]:
+        """The items of a list."""
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(node, path, f"expected a list, got {describe(node)}")
+        return list(node.value)
+
+    def scalar(self, node: yaml.Node, path: str, tag: str) -> Any:
+        """A scalar of one YAML type (``_STR``, ``_INT``, ``_BOOL``), constructed safely."""
+        if not (isinstance(node, yaml.ScalarNode) and node.tag == tag):
+            self.fail(node, path, f"expected {_TYPE_NAMES[tag]}, got {describe(node)}")
+        return self.value(node, path)
+
+    def text(self, node: yaml.Node, path: str, *, pattern: re.Pattern[str] | None = None,
+             what: str = "") -> str:
+        """A non-empty string, optionally matching ``pattern`` (then ``what`` describes it)."""
+        value: str = self.scalar(node, path, _STR)
+        if not value.strip():
+            self.fail(node, path, "must not be empty")
+        if pattern is not None and not pattern.fullmatch(value):
+            self.fail(node, path, f"'{value}' is not {what}")
+        return value
+
+    def integer(self, node: yaml.Node, path: str, *, minimum: int) -> int:
+        """An integer no smaller than ``minimum``."""
+        value: int = self.scalar(node, path, _INT)
+        if value < minimum:
+            self.fail(node, path, f"must be at least {minimum}, got {value}")
+        return value
+
+    def seconds(self, node: yaml.Node, path: str) -> float:
+        """A duration: a number of seconds, or text like ``90s``, ``5m``, ``1h30m``."""
+        if isinstance(node, yaml.ScalarNode) and node.tag in (_INT, _FLOAT):
+            value = float(self.value(node, path))
+        elif isinstance(node, yaml.ScalarNode) and node.tag == _STR:
+            match = _DURATION.fullmatch(node.value.strip())
+            if not node.value.strip() or match is None:
+                self.fail(node, path, f"'{node.value}' is not a duration like 90s, 5m or 1h30m")
+            hours, minutes, secs = (float(g or 0) for g in match.groups())
+            value = hours * 3600 + minutes * 60 + secs
+        else:
+            self.fail(node, path, f"expected a duration (seconds, or 90s, 5m, 1h30m), got "
+                      f"{describe(node)}")
+        if not value >= 0 or value == float("inf"):
+            self.fail(node, path, f"must be a finite duration of 0 or more, got {node.value}")
+        return value
+
+    def value(self, node: yaml.Node, path: str) -> Any:
+        """Any value, constructed with PyYAML's safe constructor."""
+        try:
+            return SafeConstructor().construct_object(node, deep=True)
+        except ConstructorError as exc:
+            self.fail(node, path, f"unsupported YAML value: {exc.problem}")
+
+
+def describe(node: yaml.Node) -> str:
+    """What a node is, for messages: ``a list``, ``an integer``, ..."""
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return _TYPE_NAMES.get(node.tag, f"a value tagged {node.tag}")
+
+
+def join(path: str, key: str) -> str:
+    """``steps[1]`` + ``serial`` -> ``steps[1].serial``."""
+    return f"{path}.{key}" if path else key
+
+
+def suggest(word: str, choices: Collection[str]) -> str:
+    """`` (did you mean 'serial'?)`` for the nearest choice, else the choices."""
+    near = difflib.get_close_matches(word, list(choices), n=1)
+    if near:
+        return f" (did you mean '{near[0]}'?)"
+    return f" (expected one of: {', '.join(sorted(choices))})"
+
+
+# ------------------------------------------------------------------- the model
+@dataclass(frozen=True)
+class GateSpec:
+    """A gate a step names, with the parameters the runbook gives it."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One runbook step: a playbook run or an orchestrator action, with its gates."""
+
+    id: str
+    title: str
+    kind: str  # "playbook" | "action"
+    playbook: str | None  # relative to the playbooks directory
+    action: str | None
+    target: str
+    serial: int | None
+    per_host: bool
+    gates_before: tuple[GateSpec, ...]
+    gates_after: tuple[GateSpec, ...]
+    estimate: float  # seconds
+    idempotent: bool
+    undo: str | None  # the id of the undo_only step that reverses this one
+    point_of_no_return: bool
+    vars: Mapping[str, Any]
+    undo_only: bool
+    sequence_start: bool
+
+
+@dataclass(frozen=True)
+class Runbook:
+    """One hop (an OpenNebula upgrade or a storage move) as ordered steps."""
+
+    name: str
+    kind: str  # "upgrade" | "storage"
+    from_version: str | None
+    to_version: str | None
+    from_storage: str | None
+    to_storage: str | None
+    steps: tuple[Step, ...]
+    path: Path
+    digest: str  # sha256 of the file's bytes
+
+
+_TOP_KEYS = ("name", "kind", "from_version", "to_version", "from_storage", "to_storage", "steps")
+_KIND_KEYS = {"upgrade": ("from_version", "to_version"), "storage": ("from_storage", "to_storage")}
+_STEP_KEYS = ("id", "title", "playbook", "action", "target", "serial", "per_host",
+              "gates_before", "gates_after", "estimate", "idempotent", "undo", "undo_only",
+              "point_of_no_return", "sequence_start", "vars")
+
+
+# ------------------------------------------------------------------- loading
+def load_runbook(path: Path, *, playbooks_dir: Path,
+                 actions: Collection[str] = KNOWN_ACTIONS,
+                 gates: Collection[str] | None = None) -> Runbook:
+    """Read and validate a runbook; ``gates`` (if given) are the gate names it may use.
+
+    Raises:
+        RunbookError: the file is unreadable, malformed YAML, or not a valid runbook.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RunbookError(f"{path}: cannot read runbook: {exc.strerror or exc}",
+                           file=str(path)) from None
+    doc = YamlFile(path, data, RunbookError)
+    top = doc.fields(doc.root, "", _TOP_KEYS, required=("name", "kind", "steps"))
+    name = doc.text(top["name"][1], "name")
+    kind = doc.text(top["kind"][1], "kind")
+    if kind not in _KIND_KEYS:
+        doc.fail(top["kind"][1], "kind", f"unknown kind '{kind}'{suggest(kind, _KIND_KEYS)}")
+    ends = _ends(doc, top, kind)
+    context = _StepContext(doc, playbooks_dir, actions, gates)
+    step_nodes = doc.items(top["steps"][1], "steps")
+    if not step_nodes:
+        doc.fail(top["steps"][1], "steps", "a runbook needs at least one step")
+    steps = tuple(context.step(node, f"steps[{i}]") for i, node in enumerate(step_nodes))
+    context.check_together(steps)
+    return Runbook(name=name, kind=kind, steps=steps, path=path,
+                   digest=hashlib.sha256(data).hexdigest(), **ends)
+
+
+def _ends(doc: YamlFile, top: Mapping[str, tuple[yaml.Node, yaml.Node]],
+          kind: str) -> dict[str, str | None]:
+    """from/to of the kind's pair; the other kind's keys are refused."""
+    ends: dict[str, str | None] = dict.fromkeys(_TOP_KEYS[2:6])
+    for other, keys in _KIND_KEYS.items():
+        for key in keys:
+            if other != kind and key in top:
+                doc.fail(top[key][0], key, f"not allowed in a runbook of kind '{kind}'")
+            if other == kind and key not in top:
+                doc.fail(doc.root, key, f"missing required key (kind '{kind}')")
+    first, second = _KIND_KEYS[kind]
+    if kind == "upgrade":
+        for key in (first, second):
+            node = top[key][1]
+            # `from_version: 3.2` is a float to YAML: its text is what was meant.
+            if not isinstance(node, yaml.ScalarNode) or node.value not in SERIES:
+                doc.fail(node, key, f"'{getattr(node, 'value', '')}' is not a version "
+                         f"upgrader knows ({', '.join(SERIES)})")
+            ends[key] = node.value
+        old, new = ends[first], ends[second]
+        if SERIES.index(str(new)) != SERIES.index(str(old)) + 1:
+            doc.fail(top[second][1], second, f"a runbook is one hop: {old} goes to "
+                     f"{_next_series(str(old))}, not {new}")
+    else:
+        for key in (first, second):
+            ends[key] = doc.text(top[key][1], key, pattern=IDENTIFIER, what="a storage name "
+                                 "like ocfs2 or nfs")
+        if ends[first] == ends[second]:
+            doc.fail(top[second][1], second, f"the same as {first} ('{ends[first]}')")
+    return ends
+
+
+def _next_series(version: str) -> str:
+    index = SERIES.index(version) + 1
+    return SERIES[index] if index < len(SERIES) else "nowhere (it is the newest)"
+
+
+class _StepContext:
+    """Validates the steps of one runbook and remembers what the cross-checks need."""
+
+    def __init__(self, doc: YamlFile, playbooks_dir: Path, actions: Collection[str],
+                 gates: Collection[str] | None) -> None:
+        self.doc, self.playbooks_dir, self.actions, self.gates = doc, playbooks_dir, actions, gates
+        self.id_nodes: dict[str, yaml.Node] = {}
+        self.undo_nodes: dict[str, yaml.Node] = {}
+        self.ponr_node: dict[str, yaml.Node] = {}
+
+    def step(self, node: yaml.Node, path: str) -> Step:
+        """One step, checked on its own (ids, types, playbook file, action name)."""
+        doc = self.doc
+        keys = doc.fields(node, path, _STEP_KEYS, required=("id", "estimate", "idempotent"))
+        sid = doc.text(keys["id"][1], f"{path}.id", pattern=IDENTIFIER,
+                       what="a step id (lower-case letters, digits and dashes)")
+        if sid in self.id_nodes:
+            first = self.id_nodes[sid].start_mark.line + 1
+            doc.fail(keys["id"][1], f"{path}.id", f"duplicate step id '{sid}' (first on line "
+                     f"{first})")
+        self.id_nodes[sid] = keys["id"][1]
+
+        def get(key: str, read: Any, default: Any, **kw: Any) -> Any:
+            return read(keys[key][1], f"{path}.{key}", **kw) if key in keys else default
+
+        def flag(key: str, default: bool = False) -> bool:
+            return bool(get(key, doc.scalar, default, tag=_BOOL))
+
+        playbook, action = self._work(node, keys, path, sid)
+        serial = get("serial", doc.integer, None, minimum=1)
+        per_host = flag("per_host", serial is not None)
+        if serial is not None and not per_host:
+            doc.fail(keys["serial"][0], f"{path}.serial", "serial needs per_host: true")
+        step = Step(
+            id=sid, title=get("title", doc.text, sid), kind="playbook" if playbook else "action",
+            playbook=playbook, action=action, target=get("target", doc.text, "all"),
+            serial=serial, per_host=per_host,
+            gates_before=get("gates_before", self._gates, ()),
+            gates_after=get("gates_after", self._gates, ()),
+            estimate=doc.seconds(keys["estimate"][1], f"{path}.estimate"),
+            idempotent=doc.scalar(keys["idempotent"][1], f"{path}.idempotent", _BOOL),
+            undo=get("undo", doc.text, None), point_of_no_return=flag("point_of_no_return"),
+            vars=get("vars", self._vars, {}), undo_only=flag("undo_only"),
+            sequence_start=flag("sequence_start"))
+        if step.undo is not None:
+            self.undo_nodes[sid] = keys["undo"][1]
+        if step.point_of_no_return:
+            self.ponr_node[sid] = keys["point_of_no_return"][0]
+        for key, value in (("undo", step.undo), ("point_of_no_return", step.point_of_no_return)):
+            if step.undo_only and value:
+                doc.fail(keys[key][0], f"{path}.{key}", "not allowed on an undo_only step")
+        return step
+
+    def _work(self, node: yaml.Node, keys: Mapping[str, tuple[yaml.Node, yaml.Node]], path: str,
+              sid: str) -> tuple[str | None, str | None]:
+        """The step's playbook (which must exist) or action (which must be known)."""
+        doc = self.doc
+        if "playbook" in keys and "action" in keys:
+            later = max(keys["playbook"][0], keys["action"][0], key=lambda n: n.start_mark.index)
+            doc.fail(later, f"{path}.{later.value}", "a step runs a playbook or an action, not "
+                     "both")
+        if "playbook" in keys:
+            value = keys["playbook"][1]
+            playbook = doc.text(value, f"{path}.playbook")
+            relative = PurePosixPath(playbook)
+            if relative.is_absolute() or ".." in relative.parts:
+                doc.fail(value, f"{path}.playbook", f"playbook '{playbook}' must be a path "
+                         f"inside the playbooks directory ({self.playbooks_dir})")
+            if not (self.playbooks_dir / relative).is_file():
+                doc.fail(value, f"{path}.playbook", f"step '{sid}': playbook "
+                         f"'{self.playbooks_dir / relative}' not found")
+            return playbook, None
+        if "action" in keys:
+            value = keys["action"][1]
+            action = doc.text(value, f"{path}.action")
+            if action not in self.actions:
+                doc.fail(value, f"{path}.action", f"step '{sid}': unknown action '{action}'"
+                         f"{suggest(action, self.actions)}")
+            return None, action
+        doc.fail(node, path, f"step '{sid}' needs a 'playbook' or an 'action'")
+
+    def _gates(self, node: yaml.Node, path: str) -> tuple[GateSpec, ...]:
+        """``[name, {name: ..., <param>: ...}, ...]``."""
+        specs = []
+        for i, item in enumerate(self.doc.items(node, path)):
+            where = f"{path}[{i}]"
+            if isinstance(item, yaml.MappingNode):
+                params = self._vars(item, where)
+                name_node = next((v for k, v in item.value if k.value == "name"), None)
+                if name_node is None:
+                    self.doc.fail(item, f"{where}.name", "missing required key")
+                params.pop("name")
+                where = f"{where}.name"
+            else:
+                name_node, params = item, {}
+            name = self.doc.text(name_node, where, pattern=IDENTIFIER,
+                                 what="a gate name like hosts-monitored")
+            if self.gates is not None and name not in self.gates:
+                self.doc.fail(name_node, where, f"unknown gate '{name}'"
+                              f"{suggest(name, self.gates)}")
+            specs.append(GateSpec(name, params))
+        return tuple(specs)
+
+    def _vars(self, node: yaml.Node, path: str) -> dict[str, Any]:
+        """A mapping of string keys to any safe values."""
+        if not isinstance(node, yaml.MappingNode):
+            self.doc.fail(node, path, f"expected a mapping, got {describe(node)}")
+        keys = self.doc.fields(node, path, [str(k.value) for k, _ in node.value])
+        return {key: self.doc.value(value, f"{path}.{key}") for key, (_, value) in keys.items()}
+
+    def check_together(self, steps: Sequence[Step]) -> None:
+        """Undo references, unused undo steps, the single point of no return.
+
+        An undo_only step may not have an undo itself, so "every step is undo_only" is caught
+        as an unused undo step.
+        """
+        doc, by_id = self.doc, {s.id: s for s in steps}
+        for sid, node in self.undo_nodes.items():
+            path = self._path(sid, "undo")
+            undo = by_id.get(node.value)
+            if undo is None:
+                candidates = [s.id for s in steps if s.undo_only]
+                hint = (suggest(node.value, candidates) if candidates
+                        else " (no step is marked undo_only: true)")
+                doc.fail(node, path, f"no step '{node.value}' to undo step '{sid}'{hint}")
+            if not undo.undo_only:
+                doc.fail(node, path, f"step '{undo.id}' undoes step '{sid}' but is not marked "
+                         "undo_only: true")
+        used = {s.undo for s in steps}
+        for step in steps:
+            if step.undo_only and step.id not in used:
+                doc.fail(self.id_nodes[step.id], self._path(step.id, "id"),
+                         f"undo_only step '{step.id}' is not the undo of any step")
+        if len(self.ponr_node) > 1:
+            (first, _), (second, node) = list(self.ponr_node.items())[:2]
+            doc.fail(node, self._path(second, "point_of_no_return"), "a second point of no "
+                     f"return (the first is step '{first}', line "
+                     f"{self.ponr_node[first].start_mark.line + 1})")
+
+    def _path(self, sid: str, key: str) -> str:
+        return f"steps[{list(self.id_nodes).index(sid)}].{key}"
