@@ -2,18 +2,168 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
 import click
 
 from upgrader import __version__
-from upgrader.errors import UpgraderError
+from upgrader.errors import EXIT_INHIBITED, UpgraderError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="upgrader")
 def cli() -> None:
     """Plan, run, check and report OpenNebula 3.x upgrades and storage migrations."""
+
+
+def _env(stage: bool) -> str:
+    return "staging" if stage else "production"
+
+
+def _progress(line: str) -> None:
+    click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
+
+
+_config = click.option("--config", type=click.Path(path_type=Path), help="the site config file")
+_stage = click.option("--stage", is_flag=True, help="the staging environment (else production)")
+
+
+@cli.command()
+@click.argument("target", required=False, default="3.6")
+@_config
+@_stage
+@click.option("--json", "as_json", is_flag=True, help="the plan as JSON on stdout")
+@click.option("--accept", multiple=True, metavar="KEY", help="accept a finding by its key")
+def plan(target: str, config: Path | None, stage: bool, as_json: bool,
+         accept: tuple[str, ...]) -> None:
+    """Read-only: detect the version and print the plan and its findings."""
+    from upgrader import runs
+
+    ws = runs.workspace(config, _env(stage))
+    the_plan, _ = runs.prepare_plan(ws, runs.client_for(ws.env), target, accept)
+    if as_json:
+        click.echo(json.dumps(the_plan.to_dict(), indent=1, default=str))
+    else:
+        click.echo(render_plan(the_plan))
+    if the_plan.inhibitors:
+        sys.exit(EXIT_INHIBITED)
+
+
+def render_plan(p: Any) -> str:
+    """The plan as lines for a terminal."""
+    lines = [f"plan for {p.environment}: OpenNebula {p.current_version} -> {p.target_version}, "
+             f"{len(p.steps)} steps, about {p.estimate / 60:.0f} min"]
+    for s in p.steps:
+        mark = "  <- point of no return" if s.id == p.point_of_no_return else ""
+        hosts = f" [{s.limit}]" if s.limit else ""
+        lines.append(f"  {s.id:<40} {s.estimate:>6.0f} s{hosts}{mark}")
+    for f in p.findings:
+        kind = "INHIBITOR" if f.inhibitor and not f.accepted else f.severity
+        lines.append(f"  {kind}: {f.key}: {f.message} ({f.remediation})")
+    lines.append(f"fingerprint {p.fingerprint[:12]}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("target")
+@_config
+@_stage
+@click.option("--dry-run", is_flag=True, help="change nothing: check mode and a report")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@click.option("--accept", multiple=True, metavar="KEY", help="accept a finding by its key")
+@click.option("--take-over", is_flag=True, help="take over a stale run lock")
+def run(target: str, config: Path | None, stage: bool, dry_run: bool, yes: bool,
+        accept: tuple[str, ...], take_over: bool) -> None:
+    """Run the plan that takes the cloud to TARGET."""
+    from upgrader import runs
+
+    ws = runs.workspace(config, _env(stage))
+
+    def confirm(p: Any) -> bool:
+        click.echo(render_plan(p), err=True)
+        return yes or click.confirm(f"run this plan on {ws.env.name}?", err=True)
+
+    run_id = runs.start_run(ws, runs.StartOptions(target, dry_run, accept, take_over,
+                                                  _progress, confirm))
+    click.echo(run_id)
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@_config
+@_stage
+@click.option("--yes", is_flag=True, help="run an interrupted non-idempotent step again")
+@click.option("--take-over", is_flag=True, help="take over a stale run lock of another run")
+def resume(run_id: str | None, config: Path | None, stage: bool, yes: bool,
+           take_over: bool) -> None:
+    """Continue a paused, failed or interrupted run from its journal."""
+    from upgrader import runs
+
+    ws = runs.workspace(config, _env(stage))
+    click.echo(runs.resume_run(ws, run_id, yes=yes, take_over=take_over, progress=_progress))
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@_config
+@_stage
+@click.option("--json", "as_json", is_flag=True)
+def status(run_id: str | None, config: Path | None, stage: bool, as_json: bool) -> None:
+    """Where a run stands; without RUN_ID: the latest runs."""
+    from upgrader import runs
+    from upgrader.journal import read_events, replay
+
+    ws = runs.workspace(config, _env(stage))
+    if run_id:
+        data: Any = runs.summary(replay(read_events(runs.find_run(ws, run_id) / "journal.jsonl")))
+    else:
+        data = runs.run_summaries(ws)
+    if as_json:
+        click.echo(json.dumps(data, indent=1, default=str))
+        return
+    for row in [data] if run_id else data:
+        click.echo(f"{row['run_id']:<36} {row.get('status', '?'):<10} "
+                   f"{row.get('steps_done', 0)}/{row.get('steps', 0)} steps"
+                   + (f", next {row['next_step']}" if row.get("next_step") else ""))
+
+
+@cli.command()
+@click.argument("run_id")
+@_config
+@_stage
+def abort(run_id: str, config: Path | None, stage: bool) -> None:
+    """Stop a run at the next safe point and run its undo actions."""
+    from upgrader import runs
+
+    click.echo(runs.abort_run(runs.workspace(config, _env(stage)), run_id, progress=_progress))
+
+
+@cli.command()
+@click.argument("run_id")
+@_config
+@_stage
+@click.option("--format", "fmt", type=click.Choice(["json"]), default="json")
+@click.option("-o", "output", type=click.Path(path_type=Path), help="write to FILE")
+def report(run_id: str, config: Path | None, stage: bool, fmt: str, output: Path | None) -> None:
+    """The run's report (JSON; Markdown and HTML come later)."""
+    from upgrader import runs
+    from upgrader.journal import read_events, replay
+
+    ws = runs.workspace(config, _env(stage))
+    events = read_events(runs.find_run(ws, run_id) / "journal.jsonl")
+    doc = {"schema": 1, "run": runs.summary(replay(events)),
+           "events": [{"seq": e.seq, "ts": e.ts, "type": str(e.type), **dict(e.fields)}
+                      for e in events]}
+    text = json.dumps(doc, indent=1, default=str)
+    if output:
+        output.write_text(text)
+        output.chmod(0o600)
+    else:
+        click.echo(text)
 
 
 @cli.group()

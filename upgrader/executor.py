@@ -66,6 +66,7 @@ class RunContext:
     progress: Callable[[str], None] = print
     cancel: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], float] = time.monotonic
+    abort_file: Path | None = None  # `upgrader abort` from another process creates it
 
 
 def _slug(text: str) -> str:
@@ -89,7 +90,8 @@ def execute(
     index = 0 if start_at is None else next(i for i, s in enumerate(steps) if s.id == start_at)
     attempts = dict(attempt_of or {})
     for n, step in enumerate(steps[index:], index + 1):
-        if ctx.cancel.is_set():
+        if ctx.cancel.is_set() or (ctx.abort_file is not None and ctx.abort_file.exists()):
+            ctx.journal.record(EventType.RUN_ABORT_REQUESTED, reason="upgrader abort")
             abort(ctx, "abort requested")
             return
         attempts[step.id] = attempts.get(step.id, 0) + 1

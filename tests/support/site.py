@@ -1,0 +1,81 @@
+"""A site for the core's integration tests: config, runbooks, local playbooks, a simulator."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.support import oned
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "site"
+
+
+def make_site(
+    root: Path,
+    sim: oned.Simulator,
+    hosts: list[str],
+    *,
+    step_sleep: float = 0,
+    runbooks: Path | None = None,
+) -> Path:
+    """Write upgrader.yml, inventories and credentials under ``root``; return the config."""
+    shutil.copytree(runbooks or FIXTURE / "runbooks", root / "runbooks")
+    shutil.copytree(FIXTURE / "playbooks", root / "playbooks")
+    creds = root / "one_auth"
+    creds.write_text(f"{sim.session}\n")
+    creds.chmod(0o600)
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory = {
+        "all": {
+            "vars": {"marker_file": str(root / "markers"), "step_sleep": step_sleep},
+            "children": {
+                "frontends": {"hosts": {hosts[0]: local}},
+                "hypervisors": {"hosts": {h: local for h in hosts}},
+            },
+        }
+    }
+    (root / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    env = {"oned": sim.url, "credentials": str(creds), "inventory": str(root / "inventory.yml")}
+    config = {
+        "environments": {
+            "staging": dict(env),
+            "production": {**env, "requires_rehearsal_on": "staging"},
+        },
+        "runs_dir": str(root / "runs"),
+        "runbooks_dir": str(root / "runbooks"),
+        "playbooks_dir": str(root / "playbooks"),
+    }
+    path = root / "upgrader.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def upgrader(
+    config: Path, *args: str, timeout: float = 300, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """The real command line, against ``config``."""
+    result = subprocess.run(
+        [sys.executable, "-m", "upgrader", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "UPGRADER_CONFIG": ""},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"upgrader {' '.join(args)} exited {result.returncode}: {result.stderr}"
+        )
+    return result
+
+
+def markers(root: Path) -> list[str]:
+    """The lines the fixture playbooks appended, in order."""
+    path = root / "markers"
+    return path.read_text().splitlines() if path.exists() else []
