@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.support import oned, site
-from upgrader.journal import read_events, replay
+from upgrader.journal import read_events
 
 HOSTS = ["node01", "node02"]
 ALL_STEPS = [
@@ -107,7 +107,7 @@ def test_a_failed_step_undoes_and_stops_with_the_hosts_named(cloud, tmp_path):
 
 
 def test_two_runs_at_once_one_proceeds_the_other_exits_4(cloud):
-    root, config, _ = cloud
+    _root, config, _ = cloud
     cmd = [
         sys.executable,
         "-m",
