@@ -225,7 +225,7 @@ def _expand(hop: str, step: Step, facts: CloudFacts, batch_size: int | None) -> 
             )
         ]
     names = sorted(h.name for h in facts.hosts)
-    size = step.serial or batch_size or 1
+    size = batch_size or step.serial or 1  # an environment may batch differently
     out = []
     for n, batch in enumerate(_batches(names, size), 1):
         out.append(
