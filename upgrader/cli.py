@@ -12,6 +12,7 @@ import click
 
 from upgrader import __version__
 from upgrader.errors import EXIT_INHIBITED, UpgraderError
+from upgrader.runbook import GateSpec
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -164,6 +165,30 @@ def report(run_id: str, config: Path | None, stage: bool, fmt: str, output: Path
         output.chmod(0o600)
     else:
         click.echo(text)
+
+
+@cli.command()
+@_config
+@_stage
+@click.option("--json", "as_json", is_flag=True)
+def gates(config: Path | None, stage: bool, as_json: bool) -> None:
+    """Evaluate every health gate now, read-only; exit 1 if any does not pass."""
+    from upgrader import runs
+    from upgrader.gates import build_gates
+    from upgrader.planner import PlannedStep
+
+    ws = runs.workspace(config, _env(stage))
+    now = PlannedStep("now", "", "gates", "gates", "action", None, None, "all", (), None, 0,
+                      True, None, False, (), ())
+    results = [gate(GateSpec(name, {}), now)
+               for name, gate in sorted(build_gates(runs.client_for(ws.env)).items())]
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in results], indent=1, default=str))
+    for r in results if not as_json else ():
+        click.echo(f"[gate/{r.gate}] {r.verdict.upper()}: {r.evidence.get('summary', '')}"
+                   + (f" (hint: {r.hint})" if r.hint and r.verdict != "pass" else ""))
+    if any(r.verdict != "pass" for r in results):
+        sys.exit(1)
 
 
 @cli.group()

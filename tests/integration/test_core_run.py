@@ -206,3 +206,50 @@ def test_inhibitors_stop_the_run_with_exit_5_until_accepted(tmp_path):
     finally:
         sim.stop()
         shutil.rmtree(tmp_path / "runs", ignore_errors=True)
+
+
+def test_gates_command_reads_only_and_says_what_it_saw(cloud):
+    _, config, sim = cloud
+    ok = site.upgrader(config, "gates", "--stage", check=True)
+    assert "[gate/oned-reachable] PASS: oned answered with 2 hosts" in ok.stdout
+    assert "[gate/oned-version] PASS: oned is 3.2" in ok.stdout
+    sim.stop()  # oned down
+    failed = site.upgrader(config, "gates", "--stage")
+    assert failed.returncode == 1 and "[gate/oned-reachable] FAIL" in failed.stdout
+
+
+def test_abort_of_an_interrupted_run_runs_its_undo_and_refuses_resume(cloud):
+    import signal
+    import time
+
+    root, config, _ = cloud
+    proc = subprocess.Popen([sys.executable, "-m", "upgrader", "run", "3.6", "--stage", "--yes",
+                             "--config", str(config)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while "front-end node01" not in site.markers(root):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run_id = next((root / "runs").glob("staging-*")).name
+    result = site.upgrader(config, "abort", run_id, "--stage", check=True)
+    assert "aborted" in result.stdout
+    assert site.markers(root)[-2:] == ["release node01", "release node02"] or sorted(
+        site.markers(root)[-2:]) == ["release node01", "release node02"]
+    refused = site.upgrader(config, "resume", run_id, "--stage", "--yes")
+    assert refused.returncode == 2 and "aborted" in refused.stderr
+
+
+def test_a_downgrade_is_refused_on_the_command_line(tmp_path):
+    oned.seed(tmp_path / "sim", "3.6.0", hosts=1, vms=0)
+    sim = oned.start(tmp_path / "sim", "3.6.0", speed=50)
+    try:
+        config = site.make_site(tmp_path, sim, ["node01"])
+        result = site.upgrader(config, "run", "3.4", "--stage", "--yes")
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines()[-1].startswith(
+            "error: OpenNebula 3.6 -> 3.4 is a downgrade: upgrader only upgrades")
+        assert site.markers(tmp_path) == []
+    finally:
+        sim.stop()
