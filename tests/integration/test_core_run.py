@@ -108,17 +108,7 @@ def test_a_failed_step_undoes_and_stops_with_the_hosts_named(cloud, tmp_path):
 
 def test_two_runs_at_once_one_proceeds_the_other_exits_4(cloud):
     _root, config, _ = cloud
-    cmd = [
-        sys.executable,
-        "-m",
-        "upgrader",
-        "run",
-        "3.6",
-        "--stage",
-        "--yes",
-        "--config",
-        str(config),
-    ]
+    cmd = site.command(config, "run", "3.6", "--stage", "--yes")
     procs = [
         subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -223,9 +213,8 @@ def test_abort_of_an_interrupted_run_runs_its_undo_and_refuses_resume(cloud):
     import time
 
     root, config, _ = cloud
-    proc = subprocess.Popen([sys.executable, "-m", "upgrader", "run", "3.6", "--stage", "--yes",
-                             "--config", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(site.command(config, "run", "3.6", "--stage", "--yes"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while "front-end node01" not in site.markers(root):
         assert time.monotonic() < deadline

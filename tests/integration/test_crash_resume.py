@@ -10,7 +10,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -54,17 +53,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory):
 def test_sigkill_at_a_random_moment_then_resume_finishes_the_run(sim, tmp_path, trial):
     rng = random.Random(4242 + trial)
     config = site.make_site(tmp_path, sim, HOSTS)
-    cmd = [
-        sys.executable,
-        "-m",
-        "upgrader",
-        "run",
-        "3.6",
-        "--stage",
-        "--yes",
-        "--config",
-        str(config),
-    ]
+    cmd = site.command(config, "run", "3.6", "--stage", "--yes")
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=False
     )

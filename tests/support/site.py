@@ -55,12 +55,17 @@ def make_site(
     return path
 
 
+def command(config: Path, *args: str) -> list[str]:
+    """The argv of ``upgrader ARGS --config CONFIG`` (for tests that start it themselves)."""
+    return [sys.executable, "-m", "upgrader", *args, "--config", str(config)]
+
+
 def upgrader(
     config: Path, *args: str, timeout: float = 300, check: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """The real command line, against ``config``."""
     result = subprocess.run(
-        [sys.executable, "-m", "upgrader", *args, "--config", str(config)],
+        command(config, *args),
         capture_output=True,
         text=True,
         timeout=timeout,
