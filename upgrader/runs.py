@@ -191,7 +191,7 @@ def _context(ws: Workspace, client: OneClient, plan: Plan, runbooks: Mapping[Any
     return RunContext(
         plan=plan, run_id=run_id, run_dir=ws.site.runs_dir / run_id, journal=journal,
         run_playbook=run_playbook, project_dir=ws.site.playbooks_dir,
-        inventory=ws.env.inventory, gates=build_gates(client), actions={},
+        inventory=ws.env.inventory, gates=build_gates(client, progress), actions={},
         undo_steps=undo_steps(runbooks), dry_run=dry_run, progress=progress,
         abort_file=ws.site.runs_dir / run_id / ABORT_FILE)
 

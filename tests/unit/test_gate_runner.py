@@ -54,3 +54,16 @@ def test_inconclusive_after_the_budget_stops_and_asks():
     assert result.verdict == INCONCLUSIVE
     assert clock.now == 10 and result.evidence["attempts"] == 4
     assert result.hint
+
+
+def test_an_observation_that_cannot_be_read_is_a_failure_that_says_so():
+    from upgrader.errors import OneUnavailableError
+
+    def observe():
+        raise OneUnavailableError("cannot reach oned at http://x", hint="start oned")
+
+    clock = FakeClock()
+    result = check_gate("hosts-monitored", observe, judge_sequence(PASS), WaitPolicy(),
+                        clock=clock, sleep=clock.sleep)
+    assert result.verdict == FAIL and "cannot reach oned" in result.evidence["summary"]
+    assert result.hint == "start oned"

@@ -5,10 +5,13 @@ Issue 5 fills the catalogue; the core needs the registry and the oned gates to r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from upgrader.errors import OneApiError
 from upgrader.executor import FAIL, PASS, Gate, GateResult
+from upgrader.gates import verdicts
+from upgrader.gates.runner import WaitPolicy, check_gate
+from upgrader.gates.verdicts_cloud import HostPool, VmPool
 from upgrader.opennebula import OneClient
 from upgrader.planner import PlannedStep
 from upgrader.runbook import GateSpec
@@ -21,12 +24,19 @@ def oned_reachable(client: OneClient) -> Gate:
         try:
             hosts = client.host_pool()
         except OneApiError as exc:
-            return GateResult("oned-reachable", FAIL, {"summary": str(exc)},
-                              "start oned on the front end (Pacemaker resource oned) and check "
-                              "the endpoint in upgrader.yml")
-        return GateResult("oned-reachable", PASS,
-                          {"summary": f"oned answered with {len(hosts)} hosts",
-                           "endpoint": client.endpoint})
+            return GateResult(
+                "oned-reachable",
+                FAIL,
+                {"summary": str(exc)},
+                "start oned on the front end (Pacemaker resource oned) and check "
+                "the endpoint in upgrader.yml",
+            )
+        return GateResult(
+            "oned-reachable",
+            PASS,
+            {"summary": f"oned answered with {len(hosts)} hosts", "endpoint": client.endpoint},
+        )
+
     return check
 
 
@@ -40,14 +50,68 @@ def oned_version(client: OneClient) -> Gate:
         except OneApiError as exc:
             return GateResult("oned-version", FAIL, {"summary": str(exc)}, "")
         verdict = PASS if not expect or seen == expect else FAIL
-        return GateResult("oned-version", verdict,
-                          {"summary": f"oned is {seen}, expected {expect or 'any'}",
-                           "seen": seen, "expected": expect},
-                          "" if verdict == PASS else "the database or package is not the one "
-                          "this step expects: see the previous step's output")
+        return GateResult(
+            "oned-version",
+            verdict,
+            {
+                "summary": f"oned is {seen}, expected {expect or 'any'}",
+                "seen": seen,
+                "expected": expect,
+            },
+            ""
+            if verdict == PASS
+            else "the database or package is not the one "
+            "this step expects: see the previous step's output",
+        )
+
     return check
 
 
-def build_gates(client: OneClient) -> Mapping[str, Gate]:
+def _policy(spec: GateSpec) -> WaitPolicy:
+    return WaitPolicy(
+        interval=float(spec.params.get("interval", 5)),
+        budget=float(spec.params.get("timeout", 300)),
+    )
+
+
+def hosts_monitored(client: OneClient, progress: Callable[[str], None]) -> Gate:
+    """``hosts-monitored``: every host MONITORED; monitoring states are waited out."""
+
+    def check(spec: GateSpec, step: PlannedStep) -> GateResult:
+        params = {k: v for k, v in spec.params.items() if k in ("allow_disabled", "expect_hosts")}
+        return check_gate(
+            "hosts-monitored",
+            lambda: HostPool.from_hosts(client.host_pool()),
+            lambda obs: verdicts.hosts_monitored(obs, **params),
+            _policy(spec),
+            progress=progress,
+        )
+
+    return check
+
+
+def vms_settled(client: OneClient, progress: Callable[[str], None]) -> Gate:
+    """``vms-settled``: no VM in a transient state; transient states are waited out."""
+
+    def check(spec: GateSpec, step: PlannedStep) -> GateResult:
+        return check_gate(
+            "vms-settled",
+            lambda: VmPool.from_vms(client.vm_pool()),
+            verdicts.vms_settled,
+            _policy(spec),
+            progress=progress,
+        )
+
+    return check
+
+
+def build_gates(
+    client: OneClient, progress: Callable[[str], None] = lambda line: None
+) -> Mapping[str, Gate]:
     """Every gate the runbooks may name, bound to one cloud."""
-    return {"oned-reachable": oned_reachable(client), "oned-version": oned_version(client)}
+    return {
+        "oned-reachable": oned_reachable(client),
+        "oned-version": oned_version(client),
+        "hosts-monitored": hosts_monitored(client, progress),
+        "vms-settled": vms_settled(client, progress),
+    }

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from upgrader.executor import INCONCLUSIVE, GateResult
+from upgrader.errors import UpgraderError
+from upgrader.executor import FAIL, INCONCLUSIVE, GateResult
 
 Obs = TypeVar("Obs")
 
@@ -26,26 +27,57 @@ class WaitPolicy:
     budget: float = 300.0
 
 
-def check_gate(name: str, observe: Callable[[], Obs], judge: Callable[[Obs], GateResult],
-               policy: WaitPolicy, *, clock: Callable[[], float] = time.monotonic,
-               sleep: Callable[[float], None] = time.sleep,
-               progress: Callable[[str], None] = lambda line: None) -> GateResult:
-    """Observe and judge until the verdict is pass or fail, or the budget is spent."""
+def check_gate(
+    name: str,
+    observe: Callable[[], Obs],
+    judge: Callable[[Obs], GateResult],
+    policy: WaitPolicy,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[str], None] = lambda line: None,
+    unreadable: tuple[type[Exception], ...] = (UpgraderError,),
+) -> GateResult:
+    """Observe and judge until the verdict is pass or fail, or the budget is spent.
+
+    An observation that raises one of ``unreadable`` is a failure that says what it could
+    not read (a gate never lets an error escape without a verdict).
+    """
     started = clock()
     attempts = 0
     while True:
         attempts += 1
-        result = judge(observe())
+        try:
+            observation = observe()
+        except unreadable as exc:
+            return _with(
+                GateResult(
+                    name,
+                    FAIL,
+                    {"summary": f"could not observe: {exc}"},
+                    getattr(exc, "hint", None) or "check the source it reads",
+                ),
+                attempts,
+                clock() - started,
+            )
+        result = judge(observation)
         waited = clock() - started
         if result.verdict != INCONCLUSIVE:
             return _with(result, attempts, waited)
         if waited >= policy.budget:
-            hint = (f"still inconclusive after {policy.budget:.0f} s: look at what it waits for, "
-                    "then `upgrader resume` (the gate is evaluated again)")
-            return _with(GateResult(name, INCONCLUSIVE, result.evidence, result.hint or hint),
-                         attempts, waited)
-        progress(f"[gate/{name}] waiting ({waited:.0f}/{policy.budget:.0f} s): "
-                 f"{result.evidence.get('summary', '')}")
+            hint = (
+                f"still inconclusive after {policy.budget:.0f} s: look at what it waits for, "
+                "then `upgrader resume` (the gate is evaluated again)"
+            )
+            return _with(
+                GateResult(name, INCONCLUSIVE, result.evidence, result.hint or hint),
+                attempts,
+                waited,
+            )
+        progress(
+            f"[gate/{name}] waiting ({waited:.0f}/{policy.budget:.0f} s): "
+            f"{result.evidence.get('summary', '')}"
+        )
         sleep(min(policy.interval, max(0.0, policy.budget - waited)) or policy.interval)
 
 
