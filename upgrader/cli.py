@@ -174,14 +174,14 @@ def report(run_id: str, config: Path | None, stage: bool, fmt: str, output: Path
 def gates(config: Path | None, stage: bool, as_json: bool) -> None:
     """Evaluate every health gate now, read-only; exit 1 if any does not pass."""
     from upgrader import runs
-    from upgrader.gates import build_gates
+    from upgrader.gates import STANDING, build_gates
     from upgrader.planner import PlannedStep
 
     ws = runs.workspace(config, _env(stage))
     now = PlannedStep("now", "", "gates", "gates", "action", None, None, "all", (), None, 0,
                       True, None, False, (), ())
-    results = [gate(GateSpec(name, {}), now)
-               for name, gate in sorted(build_gates(runs.client_for(ws.env)).items())]
+    known = build_gates(runs.client_for(ws.env), _progress, runs.observer(ws))
+    results = [known[name](GateSpec(name, {"timeout": 30}), now) for name in STANDING]
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in results], indent=1, default=str))
     for r in results if not as_json else ():

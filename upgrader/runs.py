@@ -18,11 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from upgrader.ansible_adapter import kill_marked, run_playbook
-from upgrader.config import Environment, SiteConfig, find_config, load_config, read_credentials
+from upgrader.config import (
+    PROJECT_DIR,
+    Environment,
+    SiteConfig,
+    find_config,
+    load_config,
+    read_credentials,
+)
 from upgrader.errors import InhibitedError, JournalError, UsageError
 from upgrader.executor import RunContext, execute, run_pending_undo
 from upgrader.facts import gather_facts
 from upgrader.gates import build_gates
+from upgrader.gates.hosts import HostObserver
 from upgrader.journal import (
     EventType,
     Journal,
@@ -67,8 +75,9 @@ def client_for(env: Environment) -> OneClient:
     return OneClient(env.oned, read_credentials(env), timeout=30)
 
 
-def runbooks_for(site: SiteConfig, hops: Sequence[tuple[str, str]]) -> dict[tuple[str, str],
-                                                                            Runbook]:
+def runbooks_for(
+    site: SiteConfig, hops: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], Runbook]:
     """The runbook of every hop, from runbooks_dir/opennebula-<from>-to-<to>.yml."""
     out = {}
     for hop in hops:
@@ -86,7 +95,8 @@ def playbook_digests(site: SiteConfig, runbooks: Mapping[Any, Runbook]) -> dict[
         for step in rb.steps:
             if step.playbook:
                 out[step.playbook] = hashlib.sha256(
-                    (site.playbooks_dir / step.playbook).read_bytes()).hexdigest()
+                    (site.playbooks_dir / step.playbook).read_bytes()
+                ).hexdigest()
     roles = site.playbooks_dir / "roles"
     if roles.is_dir():
         h = hashlib.sha256()
@@ -96,35 +106,63 @@ def playbook_digests(site: SiteConfig, runbooks: Mapping[Any, Runbook]) -> dict[
     return out
 
 
-def fingerprints(ws: Workspace, hops: Sequence[tuple[str, str]], target: str,
-                 runbooks: Mapping[tuple[str, str], Runbook]) -> tuple[str, str]:
+def fingerprints(
+    ws: Workspace,
+    hops: Sequence[tuple[str, str]],
+    target: str,
+    runbooks: Mapping[tuple[str, str], Runbook],
+) -> tuple[str, str]:
     """(plan identity across environments, resume fingerprint of this environment)."""
-    identity = _digest(series_of(target), [(hop, runbooks[hop].digest) for hop in hops],
-                       sorted(playbook_digests(ws.site, runbooks).items()))
-    inventory = hashlib.sha256(ws.env.inventory.read_bytes()).hexdigest() \
-        if ws.env.inventory.is_file() else ""
+    identity = _digest(
+        series_of(target),
+        [(hop, runbooks[hop].digest) for hop in hops],
+        sorted(playbook_digests(ws.site, runbooks).items()),
+    )
+    inventory = (
+        hashlib.sha256(ws.env.inventory.read_bytes()).hexdigest()
+        if ws.env.inventory.is_file()
+        else ""
+    )
     return identity, _digest(identity, ws.env.name, inventory)
 
 
-def prepare_plan(ws: Workspace, client: OneClient, target: str,
-                 accepted: Sequence[str] = ()) -> tuple[Plan, dict[tuple[str, str], Runbook]]:
+def prepare_plan(
+    ws: Workspace, client: OneClient, target: str, accepted: Sequence[str] = ()
+) -> tuple[Plan, dict[tuple[str, str], Runbook]]:
     """Facts -> plan, checked against the gates this site knows."""
     facts = gather_facts(client, ws.env.name, ws.env.inventory)
     hops = hop_path(facts.version, target)
     runbooks = runbooks_for(ws.site, hops)
-    plan = build_plan(facts, target, runbooks,
-                      playbook_digests=playbook_digests(ws.site, runbooks),
-                      batch_size=ws.env.batch_size, accepted=accepted)
+    plan = build_plan(
+        facts,
+        target,
+        runbooks,
+        playbook_digests=playbook_digests(ws.site, runbooks),
+        batch_size=ws.env.batch_size,
+        accepted=accepted,
+    )
     identity, resume = fingerprints(ws, hops, target, runbooks)
-    plan = Plan(**{**{f.name: getattr(plan, f.name) for f in fields(plan)},
-                   "fingerprint": identity, "resume_fingerprint": resume})
-    known = build_gates(client)
+    plan = Plan(
+        **{
+            **{f.name: getattr(plan, f.name) for f in fields(plan)},
+            "fingerprint": identity,
+            "resume_fingerprint": resume,
+        }
+    )
+    known = build_gates(client, observer=observer(ws))
     for step in plan.steps:
         for gate in (*step.gates_before, *step.gates_after):
             if gate.name not in known:
-                raise UsageError(f"step {step.id} names gate '{gate.name}', which upgrader does "
-                                 f"not have (known: {', '.join(sorted(known))})")
+                raise UsageError(
+                    f"step {step.id} names gate '{gate.name}', which upgrader does "
+                    f"not have (known: {', '.join(sorted(known))})"
+                )
     return plan, runbooks
+
+
+def observer(ws: Workspace) -> HostObserver:
+    """The host-side observer of the environment (the tool's own gather play)."""
+    return HostObserver(ws.env.inventory, PROJECT_DIR / "playbooks")
 
 
 def undo_steps(runbooks: Mapping[Any, Runbook]) -> dict[str, Step]:
@@ -158,42 +196,72 @@ def start_run(ws: Workspace, opts: StartOptions) -> str:
         raise InhibitedError(
             f"{len(plan.inhibitors)} inhibitor(s) block the run: "
             + "; ".join(f"{f.key}: {f.message}" for f in plan.inhibitors),
-            hint=first.remediation)
+            hint=first.remediation,
+        )
     if not opts.dry_run and not opts.confirm(plan):
-        raise UsageError("not confirmed: nothing was changed",
-                         hint="pass --yes to skip the question")
+        raise UsageError(
+            "not confirmed: nothing was changed", hint="pass --yes to skip the question"
+        )
     run_id = new_run_id(ws.env.name)
-    lock = RunLock.acquire(ws.lock_dir, ws.env.name, run_id, expiry_seconds=LOCK_EXPIRY,
-                           take_over=opts.take_over)
+    lock = RunLock.acquire(
+        ws.lock_dir, ws.env.name, run_id, expiry_seconds=LOCK_EXPIRY, take_over=opts.take_over
+    )
     try:
         journal = Journal.create(ws.site.runs_dir / run_id, run_id)
-        journal.record(EventType.RUN_STARTED, run_id=run_id, environment=ws.env.name,
-                       target=plan.target_version, fingerprint=plan.resume_fingerprint,
-                       identity=plan.fingerprint, plan=plan.to_dict(), dry_run=opts.dry_run)
+        journal.record(
+            EventType.RUN_STARTED,
+            run_id=run_id,
+            environment=ws.env.name,
+            target=plan.target_version,
+            fingerprint=plan.resume_fingerprint,
+            identity=plan.fingerprint,
+            plan=plan.to_dict(),
+            dry_run=opts.dry_run,
+        )
         if lock.previous is not None:
-            journal.record(EventType.NOTE, text=f"took over the stale lock of run "
-                                                f"{lock.previous.run_id} (pid {lock.previous.pid})")
+            journal.record(
+                EventType.NOTE,
+                text=f"took over the stale lock of run "
+                f"{lock.previous.run_id} (pid {lock.previous.pid})",
+            )
         for f in plan.findings:
             if f.accepted:
                 journal.record(EventType.FINDING_ACCEPTED, key=f.key, reason="--accept")
-        opts.progress(f"[run] {run_id}: {len(plan.steps)} steps, {plan.current_version} -> "
-                      f"{plan.target_version} on {ws.env.name}")
-        execute(_context(ws, client, plan, runbooks, journal, run_id, opts.dry_run,
-                         opts.progress))
+        opts.progress(
+            f"[run] {run_id}: {len(plan.steps)} steps, {plan.current_version} -> "
+            f"{plan.target_version} on {ws.env.name}"
+        )
+        execute(_context(ws, client, plan, runbooks, journal, run_id, opts.dry_run, opts.progress))
     finally:
         lock.release()
     return run_id
 
 
-def _context(ws: Workspace, client: OneClient, plan: Plan, runbooks: Mapping[Any, Runbook],
-             journal: Journal, run_id: str, dry_run: bool,
-             progress: Callable[[str], None]) -> RunContext:
+def _context(
+    ws: Workspace,
+    client: OneClient,
+    plan: Plan,
+    runbooks: Mapping[Any, Runbook],
+    journal: Journal,
+    run_id: str,
+    dry_run: bool,
+    progress: Callable[[str], None],
+) -> RunContext:
     return RunContext(
-        plan=plan, run_id=run_id, run_dir=ws.site.runs_dir / run_id, journal=journal,
-        run_playbook=run_playbook, project_dir=ws.site.playbooks_dir,
-        inventory=ws.env.inventory, gates=build_gates(client, progress), actions={},
-        undo_steps=undo_steps(runbooks), dry_run=dry_run, progress=progress,
-        abort_file=ws.site.runs_dir / run_id / ABORT_FILE)
+        plan=plan,
+        run_id=run_id,
+        run_dir=ws.site.runs_dir / run_id,
+        journal=journal,
+        run_playbook=run_playbook,
+        project_dir=ws.site.playbooks_dir,
+        inventory=ws.env.inventory,
+        gates=build_gates(client, progress, observer(ws)),
+        actions={},
+        undo_steps=undo_steps(runbooks),
+        dry_run=dry_run,
+        progress=progress,
+        abort_file=ws.site.runs_dir / run_id / ABORT_FILE,
+    )
 
 
 def plan_from_dict(data: Mapping[str, Any]) -> Plan:
@@ -220,15 +288,23 @@ def find_run(ws: Workspace, run_id: str | None) -> Path:
         if not (path / "journal.jsonl").is_file():
             raise UsageError(f"no run '{run_id}' in {runs}", hint="upgrader status lists the runs")
         return path
-    candidates = sorted((p for p in runs.glob(f"{ws.env.name}-*") if
-                         (p / "journal.jsonl").is_file()), key=lambda p: p.name)
+    candidates = sorted(
+        (p for p in runs.glob(f"{ws.env.name}-*") if (p / "journal.jsonl").is_file()),
+        key=lambda p: p.name,
+    )
     if not candidates:
         raise UsageError(f"no run of {ws.env.name} in {runs}", hint="upgrader run TARGET")
     return candidates[-1]
 
 
-def resume_run(ws: Workspace, run_id: str | None, *, yes: bool, take_over: bool,
-               progress: Callable[[str], None] = print) -> str:
+def resume_run(
+    ws: Workspace,
+    run_id: str | None,
+    *,
+    yes: bool,
+    take_over: bool,
+    progress: Callable[[str], None] = print,
+) -> str:
     """Continue a paused, failed or interrupted run from its journal."""
     run_dir = find_run(ws, run_id)
     state = replay(read_events(run_dir / "journal.jsonl"))
@@ -242,24 +318,41 @@ def resume_run(ws: Workspace, run_id: str | None, *, yes: bool, take_over: bool,
         progress(f"[run] {state.run_id} already finished")
         return state.run_id
     if decision.action == ResumeAction.ASK_OPERATOR:
-        raise UsageError(f"step {decision.step} was interrupted and is not idempotent: check "
-                         "what it did on the cloud before running it again",
-                         hint=f"upgrader resume {state.run_id} --yes runs it again")
+        raise UsageError(
+            f"step {decision.step} was interrupted and is not idempotent: check "
+            "what it did on the cloud before running it again",
+            hint=f"upgrader resume {state.run_id} --yes runs it again",
+        )
     holder = read_lock(ws.lock_dir, ws.env.name)
     own_stale = holder is not None and holder.run_id == state.run_id
-    lock = RunLock.acquire(ws.lock_dir, ws.env.name, state.run_id, expiry_seconds=LOCK_EXPIRY,
-                           take_over=take_over or own_stale)
+    lock = RunLock.acquire(
+        ws.lock_dir,
+        ws.env.name,
+        state.run_id,
+        expiry_seconds=LOCK_EXPIRY,
+        take_over=take_over or own_stale,
+    )
     try:
         journal = Journal.open(run_dir)
         if lock.previous is not None:
-            journal.record(EventType.NOTE, text=f"took over the lock of run "
-                                                f"{lock.previous.run_id} (pid {lock.previous.pid})")
+            journal.record(
+                EventType.NOTE,
+                text=f"took over the lock of run {lock.previous.run_id} (pid {lock.previous.pid})",
+            )
         killed = _kill_leftovers(journal)
         if killed:
-            journal.record(EventType.NOTE, text=f"killed {len(killed)} processes left by the "
-                                                f"interrupted step", pids=killed)
-        journal.record(EventType.RUN_RESUMED, fingerprint=fingerprint, step=decision.step,
-                       rerun=decision.rerun, accepted_rerun=yes)
+            journal.record(
+                EventType.NOTE,
+                text=f"killed {len(killed)} processes left by the interrupted step",
+                pids=killed,
+            )
+        journal.record(
+            EventType.RUN_RESUMED,
+            fingerprint=fingerprint,
+            step=decision.step,
+            rerun=decision.rerun,
+            accepted_rerun=yes,
+        )
         progress(f"[run] {state.run_id} resumes at {decision.step or 'the end'}")
         client = client_for(ws.env)
         ctx = _context(ws, client, plan, runbooks, journal, state.run_id, state.dry_run, progress)
@@ -287,15 +380,21 @@ def abort_run(ws: Workspace, run_id: str, progress: Callable[[str], None] = prin
     if holder is not None and holder.run_id == run_id and stale_reason(holder, time.time()) is None:
         (run_dir / ABORT_FILE).write_text(f"{time.time()}\n")
         return f"run {run_id} (pid {holder.pid}) will stop at its next safe point and undo"
-    lock = RunLock.acquire(ws.lock_dir, state.environment, run_id, expiry_seconds=LOCK_EXPIRY,
-                           take_over=holder is not None and holder.run_id == run_id)
+    lock = RunLock.acquire(
+        ws.lock_dir,
+        state.environment,
+        run_id,
+        expiry_seconds=LOCK_EXPIRY,
+        take_over=holder is not None and holder.run_id == run_id,
+    )
     try:
         journal = Journal.open(run_dir)
         _kill_leftovers(journal)
         plan = plan_from_dict(state.plan)
         runbooks = runbooks_for(ws.site, plan.hops)
-        ctx = _context(ws, client_for(ws.env), plan, runbooks, journal, run_id, state.dry_run,
-                       progress)
+        ctx = _context(
+            ws, client_for(ws.env), plan, runbooks, journal, run_id, state.dry_run, progress
+        )
         journal.record(EventType.RUN_ABORT_REQUESTED, reason="upgrader abort")
         run_pending_undo(ctx, reason="aborted")
         journal.record(EventType.RUN_ABORTED, reason="upgrader abort")
@@ -320,8 +419,16 @@ def run_summaries(ws: Workspace) -> list[dict[str, Any]]:
 def summary(state: Any) -> dict[str, Any]:
     """What ``status`` prints of one run."""
     done = sum(1 for v in state.step_status.values() if v.value == "succeeded")
-    return {"run_id": state.run_id, "environment": state.environment, "target": state.target,
-            "status": state.status.value, "steps_done": done,
-            "steps": len(state.plan.get("steps", [])), "next_step": state.resume_point,
-            "interrupted_step": state.interrupted_step, "started": state.started,
-            "finished": state.finished, "reason": state.reason}
+    return {
+        "run_id": state.run_id,
+        "environment": state.environment,
+        "target": state.target,
+        "status": state.status.value,
+        "steps_done": done,
+        "steps": len(state.plan.get("steps", [])),
+        "next_step": state.resume_point,
+        "interrupted_step": state.interrupted_step,
+        "started": state.started,
+        "finished": state.finished,
+        "reason": state.reason,
+    }

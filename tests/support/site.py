@@ -32,7 +32,13 @@ def make_site(
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     inventory = {
         "all": {
-            "vars": {"marker_file": str(root / "markers"), "step_sleep": step_sleep},
+            "vars": {
+                "marker_file": str(root / "markers"),
+                "step_sleep": step_sleep,
+                # local stand-ins: the test driver's own domain, and a libvirtd that runs
+                "virsh_list_command": "virsh -c test:///default list --name",
+                "libvirtd_status_command": "true",
+            },
             "children": {
                 "frontends": {"hosts": {hosts[0]: local}},
                 "hypervisors": {"hosts": {h: local for h in hosts}},

@@ -6,10 +6,17 @@ Issue 5 fills the catalogue; the core needs the registry and the oned gates to r
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from upgrader.errors import OneApiError
 from upgrader.executor import FAIL, PASS, Gate, GateResult
 from upgrader.gates import verdicts
+from upgrader.gates.hosts import (
+    HostObserver,
+    domain_map,
+    libvirtd_observation,
+    puppet_observation,
+)
 from upgrader.gates.runner import WaitPolicy, check_gate
 from upgrader.gates.verdicts_cloud import HostPool, VmPool
 from upgrader.opennebula import OneClient
@@ -105,13 +112,65 @@ def vms_settled(client: OneClient, progress: Callable[[str], None]) -> Gate:
     return check
 
 
+def _host_gate(
+    name: str,
+    observe: Callable[[], Any],
+    judge: Callable[..., GateResult],
+    progress: Callable[[str], None],
+) -> Gate:
+    def check(spec: GateSpec, step: PlannedStep) -> GateResult:
+        params = {k: v for k, v in spec.params.items() if k not in ("interval", "timeout")}
+        return check_gate(
+            name, observe, lambda obs: judge(obs, **params), _policy(spec), progress=progress
+        )
+
+    return check
+
+
 def build_gates(
-    client: OneClient, progress: Callable[[str], None] = lambda line: None
+    client: OneClient,
+    progress: Callable[[str], None] = lambda line: None,
+    observer: HostObserver | None = None,
 ) -> Mapping[str, Gate]:
-    """Every gate the runbooks may name, bound to one cloud."""
-    return {
+    """Every gate the runbooks may name, bound to one cloud (and its hosts, with an observer)."""
+    gates: dict[str, Gate] = {
         "oned-reachable": oned_reachable(client),
         "oned-version": oned_version(client),
         "hosts-monitored": hosts_monitored(client, progress),
         "vms-settled": vms_settled(client, progress),
     }
+    if observer is not None:
+        gather = observer.gather
+        gates["libvirtd-alive"] = _host_gate(
+            "libvirtd-alive",
+            lambda: libvirtd_observation(gather()),
+            verdicts.libvirtd_alive,
+            progress,
+        )
+        gates["no-duplicate-vms"] = _host_gate(
+            "no-duplicate-vms",
+            lambda: domain_map(client, gather()),
+            verdicts.no_duplicate_vms,
+            progress,
+        )
+        gates["puppet-held"] = _host_gate(
+            "puppet-held", lambda: puppet_observation(gather()), verdicts.puppet_held, progress
+        )
+        gates["puppet-released"] = _host_gate(
+            "puppet-released",
+            lambda: puppet_observation(gather()),
+            verdicts.puppet_released,
+            progress,
+        )
+    return gates
+
+
+# Gates that hold at any time (``upgrader gates``); the others only inside a run.
+STANDING = (
+    "oned-reachable",
+    "oned-version",
+    "hosts-monitored",
+    "vms-settled",
+    "libvirtd-alive",
+    "no-duplicate-vms",
+)
