@@ -188,7 +188,9 @@ def _clear(lab: Path, spec: Any, fault: str, h: LabHost, data: Any) -> None:
     elif fault == "host-unreachable":
         hs.run("ip", "-n", h.name, "link", "set", "eth0", "up")
         hs.run("ip", "-n", h.name, "route", "replace", "default", "via", f"{spec.subnet}.1")
-        _oned(spec, h.cloud).lab.fault.clear("host-unreachable", h.name)
+        oned = _oned(spec, h.cloud)
+        oned.lab.fault.clear("host-unreachable", h.name)
+        _destroy_strays(lab, oned, h)  # the hook may have started its VMs elsewhere
     elif fault == "stonith-agent-broken":
         hs.enter(lab, h.name, "cp", "-p", "/var/lib/lab-fence_ipmilan.orig", FENCE_AGENT)
     elif fault == "nfs-full":
