@@ -96,6 +96,11 @@ def execute(
             return
         attempts[step.id] = attempts.get(step.id, 0) + 1
         _run_step(ctx, step, n, attempts[step.id])
+    finish(ctx)
+
+
+def finish(ctx: RunContext) -> None:
+    """The end of a run whose steps are all done: the pending undo actions, then finished."""
     run_pending_undo(ctx, reason="run finished")
     ctx.journal.record(EventType.RUN_FINISHED, dry_run=ctx.dry_run)
     ctx.progress(f"[run] {ctx.run_id} finished")

@@ -27,7 +27,7 @@ from upgrader.config import (
     read_credentials,
 )
 from upgrader.errors import InhibitedError, JournalError, UsageError
-from upgrader.executor import RunContext, execute, run_pending_undo
+from upgrader.executor import RunContext, execute, finish, run_pending_undo
 from upgrader.facts import gather_facts
 from upgrader.gates import build_gates
 from upgrader.gates.hosts import HostObserver
@@ -356,7 +356,10 @@ def resume_run(
         progress(f"[run] {state.run_id} resumes at {decision.step or 'the end'}")
         client = client_for(ws.env)
         ctx = _context(ws, client, plan, runbooks, journal, state.run_id, state.dry_run, progress)
-        execute(ctx, start_at=decision.step, attempt_of=dict(state.attempts))
+        if decision.step is None:  # every step is done: only the end of the run is left
+            finish(ctx)
+        else:
+            execute(ctx, start_at=decision.step, attempt_of=dict(state.attempts))
     finally:
         lock.release()
     return state.run_id

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -242,3 +243,19 @@ def test_a_downgrade_is_refused_on_the_command_line(tmp_path):
         assert site.markers(tmp_path) == []
     finally:
         sim.stop()
+
+
+def test_a_run_killed_after_its_last_step_resumes_without_running_any_step_again(cloud):
+    root, config, _ = cloud
+    run_id = site.upgrader(config, "run", "3.6", "--stage", "--yes", check=True).stdout.strip()
+    journal = root / "runs" / run_id / "journal.jsonl"
+    lines = journal.read_text().splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if '"type": "undo_started"' in line
+               or '"type":"undo_started"' in line)
+    journal.write_text("".join(lines[:cut]))  # as if killed just before the final undo
+    before = Counter(site.markers(root))
+    site.upgrader(config, "resume", run_id, "--stage", "--yes", check=True)
+    after = Counter(site.markers(root))
+    assert {k: after[k] - before[k] for k in after if after[k] != before[k]} == {
+        "release node01": 1, "release node02": 1}
+    assert journal_of(root, run_id)[-1].type == "run_finished"
