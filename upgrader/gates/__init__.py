@@ -18,7 +18,7 @@ from upgrader.gates.hosts import (
     puppet_observation,
 )
 from upgrader.gates.runner import WaitPolicy, check_gate
-from upgrader.gates.verdicts_cloud import HostPool, VmPool
+from upgrader.gates.verdicts import HostPool, VmPool
 from upgrader.opennebula import OneClient
 from upgrader.planner import PlannedStep
 from upgrader.runbook import GateSpec

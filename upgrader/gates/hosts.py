@@ -17,12 +17,14 @@ from typing import Any
 
 from upgrader.ansible_adapter import PlaybookCall, run_playbook
 from upgrader.errors import UpgraderError
-from upgrader.gates.verdicts_cloud import DomainMap, HypervisorDomains, VmSeen
-from upgrader.gates.verdicts_hosts import (
+from upgrader.gates.verdicts import (
+    DomainMap,
+    HypervisorDomains,
     LibvirtdObservation,
     LibvirtdStatus,
     PuppetAgent,
     PuppetObservation,
+    VmSeen,
 )
 from upgrader.opennebula import OneClient
 
