@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib
 import json
+import pkgutil
 import types
 import typing
 from enum import Enum
@@ -18,8 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from upgrader import gates
 from upgrader.executor import FAIL, INCONCLUSIVE, PASS
-from upgrader.gates import verdicts, verdicts_base, verdicts_cloud, verdicts_hosts
+from upgrader.gates import verdicts
 from upgrader.gates.verdicts import (
     OBSERVATIONS,
     VERDICTS,
@@ -33,6 +36,13 @@ from upgrader.gates.verdicts import (
 from upgrader.opennebula.enums import HostState, LcmState, VmState
 
 CASES = sorted((Path(__file__).parents[1] / "cases" / "gates").glob("*.yaml"))
+
+# The facade and every upgrader/gates/verdicts_*.py, so a new verdict module is covered.
+VERDICT_MODULES = [
+    importlib.import_module(f"{gates.__name__}.{info.name}")
+    for info in pkgutil.iter_modules(gates.__path__)
+    if info.name == "verdicts" or info.name.startswith("verdicts_")
+]
 
 
 def build(tp, data):
@@ -134,6 +144,13 @@ def test_cases_cover_every_gate_with_pass_and_fail():
         assert INCONCLUSIVE in seen[gate], gate
 
 
+def test_verdict_modules_cover_every_verdict_and_observation():
+    found = {module.__name__ for module in VERDICT_MODULES}
+    used = {fn.__module__ for fn in VERDICTS.values()}
+    used |= {tp.__module__ for tp in OBSERVATIONS.values()}
+    assert used <= found, sorted(used - found)
+
+
 def test_verdict_modules_are_pure():
     forbidden = {
         "subprocess",
@@ -147,7 +164,7 @@ def test_verdict_modules_are_pure():
         "pyone",
         "upgrader.ansible_adapter",
     }
-    for module in (verdicts, verdicts_base, verdicts_cloud, verdicts_hosts):
+    for module in VERDICT_MODULES:
         tree = ast.parse(Path(module.__file__).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):

@@ -4,8 +4,17 @@ A gate reads the world (through ``OneClient`` or on the hosts) into an observati
 frozen dataclass of plain data, and hands it with the gate's parameters to its verdict
 function: ``VERDICTS[name](observation, **spec.params) -> GateResult``. Nothing here does
 I/O or reads a clock, so every verdict is tested from recorded observations
-(tests/cases/gates/*.yaml). The functions live in ``verdicts_cloud`` (oned, hosts, VMs,
-duplicate domains) and ``verdicts_hosts`` (datastores, Pacemaker, fencing, libvirtd, Puppet).
+(tests/cases/gates/*.yaml).
+
+This module is the facade: other code imports verdicts and observations only from here.
+Each topic module holds its verdicts together with the observations they take:
+
+- ``verdicts_oned``: oned-reachable, oned-version, hosts-monitored
+- ``verdicts_vms``: vms-settled, vms-unchanged, no-duplicate-vms
+- ``verdicts_storage``: datastores-healthy
+- ``verdicts_cluster``: pacemaker-healthy, fencing-ready (and ``parse_syntax_error``)
+- ``verdicts_agents``: libvirtd-alive, puppet-held, puppet-released
+- ``verdicts_base``: what they all share (``result``, ``listing``, ``parse_size``)
 """
 
 from __future__ import annotations
@@ -14,46 +23,52 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from upgrader.executor import GateResult
+from upgrader.gates.verdicts_agents import (
+    LibvirtdObservation,
+    LibvirtdStatus,
+    PuppetAgent,
+    PuppetObservation,
+    libvirtd_alive,
+    puppet_held,
+    puppet_released,
+)
 from upgrader.gates.verdicts_base import parse_size, result
-from upgrader.gates.verdicts_cloud import (
-    DomainMap,
+from upgrader.gates.verdicts_cluster import (
+    AgentCheck,
+    FailedAction,
+    FencingObservation,
+    PacemakerNode,
+    PacemakerObservation,
+    PacemakerResource,
+    fencing_ready,
+    pacemaker_healthy,
+    parse_syntax_error,
+)
+from upgrader.gates.verdicts_oned import (
     HostPool,
     HostSeen,
-    HypervisorDomains,
     OnedAnswer,
     OnedVersionSeen,
+    hosts_monitored,
+    oned_reachable,
+    oned_version,
+)
+from upgrader.gates.verdicts_storage import (
+    DatastoreMount,
+    DatastoreObservation,
+    OnedDatastore,
+    datastores_healthy,
+)
+from upgrader.gates.verdicts_vms import (
+    DomainMap,
+    HypervisorDomains,
     VmIdentity,
     VmPool,
     VmSeen,
     VmSnapshots,
-    hosts_monitored,
     no_duplicate_vms,
-    oned_reachable,
-    oned_version,
     vms_settled,
     vms_unchanged,
-)
-from upgrader.gates.verdicts_hosts import (
-    AgentCheck,
-    DatastoreMount,
-    DatastoreObservation,
-    FailedAction,
-    FencingObservation,
-    LibvirtdObservation,
-    LibvirtdStatus,
-    OnedDatastore,
-    PacemakerNode,
-    PacemakerObservation,
-    PacemakerResource,
-    PuppetAgent,
-    PuppetObservation,
-    datastores_healthy,
-    fencing_ready,
-    libvirtd_alive,
-    pacemaker_healthy,
-    parse_syntax_error,
-    puppet_held,
-    puppet_released,
 )
 
 Verdict = Callable[..., GateResult]
