@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from upgrader import __version__
-from upgrader.errors import EXIT_INHIBITED, UpgraderError
+from upgrader.errors import EXIT_INHIBITED, UpgraderError, UsageError
 from upgrader.runbook import GateSpec
 
 
@@ -171,8 +171,12 @@ def report(run_id: str, config: Path | None, stage: bool, fmt: str, output: Path
 @_config
 @_stage
 @click.option("--json", "as_json", is_flag=True)
-def gates(config: Path | None, stage: bool, as_json: bool) -> None:
-    """Evaluate every health gate now, read-only; exit 1 if any does not pass."""
+@click.option("--gate", "names", multiple=True, metavar="NAME",
+              help="evaluate only this gate (repeatable); default: the standing gates")
+@click.option("--run-id", default="", help="the run the Puppet hold must name (puppet-held)")
+def gates(config: Path | None, stage: bool, as_json: bool, names: tuple[str, ...],
+          run_id: str) -> None:
+    """Evaluate the health gates now, read-only; exit 1 if any does not pass."""
     from upgrader import runs
     from upgrader.gates import STANDING, build_gates
     from upgrader.planner import PlannedStep
@@ -180,8 +184,15 @@ def gates(config: Path | None, stage: bool, as_json: bool) -> None:
     ws = runs.workspace(config, _env(stage))
     now = PlannedStep("now", "", "gates", "gates", "action", None, None, "all", (), None, 0,
                       True, None, False, (), ())
-    known = build_gates(runs.client_for(ws.env), _progress, runs.observer(ws))
-    results = [known[name](GateSpec(name, {"timeout": 30}), now) for name in STANDING]
+    known = build_gates(runs.client_for(ws.env), _progress, runs.observer(ws), run_id=run_id)
+    unknown = [n for n in names if n not in known or n == "vms-unchanged"]
+    if unknown:
+        raise UsageError(
+            f"no gate called {', '.join(unknown)}",
+            hint="gates: " + ", ".join(n for n in known if n != "vms-unchanged")
+            + " (vms-unchanged compares before and after a step: only inside a run)",
+        )
+    results = [known[name](GateSpec(name, {"timeout": 30}), now) for name in names or STANDING]
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in results], indent=1, default=str))
     for r in results if not as_json else ():

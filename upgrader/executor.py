@@ -67,6 +67,8 @@ class RunContext:
     cancel: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], float] = time.monotonic
     abort_file: Path | None = None  # `upgrader abort` from another process creates it
+    # (step, gate) -> what a gate recorded before the step (journaled; resume refills it)
+    snapshots: dict[tuple[str, str], Any] = field(default_factory=dict)
 
 
 def _slug(text: str) -> str:
@@ -109,6 +111,7 @@ def finish(ctx: RunContext) -> None:
 def _run_step(ctx: RunContext, step: PlannedStep, n: int, attempt: int) -> None:
     tag = f"[step/{step.id}]"
     _gates(ctx, step, step.gates_before, "before")
+    _snapshots(ctx, step)
     if step.undo and not ctx.dry_run:
         undo = ctx.undo_steps[step.undo]
         ctx.journal.record(
@@ -215,12 +218,36 @@ def _summary(outcome: PlaybookOutcome | Mapping[str, Any]) -> Mapping[str, Any]:
     return dict(outcome)
 
 
+def _snapshots(ctx: RunContext, step: PlannedStep) -> None:
+    """Let the gates after ``step`` that compare before and after record the before.
+
+    Taken once per step: a step resumed after a crash keeps the snapshot of its first start.
+    """
+    for spec in step.gates_after:
+        take = getattr(ctx.gates.get(spec.name), "snapshot", None)
+        key = (step.id, spec.name)
+        if take is None or key in ctx.snapshots:
+            continue
+        data = take(spec, step)
+        ctx.journal.record(EventType.SNAPSHOT, step=step.id, what=spec.name, data=data)
+        ctx.snapshots[key] = data
+        ctx.progress(f"[gate/{spec.name}] snapshot taken before {step.id}")
+
+
 def _gates(ctx: RunContext, step: PlannedStep, specs: tuple[GateSpec, ...], phase: str) -> None:
+    if specs:
+        new_round = getattr(ctx.gates, "new_round", None)
+        if new_round is not None:
+            new_round()  # the hosts are looked at again, once for the whole phase
     for spec in specs:
         gate = ctx.gates.get(spec.name)
         if gate is None:
             raise UpgraderError(f"step {step.id}: no gate called '{spec.name}'")
-        result = gate(spec, step)
+        if hasattr(gate, "snapshot"):
+            before = ctx.snapshots.get((step.id, spec.name))
+            result = gate(spec, step, before=before)  # type: ignore[call-arg]
+        else:
+            result = gate(spec, step)
         ctx.journal.record(
             EventType.GATE_VERDICT,
             step=step.id,

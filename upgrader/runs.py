@@ -255,7 +255,7 @@ def _context(
         run_playbook=run_playbook,
         project_dir=ws.site.playbooks_dir,
         inventory=ws.env.inventory,
-        gates=build_gates(client, progress, observer(ws)),
+        gates=build_gates(client, progress, observer(ws), run_id=run_id),
         actions={},
         undo_steps=undo_steps(runbooks),
         dry_run=dry_run,
@@ -356,6 +356,7 @@ def resume_run(
         progress(f"[run] {state.run_id} resumes at {decision.step or 'the end'}")
         client = client_for(ws.env)
         ctx = _context(ws, client, plan, runbooks, journal, state.run_id, state.dry_run, progress)
+        ctx.snapshots.update(state.snapshots)
         if decision.step is None:  # every step is done: only the end of the run is left
             finish(ctx)
         else:

@@ -1,77 +1,31 @@
 """Health gates: read-only checks with a verdict, evidence and a remediation hint.
 
-Issue 5 fills the catalogue; the core needs the registry and the oned gates to run plans.
+``build_gates`` binds every gate of the catalogue to one cloud: what it reads (oned through
+``OneClient``; the hosts through one gather play, ``HostObserver``), its pure verdict
+(``verdicts``) and its wait policy (``runner``). The executor evaluates the gates a step
+names; ``upgrader gates`` evaluates the standing ones. Gates without an observer read only
+oned, and the host gates are absent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from upgrader.errors import OneApiError
-from upgrader.executor import FAIL, PASS, Gate, GateResult
-from upgrader.gates import verdicts
-from upgrader.gates.hosts import (
-    HostObserver,
-    domain_map,
-    libvirtd_observation,
-    puppet_observation,
-)
+from upgrader.executor import INCONCLUSIVE, Gate, GateResult
+from upgrader.gates import observe, verdicts
+from upgrader.gates.hosts import Gathered, HostObserver
 from upgrader.gates.runner import WaitPolicy, check_gate
-from upgrader.gates.verdicts import HostPool, VmPool
-from upgrader.opennebula import OneClient
+from upgrader.gates.verdicts import HostPool, OnedAnswer, VmIdentity, VmPool, VmSnapshots
+from upgrader.opennebula import OneClient, VmState
 from upgrader.planner import PlannedStep
 from upgrader.runbook import GateSpec
 
-
-def oned_reachable(client: OneClient) -> Gate:
-    """``oned-reachable``: oned answers a read-only call."""
-
-    def check(spec: GateSpec, step: PlannedStep) -> GateResult:
-        try:
-            hosts = client.host_pool()
-        except OneApiError as exc:
-            return GateResult(
-                "oned-reachable",
-                FAIL,
-                {"summary": str(exc)},
-                "start oned on the front end (Pacemaker resource oned) and check "
-                "the endpoint in upgrader.yml",
-            )
-        return GateResult(
-            "oned-reachable",
-            PASS,
-            {"summary": f"oned answered with {len(hosts)} hosts", "endpoint": client.endpoint},
-        )
-
-    return check
-
-
-def oned_version(client: OneClient) -> Gate:
-    """``oned-version``: the version by probing equals the gate's ``expect`` parameter."""
-
-    def check(spec: GateSpec, step: PlannedStep) -> GateResult:
-        expect = str(spec.params.get("expect", ""))
-        try:
-            seen = str(client.detect_version())
-        except OneApiError as exc:
-            return GateResult("oned-version", FAIL, {"summary": str(exc)}, "")
-        verdict = PASS if not expect or seen == expect else FAIL
-        return GateResult(
-            "oned-version",
-            verdict,
-            {
-                "summary": f"oned is {seen}, expected {expect or 'any'}",
-                "seen": seen,
-                "expected": expect,
-            },
-            ""
-            if verdict == PASS
-            else "the database or package is not the one "
-            "this step expects: see the previous step's output",
-        )
-
-    return check
+Progress = Callable[[str], None]
+POLICY_PARAMS = ("interval", "timeout")
+# Free space a datastore needs when the runbook does not say (``upgrader gates``).
+DEFAULT_MIN_FREE = "5%"
 
 
 def _policy(spec: GateSpec) -> WaitPolicy:
@@ -81,88 +35,199 @@ def _policy(spec: GateSpec) -> WaitPolicy:
     )
 
 
-def hosts_monitored(client: OneClient, progress: Callable[[str], None]) -> Gate:
-    """``hosts-monitored``: every host MONITORED; monitoring states are waited out."""
-
-    def check(spec: GateSpec, step: PlannedStep) -> GateResult:
-        params = {k: v for k, v in spec.params.items() if k in ("allow_disabled", "expect_hosts")}
-        return check_gate(
-            "hosts-monitored",
-            lambda: HostPool.from_hosts(client.host_pool()),
-            lambda obs: verdicts.hosts_monitored(obs, **params),
-            _policy(spec),
-            progress=progress,
-        )
-
-    return check
+def _params(spec: GateSpec, **defaults: Any) -> dict[str, Any]:
+    return {**defaults, **{k: v for k, v in spec.params.items() if k not in POLICY_PARAMS}}
 
 
-def vms_settled(client: OneClient, progress: Callable[[str], None]) -> Gate:
-    """``vms-settled``: no VM in a transient state; transient states are waited out."""
-
-    def check(spec: GateSpec, step: PlannedStep) -> GateResult:
-        return check_gate(
-            "vms-settled",
-            lambda: VmPool.from_vms(client.vm_pool()),
-            verdicts.vms_settled,
-            _policy(spec),
-            progress=progress,
-        )
-
-    return check
-
-
-def _host_gate(
+def _gate(
     name: str,
-    observe: Callable[[], Any],
+    observe_once: Callable[[bool], Any],
     judge: Callable[..., GateResult],
-    progress: Callable[[str], None],
+    progress: Progress,
+    **defaults: Any,
 ) -> Gate:
+    """A gate that observes (the round's gather first, afresh when it looks again) and judges."""
+
     def check(spec: GateSpec, step: PlannedStep) -> GateResult:
-        params = {k: v for k, v in spec.params.items() if k not in ("interval", "timeout")}
+        params = _params(spec, **defaults)
+        looks = 0
+
+        def look() -> Any:
+            nonlocal looks
+            looks += 1
+            return observe_once(looks > 1)
+
         return check_gate(
-            name, observe, lambda obs: judge(obs, **params), _policy(spec), progress=progress
+            name, look, lambda obs: judge(obs, **params), _policy(spec), progress=progress
         )
 
     return check
+
+
+def oned_answer(client: OneClient) -> OnedAnswer:
+    """Whether oned answers ``one.hostpool.info``."""
+    try:
+        return OnedAnswer(client.endpoint, True, host_count=len(client.host_pool()))
+    except OneApiError as exc:
+        return OnedAnswer(client.endpoint, False, error=str(exc))
+
+
+def vm_identities(client: OneClient) -> tuple[VmIdentity, ...]:
+    """Every VM but the DONE ones, as ``vms-unchanged`` compares them."""
+    return tuple(VmIdentity.from_vm(vm) for vm in client.vm_pool() if vm.state is not VmState.DONE)
+
+
+class VmsUnchanged:
+    """``vms-unchanged``: the executor takes ``snapshot`` before the step (and journals it),
+    then calls the gate after the step with that snapshot as ``before``."""
+
+    def __init__(self, client: OneClient) -> None:
+        self.client = client
+
+    def snapshot(self, spec: GateSpec, step: PlannedStep) -> list[dict[str, Any]]:
+        return [vm.__dict__.copy() for vm in vm_identities(self.client)]
+
+    def __call__(
+        self, spec: GateSpec, step: PlannedStep, before: list[dict[str, Any]] | None = None
+    ) -> GateResult:
+        if before is None:
+            return GateResult(
+                "vms-unchanged",
+                INCONCLUSIVE,
+                {"summary": f"no snapshot of the VMs was taken before step {step.id}"},
+                "name vms-unchanged among the step's gates_after, so the snapshot is "
+                "taken before the step starts",
+            )
+        params = {k: v for k, v in spec.params.items() if k == "same_hosts"}
+        then = tuple(VmIdentity(**vm) for vm in before)
+        try:
+            now = vm_identities(self.client)
+        except OneApiError as exc:
+            return GateResult(
+                "vms-unchanged",
+                INCONCLUSIVE,
+                {"summary": f"could not list the VMs: {exc}"},
+                "check oned-reachable",
+            )
+        return verdicts.vms_unchanged(VmSnapshots(then, now), **params)
+
+
+class GateSet(Mapping[str, Gate]):
+    """The gates of one cloud; ``new_round`` lets the next gate gather from the hosts again."""
+
+    def __init__(self, gates: Mapping[str, Gate], observer: HostObserver | None) -> None:
+        self._gates = dict(gates)
+        self.observer = observer
+
+    def __getitem__(self, name: str) -> Gate:
+        return self._gates[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._gates)
+
+    def __len__(self) -> int:
+        return len(self._gates)
+
+    def new_round(self) -> None:
+        if self.observer is not None:
+            self.observer.new_round()
 
 
 def build_gates(
     client: OneClient,
-    progress: Callable[[str], None] = lambda line: None,
+    progress: Progress = lambda line: None,
     observer: HostObserver | None = None,
-) -> Mapping[str, Gate]:
-    """Every gate the runbooks may name, bound to one cloud (and its hosts, with an observer)."""
+    run_id: str = "",
+) -> GateSet:
+    """Every gate the runbooks may name, bound to one cloud (and its hosts, with an observer);
+    ``run_id`` is the run the Puppet hold must name."""
     gates: dict[str, Gate] = {
-        "oned-reachable": oned_reachable(client),
-        "oned-version": oned_version(client),
-        "hosts-monitored": hosts_monitored(client, progress),
-        "vms-settled": vms_settled(client, progress),
+        "oned-reachable": _gate(
+            "oned-reachable", lambda fresh: oned_answer(client), verdicts.oned_reachable, progress
+        ),
+        "hosts-monitored": _gate(
+            "hosts-monitored",
+            lambda fresh: HostPool.from_hosts(client.host_pool()),
+            verdicts.hosts_monitored,
+            progress,
+        ),
+        "vms-settled": _gate(
+            "vms-settled",
+            lambda fresh: VmPool.from_vms(client.vm_pool()),
+            verdicts.vms_settled,
+            progress,
+        ),
+        "vms-unchanged": VmsUnchanged(client),
     }
-    if observer is not None:
-        gather = observer.gather
-        gates["libvirtd-alive"] = _host_gate(
-            "libvirtd-alive",
-            lambda: libvirtd_observation(gather()),
-            verdicts.libvirtd_alive,
+    if observer is None:
+        gates["oned-version"] = _gate(
+            "oned-version",
+            lambda fresh: observe.version_observation(client, None),
+            verdicts.oned_version,
             progress,
+            require_onedb=False,
         )
-        gates["no-duplicate-vms"] = _host_gate(
-            "no-duplicate-vms",
-            lambda: domain_map(client, gather()),
-            verdicts.no_duplicate_vms,
-            progress,
-        )
-        gates["puppet-held"] = _host_gate(
-            "puppet-held", lambda: puppet_observation(gather()), verdicts.puppet_held, progress
-        )
-        gates["puppet-released"] = _host_gate(
-            "puppet-released",
-            lambda: puppet_observation(gather()),
-            verdicts.puppet_released,
-            progress,
-        )
-    return gates
+        return GateSet(gates, None)
+
+    def hosts(fresh: bool) -> Gathered:
+        return observer.gather(fresh=fresh)
+
+    gates.update(
+        {
+            "oned-version": _gate(
+                "oned-version",
+                lambda fresh: observe.version_observation(client, hosts(fresh)),
+                verdicts.oned_version,
+                progress,
+            ),
+            "no-duplicate-vms": _gate(
+                "no-duplicate-vms",
+                lambda fresh: observe.domain_map(client, hosts(fresh).hypervisors),
+                verdicts.no_duplicate_vms,
+                progress,
+            ),
+            "datastores-healthy": _gate(
+                "datastores-healthy",
+                lambda fresh: observe.datastore_observation(client, hosts(fresh)),
+                verdicts.datastores_healthy,
+                progress,
+                min_free=DEFAULT_MIN_FREE,
+            ),
+            "pacemaker-healthy": _gate(
+                "pacemaker-healthy",
+                lambda fresh: observe.pacemaker_observation(hosts(fresh)),
+                verdicts.pacemaker_healthy,
+                progress,
+            ),
+            "fencing-ready": _gate(
+                "fencing-ready",
+                lambda fresh: observe.fencing_observation(hosts(fresh)),
+                verdicts.fencing_ready,
+                progress,
+            ),
+            "libvirtd-alive": _gate(
+                "libvirtd-alive",
+                lambda fresh: observe.libvirtd_observation(hosts(fresh).hypervisors),
+                verdicts.libvirtd_alive,
+                progress,
+            ),
+            "puppet-held": _gate(
+                "puppet-held",
+                lambda fresh: observe.puppet_observation(hosts(fresh).hypervisors),
+                verdicts.puppet_held,
+                progress,
+                run_id=run_id,
+            ),
+            "puppet-released": _gate(
+                "puppet-released",
+                lambda fresh: observe.puppet_observation(hosts(fresh).hypervisors),
+                verdicts.puppet_released,
+                progress,
+                run_id=run_id,
+            ),
+        }
+    )
+    return GateSet(gates, observer)
 
 
 # Gates that hold at any time (``upgrader gates``); the others only inside a run.
@@ -171,6 +236,9 @@ STANDING = (
     "oned-version",
     "hosts-monitored",
     "vms-settled",
-    "libvirtd-alive",
     "no-duplicate-vms",
+    "datastores-healthy",
+    "pacemaker-healthy",
+    "fencing-ready",
+    "libvirtd-alive",
 )

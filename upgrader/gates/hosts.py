@@ -1,51 +1,83 @@
-"""Host-side observations for the gates: one read-only Ansible play over the hypervisors.
+"""Host-side observations for the gates: one read-only Ansible play over the hosts.
 
-``playbooks/gather-host-facts.yml`` runs ``virsh list``, asks libvirtd's init script and
-reads Puppet's disable lock on every host, and hands the results back as one JSON file a
-host. A host that did not answer has no file: its observation says so, and the verdicts
-treat it as unreadable (inconclusive), never as healthy.
+``playbooks/gather-host-facts.yml`` visits the hypervisors (``virsh list``, libvirtd's init
+script, Puppet's disable lock, the datastore mount), the NFS servers (the export's file
+system) and the front ends (the agents the Pacemaker CIB references, ``oned -v``,
+``crm_mon``, ``crm_verify``, ``onedb version``), and hands back one JSON file a host. A host
+that did not answer has no file: its observation says so, and the verdicts treat it as
+unreadable (inconclusive), never as healthy.
+
+One gather serves every gate of a round (the gates evaluated together before or after a
+step, or by ``upgrader gates``); a gate that waits and looks again gathers afresh.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from upgrader.ansible_adapter import PlaybookCall, run_playbook
 from upgrader.errors import UpgraderError
-from upgrader.gates.verdicts import (
-    DomainMap,
-    HypervisorDomains,
-    LibvirtdObservation,
-    LibvirtdStatus,
-    PuppetAgent,
-    PuppetObservation,
-    VmSeen,
-)
-from upgrader.opennebula import OneClient
 
 PLAYBOOK = "gather-host-facts.yml"
+# The gather play as a whole (ssh itself gives up on a dead host within about 15 s).
+GATHER_TIMEOUT = 300.0
+
+HostData = Mapping[str, Any] | None  # what a host reported; None: it did not answer
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """One pass of the gather play: per group, host -> what it reported (None: no answer)."""
+
+    hypervisors: Mapping[str, HostData]
+    frontends: Mapping[str, HostData] = field(default_factory=dict)
+    nfs_servers: Mapping[str, HostData] = field(default_factory=dict)
+    at: float = 0.0  # monotonic time the gather finished
 
 
 class HostObserver:
-    """Runs the gather play and turns its files into observations."""
+    """Runs the gather play and keeps its result for the rest of the round."""
 
     def __init__(
-        self, inventory: Path | str, playbooks_dir: Path, hosts: str = "hypervisors"
+        self,
+        inventory: Path | str,
+        playbooks_dir: Path,
+        hosts: str = "hypervisors",
+        *,
+        frontends: str = "frontends",
+        nfs_servers: str = "nfs_servers",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inventory = inventory
         self.playbooks_dir = playbooks_dir
         self.hosts = hosts
+        self.frontends = frontends
+        self.nfs_servers = nfs_servers
+        self.clock = clock
+        self._round: Gathered | None = None
+        self.plays_run = 0
 
-    def gather(self) -> dict[str, Mapping[str, Any] | None]:
-        """host -> what it reported (None: it did not answer)."""
+    def new_round(self) -> None:
+        """Forget the last gather: the next gate of the round looks at the hosts again."""
+        self._round = None
+
+    def gather(self, *, fresh: bool = False) -> Gathered:
+        """This round's gather (run now if there is none yet, or if ``fresh``)."""
+        if fresh or self._round is None:
+            self._round = self._run()
+        return self._round
+
+    def _run(self) -> Gathered:
         with tempfile.TemporaryDirectory(prefix="upgrader-gates-") as tmp:
             out = Path(tmp) / "out"
-            out.mkdir(mode=0o700)
+            for sub in (out, out / "frontends", out / "nfs"):
+                sub.mkdir(mode=0o700)
             outcome = run_playbook(
                 PlaybookCall(
                     step_id="gates",
@@ -53,55 +85,42 @@ class HostObserver:
                     project_dir=self.playbooks_dir,
                     inventory=self.inventory,
                     private_data_dir=Path(tmp) / "pdd",
-                    extra_vars={"gate_out_dir": str(out), "gate_hosts": self.hosts},
+                    extra_vars={
+                        "gate_out_dir": str(out),
+                        "gate_hosts": self.hosts,
+                        "gate_frontends": self.frontends,
+                        "gate_nfs_hosts": self.nfs_servers,
+                    },
+                    timeout=GATHER_TIMEOUT,
                 )
             )
+            self.plays_run += 1
             if outcome.rc not in (0, 2, 4):
-                raise UpgraderError(f"the gate play could not run: {' '.join(outcome.stdout_tail)}")
-            seen: dict[str, Mapping[str, Any] | None] = {
-                h: None for h in outcome.stats if h != "localhost"
-            }
-            for path in out.glob("*.json"):
-                seen[path.stem] = json.loads(path.read_text())
-            return seen
+                raise UpgraderError(
+                    f"the gate play could not run: {' '.join(outcome.stdout_tail)}",
+                    hint="run `ansible-inventory -i <inventory> --graph` and check ssh "
+                    "to the hosts",
+                )
+            members_file = out / "members.json"
+            if not members_file.exists():
+                raise UpgraderError(
+                    "the gate play did not say which hosts it visits: "
+                    f"{' '.join(outcome.stdout_tail)}"
+                )
+            members = json.loads(members_file.read_text())
+            return Gathered(
+                hypervisors=_read(out, members["hypervisors"]),
+                frontends=_read(out / "frontends", members["frontends"]),
+                nfs_servers=_read(out / "nfs", members["nfs_servers"]),
+                at=self.clock(),
+            )
 
 
-def libvirtd_observation(seen: Mapping[str, Mapping[str, Any] | None]) -> LibvirtdObservation:
-    """libvirtd per host, from the gather play."""
-    hosts = []
-    for host, data in sorted(seen.items()):
-        if data is None:
-            hosts.append(LibvirtdStatus(host, None, error="host did not answer"))
-        else:
-            hosts.append(LibvirtdStatus(host, data["libvirtd_rc"] == 0, data["libvirtd"]))
-    return LibvirtdObservation(tuple(hosts))
-
-
-def domain_map(client: OneClient, seen: Mapping[str, Mapping[str, Any] | None]) -> DomainMap:
-    """oned's VM placement against what virsh lists on every hypervisor."""
-    vms = tuple(VmSeen.from_vm(vm) for vm in client.vm_pool())
-    hypervisors = []
-    for host, data in sorted(seen.items()):
-        if data is None:
-            hypervisors.append(HypervisorDomains(host, None, "host did not answer"))
-        elif data["virsh_rc"] != 0:
-            hypervisors.append(HypervisorDomains(host, None, data["virsh_error"].strip()))
-        else:
-            hypervisors.append(HypervisorDomains(host, tuple(d for d in data["virsh"] if d)))
-    return DomainMap(vms, tuple(hypervisors))
-
-
-def puppet_observation(seen: Mapping[str, Mapping[str, Any] | None]) -> PuppetObservation:
-    """The Puppet agent's hold on every host."""
-    agents = []
-    for host, data in sorted(seen.items()):
-        if data is None:
-            agents.append(PuppetAgent(host, None, error="host did not answer"))
+def _read(directory: Path, members: list[str]) -> dict[str, HostData]:
+    """host -> its JSON file's content; members without a file (no answer) map to None."""
+    seen: dict[str, HostData] = dict.fromkeys(members)
+    for path in directory.glob("*.json"):
+        if path.name == "members.json":
             continue
-        lock = data.get("puppet_lock") or ""
-        if not lock:
-            agents.append(PuppetAgent(host, False))
-            continue
-        reason = json.loads(base64.b64decode(lock) or b"{}").get("disabled_message", "")
-        agents.append(PuppetAgent(host, True, reason))
-    return PuppetObservation(tuple(agents))
+        seen[path.stem] = json.loads(path.read_text())
+    return dict(sorted(seen.items()))

@@ -340,6 +340,7 @@ def _write_configs(lab: Path, spec: LabSpec) -> None:
                     "one_datastore_path": "/var/lib/one/datastores",
                     "one_datastore_fstype": "ext4",
                     "one_cib_file": f"/srv/lab/{cloud}/pcmk/cib.xml",
+                    "onedb_version_command": f"onedb version -s /srv/lab/{cloud}/one/one.db",
                     "nfs_server": nfs.name,
                     "nfs_export": "/srv/lab/nfs/export",
                     "nfs_mount_type": "none",
@@ -349,6 +350,7 @@ def _write_configs(lab: Path, spec: LabSpec) -> None:
                 "children": {
                     "frontends": {"hosts": {h.name: {"ansible_host": h.ip} for h in members}},
                     "hypervisors": {"hosts": {h.name: {"ansible_host": h.ip} for h in members}},
+                    "nfs_servers": {"hosts": {nfs.name: {"ansible_host": nfs.ip}}},
                 },
             }
         }

@@ -1,0 +1,309 @@
+"""Turn what the gather play and oned answered into the verdicts' observations.
+
+Each function takes raw answers (the per-host JSON of ``playbooks/gather-host-facts.yml``,
+``crm_mon`` XML, the client's models) and builds the frozen observation its verdict
+judges. A host that did not answer becomes an unreadable entry, never a healthy one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import replace
+
+from upgrader.errors import OneApiError
+from upgrader.gates.hosts import Gathered, HostData
+from upgrader.gates.verdicts import (
+    AgentCheck,
+    DatastoreMount,
+    DatastoreObservation,
+    DomainMap,
+    FailedAction,
+    FencingObservation,
+    HypervisorDomains,
+    LibvirtdObservation,
+    LibvirtdStatus,
+    OnedDatastore,
+    OnedVersionSeen,
+    PacemakerNode,
+    PacemakerObservation,
+    PacemakerResource,
+    PuppetAgent,
+    PuppetObservation,
+    VmSeen,
+)
+from upgrader.opennebula import OneClient
+
+NO_ANSWER = "host did not answer"
+
+
+def libvirtd_observation(seen: Mapping[str, HostData]) -> LibvirtdObservation:
+    """libvirtd per hypervisor, from the gather play."""
+    hosts = []
+    for host, data in sorted(seen.items()):
+        if data is None:
+            hosts.append(LibvirtdStatus(host, None, error=NO_ANSWER))
+        else:
+            hosts.append(LibvirtdStatus(host, data["libvirtd_rc"] == 0, data["libvirtd"]))
+    return LibvirtdObservation(tuple(hosts))
+
+
+def domain_map(client: OneClient, seen: Mapping[str, HostData]) -> DomainMap:
+    """oned's VM placement against what virsh lists on every hypervisor."""
+    vms = tuple(VmSeen.from_vm(vm) for vm in client.vm_pool())
+    hypervisors = []
+    for host, data in sorted(seen.items()):
+        if data is None:
+            hypervisors.append(HypervisorDomains(host, None, NO_ANSWER))
+        elif data["virsh_rc"] != 0:
+            hypervisors.append(HypervisorDomains(host, None, data["virsh_error"].strip()))
+        else:
+            hypervisors.append(HypervisorDomains(host, tuple(d for d in data["virsh"] if d)))
+    return DomainMap(vms, tuple(hypervisors))
+
+
+def puppet_observation(seen: Mapping[str, HostData]) -> PuppetObservation:
+    """The Puppet agent's hold on every hypervisor."""
+    agents = []
+    for host, data in sorted(seen.items()):
+        if data is None:
+            agents.append(PuppetAgent(host, None, error=NO_ANSWER))
+            continue
+        lock = data.get("puppet_lock") or ""
+        if not lock:
+            agents.append(PuppetAgent(host, False))
+            continue
+        reason = json.loads(base64.b64decode(lock) or b"{}").get("disabled_message", "")
+        agents.append(PuppetAgent(host, True, reason))
+    return PuppetObservation(tuple(agents))
+
+
+# ------------------------------------------------------------------ datastores
+
+
+def _findmnt(host: str, path: str, rc: int, stdout: str, stderr: str) -> DatastoreMount:
+    """A ``findmnt --json --bytes`` answer as a mount (rc 1 and no output: not mounted)."""
+    if rc != 0:
+        if not stdout.strip() and not stderr.strip():
+            return DatastoreMount(host, path, False)
+        return DatastoreMount(host, path, None, error=(stderr or stdout).strip()[:200])
+    try:
+        fs = json.loads(stdout)["filesystems"][0]
+    except (ValueError, KeyError, IndexError) as exc:
+        return DatastoreMount(host, path, None, error=f"unreadable findmnt answer: {exc}")
+    options = str(fs.get("options", "")).split(",")
+    return DatastoreMount(
+        host,
+        path,
+        True,
+        fs_type=fs.get("fstype"),
+        writable="ro" not in options,
+        size_bytes=_int(fs.get("size")),
+        free_bytes=_int(fs.get("avail")),
+    )
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+def datastore_observation(client: OneClient, gathered: Gathered) -> DatastoreObservation:
+    """The datastore mount on every hypervisor, the NFS exports, and oned's view (3.4+)."""
+    mounts = []
+    for host, data in gathered.hypervisors.items():
+        if data is None:
+            mounts.append(DatastoreMount(host, "", None, error=NO_ANSWER))
+            continue
+        mount = _findmnt(
+            host, data["datastore_path"], data["mount_rc"], data["mount"], data["mount_error"]
+        )
+        mounts.append(replace(mount, expected_fs_type=data.get("datastore_fstype") or None))
+    exports = []
+    for host, data in gathered.nfs_servers.items():
+        if data is None:
+            exports.append(DatastoreMount(host, "", None, error=NO_ANSWER))
+            continue
+        exports.append(
+            _findmnt(
+                host, data["export_path"], data["export_rc"], data["export"], data["export_error"]
+            )
+        )
+    series: str | None = None
+    oned: tuple[OnedDatastore, ...] | None = None
+    try:
+        series = str(client.detect_version())
+        if series >= "3.4":
+            oned = tuple(OnedDatastore(d.id, d.name, d.base_path) for d in client.datastore_pool())
+    except OneApiError:
+        oned = None
+    return DatastoreObservation(tuple(mounts), series, oned, exports=tuple(exports))
+
+
+# ------------------------------------------------------------------ pacemaker
+
+
+def _attr(el: ET.Element, name: str) -> bool:
+    return el.get(name, "false") == "true"
+
+
+def _crm_mon(gathered: Gathered) -> tuple[ET.Element | None, Mapping[str, object], str]:
+    """The first front end's crm_mon XML (run once for the cluster), its data, or an error."""
+    answered = [d for d in gathered.frontends.values() if d is not None]
+    if not answered:
+        who = ", ".join(gathered.frontends) or "no front end in the inventory"
+        return None, {}, f"no front end answered ({who})"
+    data = answered[0]
+    if data["crm_mon_rc"] != 0:
+        return None, data, (data["crm_mon_error"] or data["crm_mon"]).strip()[:300]
+    try:
+        return ET.fromstring(data["crm_mon"]), data, ""  # noqa: S314 - our cluster's crm_mon
+    except ET.ParseError as exc:
+        return None, data, f"crm_mon answered something that is not XML: {exc}"
+
+
+def pacemaker_observation(gathered: Gathered) -> PacemakerObservation:
+    """``crm_mon --output-as=xml`` and ``crm_verify --live-check`` of the front-end cluster."""
+    root, data, error = _crm_mon(gathered)
+    if root is None:
+        return PacemakerObservation((), error=error or "crm_mon gave nothing")
+    nodes = tuple(
+        PacemakerNode(
+            n.get("name", ""),
+            _attr(n, "online"),
+            standby=_attr(n, "standby"),
+            pending=_attr(n, "pending"),
+            unclean=_attr(n, "unclean"),
+        )
+        for n in root.iterfind("./nodes/node")
+    )
+    resources = []
+    for r in root.iter("resource"):
+        node = r.find("node")
+        resources.append(
+            PacemakerResource(
+                r.get("id", ""),
+                r.get("resource_agent", ""),
+                managed=_attr(r, "managed"),
+                active=_attr(r, "active"),
+                failed=_attr(r, "failed"),
+                node=node.get("name") if node is not None else None,
+            )
+        )
+    failures = tuple(
+        FailedAction(
+            f.get("op_key", "").rsplit("_", 2)[0],
+            f.get("task", ""),
+            f.get("node", ""),
+            f.get("exitreason", ""),
+            _int(f.get("exitcode")),
+        )
+        for f in root.iterfind("./failures/failure")
+    )
+    options = root.find("./summary/cluster_options")
+    opts = options.attrib if options is not None else {}
+    return PacemakerObservation(
+        nodes,
+        tuple(resources),
+        failures,
+        stonith_enabled=opts.get("stonith-enabled", "true") == "true",
+        maintenance_mode=opts.get("maintenance-mode", "false") == "true",
+        verify_rc=data.get("crm_verify_rc"),  # type: ignore[arg-type]
+        verify_output=str(data.get("crm_verify", "")),
+    )
+
+
+def fencing_observation(gathered: Gathered) -> FencingObservation:
+    """Every agent the CIB references, checked on every front end; fenced/unclean nodes."""
+    agents: list[AgentCheck] = []
+    for host, data in gathered.frontends.items():
+        if data is None:
+            agents.append(AgentCheck(host, "(all agents)", "stonith", error=NO_ANSWER))
+            continue
+        if data.get("agents_error") and not data.get("agents"):
+            agents.append(
+                AgentCheck(host, "(cibadmin)", "stonith", error=str(data["agents_error"])[:300])
+            )
+            continue
+        agents.extend(
+            AgentCheck(
+                host,
+                a["path"],
+                a["kind"],
+                tuple(a.get("resources", ())),
+                exists=a["exists"],
+                executable=a["executable"],
+                language=a["language"],
+                syntax_rc=a["syntax_rc"],
+                syntax_stderr=a["syntax_stderr"],
+                metadata_rc=a["metadata_rc"],
+                metadata_output=a["metadata_output"],
+                has_metadata=a.get("agent_class") != "lsb",
+            )
+            for a in data.get("agents", ())
+        )
+    root, _, _ = _crm_mon(gathered)
+    fenced: list[str] = []
+    unclean: list[str] = []
+    if root is not None:
+        offline = {
+            n.get("name", "") for n in root.iterfind("./nodes/node") if not _attr(n, "online")
+        }
+        unclean = [n.get("name", "") for n in root.iterfind("./nodes/node") if _attr(n, "unclean")]
+        fenced = sorted(
+            {
+                e.get("target", "")
+                for e in root.iterfind("./fence_history/fence_event")
+                if e.get("status") == "success" and e.get("target") in offline
+            }
+        )
+    return FencingObservation(tuple(agents), tuple(fenced), tuple(unclean))
+
+
+# ------------------------------------------------------------------ versions
+
+_ONED_V = re.compile(r"OpenNebula\s+(\d+\.\d+(?:\.\d+)*)")
+_ONEDB_V = re.compile(r"^\s*(?:Version:\s*)?(\d+\.\d+(?:\.\d+)*)\s*$", re.MULTILINE)
+
+
+def version_observation(client: OneClient, gathered: Gathered | None) -> OnedVersionSeen:
+    """The series found by probing oned, ``onedb version``, and the installed oned."""
+    try:
+        probed: str | None = str(client.detect_version())
+        probe_error = ""
+    except OneApiError as exc:
+        probed, probe_error = None, str(exc)
+    if gathered is None:
+        return OnedVersionSeen(probed, None, None, probe_error)
+    answered = {h: d for h, d in gathered.frontends.items() if d is not None}
+    running_on = _oned_node(gathered)
+    front = answered.get(running_on or "") or next(iter(answered.values()), None)
+    package = None
+    onedb = None
+    if front is not None:
+        match = _ONED_V.search(front.get("oned", "")) if front.get("oned_rc") == 0 else None
+        package = match.group(1) if match else None
+    for d in answered.values():  # onedb ran once; its answer is on every front end
+        if d.get("onedb_rc") == 0:
+            match = _ONEDB_V.search(d.get("onedb", ""))
+            onedb = match.group(1) if match else None
+            break
+    return OnedVersionSeen(probed, onedb, package, probe_error)
+
+
+def _oned_node(gathered: Gathered) -> str | None:
+    """The node Pacemaker runs oned on (resource ``lsb:opennebula`` or id ``oned``)."""
+    root, _, _ = _crm_mon(gathered)
+    if root is None:
+        return None
+    for r in root.iter("resource"):
+        if r.get("id") == "oned" or r.get("resource_agent", "").endswith(":opennebula"):
+            node = r.find("node")
+            if node is not None:
+                return node.get("name")
+    return None
