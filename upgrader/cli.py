@@ -174,8 +174,10 @@ def report(run_id: str, config: Path | None, stage: bool, fmt: str, output: Path
 @click.option("--gate", "names", multiple=True, metavar="NAME",
               help="evaluate only this gate (repeatable); default: the standing gates")
 @click.option("--run-id", default="", help="the run the Puppet hold must name (puppet-held)")
+@click.option("--wait", type=click.FloatRange(0, 3600), default=30, show_default=True,
+              help="seconds a gate may wait for a transient state to settle")
 def gates(config: Path | None, stage: bool, as_json: bool, names: tuple[str, ...],
-          run_id: str) -> None:
+          run_id: str, wait: float) -> None:
     """Evaluate the health gates now, read-only; exit 1 if any does not pass."""
     from upgrader import runs
     from upgrader.gates import STANDING, build_gates
@@ -192,7 +194,8 @@ def gates(config: Path | None, stage: bool, as_json: bool, names: tuple[str, ...
             hint="gates: " + ", ".join(n for n in known if n != "vms-unchanged")
             + " (vms-unchanged compares before and after a step: only inside a run)",
         )
-    results = [known[name](GateSpec(name, {"timeout": 30}), now) for name in names or STANDING]
+    spec = {"timeout": wait, "interval": min(5.0, wait) or 1.0}
+    results = [known[name](GateSpec(name, spec), now) for name in names or STANDING]
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in results], indent=1, default=str))
     for r in results if not as_json else ():
