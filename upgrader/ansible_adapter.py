@@ -2,7 +2,10 @@
 
 The only module that imports ``ansible_runner``. ``run_playbook`` never raises for a
 failed, unreachable, cancelled or timed-out play: it returns a ``PlaybookOutcome`` and the
-executor decides what that means (STYLE.md 2.4 rule 3).
+executor decides what that means (STYLE.md 2.4 rule 3). This module prepares the run (the
+private data directory, secret variables, environment) and kills what it leaves behind;
+``ansible_events.py`` reads the runner's events and builds the outcome, and its names
+(``PlaybookStatus``, ``PlaybookOutcome``, ``TaskChange``) are re-exported here.
 
 Killing for real: ansible-runner's cancel and timeout SIGKILL ansible-playbook's process
 group, but ansible-core 2.19 forks every task worker into its own session, so the worker
@@ -13,10 +16,8 @@ finds them through ``/proc/*/environ`` whatever session they moved to.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -26,18 +27,37 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import ansible_runner
 
+from upgrader.ansible_events import (
+    TAIL_LINES,
+    PlaybookOutcome,
+    PlaybookStatus,
+    TaskChange,
+    Watch,
+    build_outcome,
+)
 from upgrader.errors import PlaybookSetupError
+
+__all__ = [
+    "MARKER_VAR",
+    "REPO_ROOT",
+    "TAIL_LINES",
+    "PlaybookCall",
+    "PlaybookOutcome",
+    "PlaybookStatus",
+    "TaskChange",
+    "kill_marked",
+    "leftover_processes",
+    "run_playbook",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MARKER_VAR = "UPGRADER_MARKER"
-TAIL_LINES = 20
 
 # Runner polls cancel_callback (and our deadline) only when pexpect returns: on output or
 # every pexpect_timeout, 5 s by default. settings= is dropped with suppress_env_files, so
@@ -45,25 +65,6 @@ TAIL_LINES = 20
 _PEXPECT_TIMEOUT = 0.5
 _STAMP = ".upgrader-pdd"
 _PRIVATE_VARS_FILE = "secrets/vars.json"
-_DIFF_LIMIT = 4000
-_MSG_LIMIT = 500
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-_RESULTS = {
-    "runner_on_ok": "ok",
-    "runner_on_failed": "failed",
-    "runner_on_unreachable": "unreachable",
-    "runner_on_skipped": "skipped",
-}
-_STAT_KEYS = ("ok", "changed", "failures", "dark", "skipped", "ignored", "rescued", "processed")
-
-
-class PlaybookStatus(StrEnum):
-    """How a play ended; the values are ansible-runner's status words."""
-
-    SUCCESSFUL = "successful"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    TIMEOUT = "timeout"
 
 
 @dataclass(frozen=True)
@@ -106,37 +107,6 @@ class PlaybookCall:
         object.__setattr__(self, "secret_vars", MappingProxyType(dict(self.secret_vars)))
 
 
-@dataclass(frozen=True)
-class TaskChange:
-    """A task that changed (or, in check mode, would change) a host; ``diff`` is a summary."""
-
-    host: str
-    task: str
-    action: str
-    diff: str = ""
-
-
-@dataclass(frozen=True)
-class PlaybookOutcome:
-    """What a playbook run did. ``stats`` maps host -> counter (ok, changed, failures, ...)."""
-
-    status: PlaybookStatus
-    rc: int
-    stats: Mapping[str, Mapping[str, int]]
-    failed_hosts: tuple[str, ...]
-    unreachable_hosts: tuple[str, ...]
-    changed: tuple[TaskChange, ...]
-    stdout_tail: tuple[str, ...]
-    duration: float
-    marker: str = ""
-    killed: tuple[int, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        """True when the play ran to the end without a failed or unreachable host."""
-        return self.status is PlaybookStatus.SUCCESSFUL
-
-
 def run_playbook(
     call: PlaybookCall,
     *,
@@ -157,7 +127,7 @@ def run_playbook(
     """
     marker = call.marker or uuid.uuid4().hex
     pdd = _fresh_private_data_dir(call.private_data_dir)
-    watch = _Watch(call, cancel, on_event, progress)
+    watch = Watch(call.step_id, call.timeout, cancel, on_event, progress)
     cmdline = [*(["--check"] if call.check else []), *(["--diff"] if call.diff else [])]
     if call.secret_vars:
         cmdline += ["-e", shlex.quote(f"@{_write_secret_vars(pdd, call.secret_vars)}")]
@@ -189,7 +159,7 @@ def run_playbook(
         watch.say(f"[step/{call.step_id}] {watch.reason}: killed {len(killed)} process(es)")
     if watch.error is not None:
         raise watch.error
-    outcome = _outcome(runner, watch, marker, tuple(killed), time.monotonic() - started)
+    outcome = build_outcome(runner, watch, marker, tuple(killed), time.monotonic() - started)
     watch.say(
         f"[step/{call.step_id}] {outcome.status} (rc {outcome.rc}) in {outcome.duration:.1f}s"
     )
@@ -245,100 +215,6 @@ def _wait_gone(marker: str, pids: list[int], *, limit: float) -> None:
         time.sleep(0.02)
 
 
-class _Watch:
-    """Turns runner events into slim events, progress lines and changes; decides when to stop."""
-
-    def __init__(
-        self,
-        call: PlaybookCall,
-        cancel: threading.Event | None,
-        on_event: Callable[[Mapping[str, Any]], None] | None,
-        progress: Callable[[str], None] | None,
-    ) -> None:
-        self.step_id = call.step_id
-        self.cancel = cancel
-        self.deadline = None if call.timeout is None else time.monotonic() + call.timeout
-        self.on_event = on_event
-        self.progress = progress
-        self.reason: PlaybookStatus | None = None
-        self.error: BaseException | None = None
-        self.stats: dict[str, dict[str, int]] | None = None
-        self.changes: list[TaskChange] = []
-        self.failed: set[str] = set()
-        self.unreachable: set[str] = set()
-
-    def should_stop(self) -> bool:
-        """cancel_callback for runner: polled every pexpect_timeout."""
-        if self.reason is None:
-            if self.error is not None or (self.cancel is not None and self.cancel.is_set()):
-                self.reason = PlaybookStatus.CANCELED
-            elif self.deadline is not None and time.monotonic() >= self.deadline:
-                self.reason = PlaybookStatus.TIMEOUT
-        return self.reason is not None
-
-    def handle(self, event: Mapping[str, Any]) -> bool:
-        """event_handler for runner; keeps every event in the artifacts."""
-        try:
-            slim = self._slim(event)
-            if slim is not None and self.on_event is not None:
-                self.on_event(slim)
-        except Exception as exc:  # runner would swallow it or leave ansible running
-            self.error = self.error or exc
-        return True
-
-    def say(self, line: str) -> None:
-        if self.progress is not None:
-            try:
-                self.progress(line)
-            except Exception as exc:
-                self.error = self.error or exc
-
-    def _slim(self, event: Mapping[str, Any]) -> dict[str, Any] | None:
-        name = event.get("event", "")
-        data = event.get("event_data") or {}
-        base = {
-            "event": name,
-            "step": self.step_id,
-            "counter": event.get("counter"),
-            "created": event.get("created"),
-        }
-        if name == "playbook_on_stats":
-            self.stats = _per_host_stats(data)
-            return {**base, "stats": self.stats}
-        action = data.get("resolved_action") or data.get("task_action") or ""
-        if name == "playbook_on_task_start":
-            return {**base, "task": data.get("task", ""), "action": action}
-        if name not in _RESULTS:
-            return None
-        res = data.get("res") or {}
-        host, task = data.get("host", ""), data.get("task", "")
-        changed = bool(res.get("changed")) and name == "runner_on_ok"
-        word = "changed" if changed else _RESULTS[name]
-        if name == "runner_on_failed" and not data.get("ignore_errors"):
-            self.failed.add(host)
-        elif name == "runner_on_failed":
-            word = "failed (ignored)"
-        if name == "runner_on_unreachable":
-            self.unreachable.add(host)
-        slim = {
-            **base,
-            "host": host,
-            "task": task,
-            "action": action,
-            "duration": data.get("duration"),
-            "changed": changed,
-            "result": word,
-        }
-        if changed:
-            change = TaskChange(host, task, action, _diff_summary(res.get("diff")))
-            self.changes.append(change)
-            slim["diff"] = change.diff
-        if name in {"runner_on_failed", "runner_on_unreachable"} and res.get("msg"):
-            slim["msg"] = str(res["msg"])[:_MSG_LIMIT]
-        self.say(f"[step/{self.step_id}] {host}: task {task} ... {word}")
-        return slim
-
-
 def _fresh_private_data_dir(path: Path) -> Path:
     """Empty the directory if an earlier run of ours left it; refuse anybody else's."""
     pdd = path.resolve()
@@ -392,78 +268,3 @@ def _envvars(marker: str) -> dict[str, str]:
     if (REPO_ROOT / "collections").is_dir():
         env["ANSIBLE_COLLECTIONS_PATH"] = str(REPO_ROOT / "collections")
     return env
-
-
-def _per_host_stats(data: Mapping[str, Any]) -> dict[str, dict[str, int]]:
-    hosts = sorted({host for key in _STAT_KEYS for host in data.get(key) or {}})
-    return {
-        host: {key: int((data.get(key) or {}).get(host, 0)) for key in _STAT_KEYS} for host in hosts
-    }
-
-
-def _diff_summary(diff: Any) -> str:
-    """A unified diff (or the module's prepared text) of what a task changed, truncated."""
-    parts = []
-    for item in diff if isinstance(diff, list) else [diff] if diff else []:
-        if not isinstance(item, Mapping):
-            continue
-        if item.get("prepared"):
-            parts.append(str(item["prepared"]))
-            continue
-        before, after = item.get("before", ""), item.get("after", "")
-        if not isinstance(before, str) or not isinstance(after, str):
-            before, after = (
-                json.dumps(x, indent=1, sort_keys=True, default=str) + "\n" for x in (before, after)
-            )
-        parts.append(
-            "".join(
-                difflib.unified_diff(
-                    before.splitlines(keepends=True),
-                    after.splitlines(keepends=True),
-                    fromfile=str(item.get("before_header", "before")),
-                    tofile=str(item.get("after_header", "after")),
-                )
-            )
-        )
-    text = "".join(parts)
-    return text if len(text) <= _DIFF_LIMIT else text[:_DIFF_LIMIT] + "\n[diff truncated]\n"
-
-
-def _stdout_tail(artifact_dir: str) -> tuple[str, ...]:
-    try:
-        text = Path(artifact_dir, "stdout").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ()
-    lines = [_ANSI.sub("", line).rstrip() for line in text.splitlines()]
-    while lines and not lines[-1]:
-        lines.pop()
-    return tuple(lines[-TAIL_LINES:])
-
-
-def _outcome(
-    runner: Any, watch: _Watch, marker: str, killed: tuple[int, ...], duration: float
-) -> PlaybookOutcome:
-    stats = watch.stats or {}
-    if watch.stats is not None:
-        failed = {host for host, counts in stats.items() if counts["failures"]}
-        unreachable = {host for host, counts in stats.items() if counts["dark"]}
-    else:  # cancelled, timed out or crashed: no recap, so go by the events seen
-        failed, unreachable = watch.failed, watch.unreachable
-    if watch.reason is not None:
-        status = watch.reason
-    elif runner.status == PlaybookStatus.SUCCESSFUL:
-        status = PlaybookStatus.SUCCESSFUL
-    else:
-        status = PlaybookStatus.FAILED
-    return PlaybookOutcome(
-        status=status,
-        rc=runner.rc if isinstance(runner.rc, int) else 1,
-        stats=MappingProxyType(stats),
-        failed_hosts=tuple(sorted(failed)),
-        unreachable_hosts=tuple(sorted(unreachable)),
-        changed=tuple(watch.changes),
-        stdout_tail=_stdout_tail(runner.config.artifact_dir),
-        duration=round(duration, 3),
-        marker=marker,
-        killed=killed,
-    )

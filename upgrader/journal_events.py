@@ -1,0 +1,57 @@
+"""The journal's vocabulary: what one line of ``journal.jsonl`` records.
+
+``EventType`` names each kind of transition (with the fields it carries) and ``JournalEvent``
+is one line as read back from disk. The writer and reader (``journal.py``) and the pure fold
+into a ``RunState`` (``journal_replay.py``) both speak it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+CORRUPT_HINT = (
+    "the journal is the record of what ran and cannot be trusted past a damaged line: "
+    "keep a copy, compare it with the cloud, and start a new run"
+)
+"""The hint of every error about a damaged journal, whether reading or replay found it."""
+
+
+class EventType(enum.StrEnum):
+    """What a journal line records; the fields each one carries are listed beside it."""
+
+    RUN_STARTED = "run_started"  # run_id, environment, target, fingerprint, plan, dry_run
+    RUN_RESUMED = "run_resumed"  # fingerprint, step, rerun, accepted_rerun
+    STEP_STARTED = "step_started"  # step, attempt, idempotent
+    STEP_FINISHED = "step_finished"  # step, outcome (e.g. Ansible stats), duration
+    STEP_SKIPPED = "step_skipped"  # step, reason
+    STEP_FAILED = "step_failed"  # step, error, evidence
+    GATE_VERDICT = "gate_verdict"  # step, gate, phase, verdict, evidence, hint
+    UNDO_REGISTERED = "undo_registered"  # step, undo_id, description
+    UNDO_STARTED = "undo_started"  # undo_id
+    UNDO_DONE = "undo_done"  # undo_id
+    UNDO_FAILED = "undo_failed"  # undo_id, error
+    FINDING_ACCEPTED = "finding_accepted"  # key, reason
+    RUN_PAUSED = "run_paused"  # reason, next_step
+    RUN_FAILED = "run_failed"  # reason, hint
+    RUN_ABORT_REQUESTED = "run_abort_requested"  # reason
+    RUN_ABORTED = "run_aborted"  # reason
+    RUN_FINISHED = "run_finished"  # (none)
+    SNAPSHOT = "snapshot"  # step, what, data
+    NOTE = "note"  # text
+
+
+@dataclass(frozen=True)
+class JournalEvent:
+    """One journal line, as read back from disk (so a Secret field reads ``***``)."""
+
+    seq: int
+    ts: str
+    type: EventType
+    fields: Mapping[str, Any]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return field ``key``, or ``default`` when the event has none."""
+        return self.fields.get(key, default)
