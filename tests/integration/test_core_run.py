@@ -202,10 +202,12 @@ def test_inhibitors_stop_the_run_with_exit_5_until_accepted(tmp_path):
 def test_gates_command_reads_only_and_says_what_it_saw(cloud):
     _, config, sim = cloud
     ok = site.upgrader(config, "gates", "--stage", check=True)
-    assert "[gate/oned-reachable] PASS: oned answered with 2 hosts" in ok.stdout
-    assert "[gate/oned-version] PASS: oned is 3.2" in ok.stdout
+    assert f"[gate/oned-reachable] PASS: oned at {sim.url} answered with 2 hosts" in ok.stdout
+    assert "[gate/oned-version] PASS: oned is 3.2, database at 3.2.1" in ok.stdout
+    assert "[gate/fencing-ready] PASS: 2 agents ready on 1 hosts" in ok.stdout
+    assert "[gate/pacemaker-healthy] PASS: 2 nodes online" in ok.stdout
     sim.stop()  # oned down
-    failed = site.upgrader(config, "gates", "--stage")
+    failed = site.upgrader(config, "gates", "--stage", "--wait", "0")
     assert failed.returncode == 1 and "[gate/oned-reachable] FAIL" in failed.stdout
 
 

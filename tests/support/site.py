@@ -6,13 +6,32 @@ import os
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import yaml
 
 from tests.support import oned
+from upgrader.lab.pacemaker import build_cib
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "site"
+
+
+def write_cib(path: Path, nodes: list[str]) -> Path:
+    """The lab's CIB without the lab's own agents (lsb:opennebula, ocf:lab:libvirtd)."""
+    root = ET.fromstring(build_cib(nodes, nodes[0], "127.0.0.1", "/dev/sdb1", "ocfs2"))
+    resources = root.find("configuration/resources")
+    assert resources is not None
+    for parent in [resources, *resources.iter("group")]:
+        for el in list(parent):
+            if el.get("id") in ("oned", "libvirtd-clone"):
+                parent.remove(el)
+    for lrm in root.iter("lrm_resources"):
+        for el in list(lrm):
+            if el.get("id") in ("oned", "libvirtd"):
+                lrm.remove(el)
+    path.write_text(ET.tostring(root, encoding="unicode"))
+    return path
 
 
 def make_site(
@@ -38,6 +57,12 @@ def make_site(
                 # local stand-ins: the test driver's own domain, and a libvirtd that runs
                 "virsh_list_command": "virsh -c test:///default list --name",
                 "libvirtd_status_command": "true",
+                # the machine's root file system as the datastore, an offline CIB whose
+                # agents this machine has (fence-agents, resource-agents), the lab's onedb
+                "one_datastore_path": "/",
+                "one_cib_file": str(write_cib(root / "cib.xml", hosts)),
+                "onedb_version_command": f"{sys.executable} -m upgrader.lab.onedb version "
+                f"-s {sim.db}",
             },
             "children": {
                 "frontends": {"hosts": {hosts[0]: local}},
