@@ -5,7 +5,8 @@ group (the datastore's Filesystem resource and oned as ``lsb:opennebula``) and a
 the site's libvirtd watcher (``ocf:lab:libvirtd``). The status section records the
 resources started where the lab started them, so ``crm_mon`` shows the cluster as it runs.
 (crm_simulate cannot write injected operations on this kernel setup, hence the hand-made
-status section.)
+status section.) The feature set is Debian 12's Pacemaker 2.1.5 one: a CIB claiming a newer
+set is read fine but every write (crm_attribute, cibadmin --modify) is refused.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def _op(rid: str, cls: str, typ: str, node: str, call: int, provider: str | None
     return (
         f'<lrm_resource id="{rid}" class="{cls}" type="{typ}"{prov}>'
         f'<lrm_rsc_op id="{rid}_last_0" operation_key="{rid}_start_0" operation="start" '
-        f'crm-debug-origin="upgrader-lab" crm_feature_set="3.16.2" transition-key="{key}" '
+        f'crm-debug-origin="upgrader-lab" crm_feature_set="3.16.1" transition-key="{key}" '
         f'transition-magic="0:0;{key}" on_node="{node}" call-id="{call}" rc-code="0" '
         f'op-status="0" interval="0" last-rc-change="1700000000" exec-time="10" '
         f'queue-time="0"/></lrm_resource>'
@@ -133,7 +134,7 @@ def build_cib(
             + "</lrm_resources></lrm></node_state>"
         )
     return (
-        '<cib crm_feature_set="3.16.2" validate-with="pacemaker-3.9" epoch="1" '
+        '<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="1" '
         'num_updates="0" admin_epoch="0" have-quorum="1" dc-uuid="1">'
         + config
         + "<status>"
