@@ -154,3 +154,23 @@ def test_puppet_enabled_during_the_window_fails_puppet_held(lab):
             hs.enter(lab["dir"], host, "puppet", "agent", "--enable")
     code, seen = gates(lab, "puppet-released", run_id=run_id)
     assert code == 0, seen
+
+
+def test_maintenance_mode_set_with_crm_attribute_fails_pacemaker_healthy_until_unset(lab):
+    front = hosts_of(lab, "staging")[0]
+    cib = "CIB_file=/srv/lab/staging/pcmk/cib.xml"
+
+    def maintenance(value: str) -> None:
+        hs.enter(lab["dir"], front, "sh", "-c", f"{cib} crm_attribute --type crm_config "
+                 f"--name maintenance-mode --update {value}")
+
+    maintenance("true")
+    try:
+        code, seen = gates(lab, "pacemaker-healthy")
+        assert code == 1
+        summary = seen["pacemaker-healthy"]["evidence"]["summary"]
+        assert "maintenance-mode is true, expected false" in summary
+    finally:
+        maintenance("false")
+    code, seen = gates(lab, "pacemaker-healthy")
+    assert code == 0, seen
