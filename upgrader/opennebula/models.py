@@ -158,6 +158,8 @@ class Vm:
     @property
     def last_history(self) -> History | None:
         """The current (highest SEQ) history record, or None if the VM never had a host."""
+        if len(self.history) == 1:  # what pool calls give: only the last record
+            return self.history[0]
         return max(self.history, key=lambda record: record.seq) if self.history else None
 
     @property

@@ -7,6 +7,7 @@ Every problem raises OneResponseError naming ``source`` (the XML-RPC method, in 
 
 from __future__ import annotations
 
+from upgrader.opennebula import _fast
 from upgrader.opennebula._xml import Node, parse_one, parse_pool
 from upgrader.opennebula.enums import (
     DiskType,
@@ -90,11 +91,7 @@ def _history(node: Node) -> History:
 
 
 def _vm(node: Node) -> Vm:
-    records = node.child("HISTORY_RECORDS")
-    history = tuple(
-        _history(Node(el, f"{records.where} <HISTORY> {el.findtext('SEQ', '?')}"))
-        for el in records.el.findall("HISTORY")
-    )
+    history = tuple(map(_history, node.child("HISTORY_RECORDS").each("HISTORY", "SEQ")))
     return Vm(
         id=node.integer("ID"),
         uid=node.integer("UID"),
@@ -214,7 +211,7 @@ def parse_vm(text: object, source: str = "VM") -> Vm:
 
 def parse_vm_pool(text: object, source: str = "VM_POOL") -> tuple[Vm, ...]:
     """Parse a <VM_POOL> document (``one.vmpool.info``, last history record only)."""
-    return parse_pool(text, "VM_POOL", "VM", _vm, source)
+    return parse_pool(text, "VM_POOL", "VM", _vm, source, fast=_fast.vm)
 
 
 def parse_image(text: object, source: str = "IMAGE") -> Image:

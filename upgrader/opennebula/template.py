@@ -1,9 +1,12 @@
-"""Immutable OpenNebula templates: simple attributes and vector attributes (DISK, NIC, ...)."""
+"""Immutable OpenNebula templates: simple attributes and vector attributes (DISK, NIC, ...).
+
+The dicts inside are private and never handed out, so they need no read-only wrapper: a
+20,000-VM pool would carry 40,000 more objects for the garbage collector to scan.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from types import MappingProxyType
 
 
 class Vector(Mapping[str, str]):
@@ -12,7 +15,7 @@ class Vector(Mapping[str, str]):
     __slots__ = ("_items",)
 
     def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
-        self._items: Mapping[str, str] = MappingProxyType(dict(items))
+        self._items: dict[str, str] = dict(items)
 
     def __getitem__(self, key: str) -> str:
         return self._items[key]
@@ -42,22 +45,30 @@ class Template(Mapping[str, TemplateValue]):
     ``get_all`` and ``entries`` keep every occurrence.
     """
 
-    __slots__ = ("_entries", "_view")
+    __slots__ = ("_entries", "_mapping")
 
     def __init__(self, entries: Iterable[tuple[str, str | Vector]] = ()) -> None:
         self._entries: tuple[tuple[str, str | Vector], ...] = tuple(entries)
-        vectors: dict[str, tuple[Vector, ...]] = {}
-        simple: dict[str, str] = {}
+        # Built when first looked up: most templates of a 20,000-VM pool never are.
+        self._mapping: dict[str, TemplateValue] | None = None
+
+    @property
+    def _view(self) -> dict[str, TemplateValue]:
+        """Names in order of first appearance: every vector of a name, else its first value."""
+        if self._mapping is not None:
+            return self._mapping
+        view: dict[str, TemplateValue] = {}
+        vectors: dict[str, list[Vector]] = {}
         for name, value in self._entries:
             if isinstance(value, Vector):
-                vectors[name] = (*vectors.get(name, ()), value)
+                vectors.setdefault(name, []).append(value)
+                view.setdefault(name, ())  # the place, filled in below
             else:
-                simple.setdefault(name, value)
-        view: dict[str, TemplateValue] = {}
-        for name, _ in self._entries:
-            if name not in view:
-                view[name] = vectors[name] if name in vectors else simple[name]
-        self._view: Mapping[str, TemplateValue] = MappingProxyType(view)
+                view.setdefault(name, value)
+        for name, found in vectors.items():
+            view[name] = tuple(found)
+        self._mapping = view
+        return view
 
     @property
     def entries(self) -> tuple[tuple[str, str | Vector], ...]:
