@@ -74,11 +74,13 @@ CALLS: dict[str, tuple[object, ...]] = {
     "one.vmpool.info": (-2, -1, -1, -1),
 }
 MB = 1e6
+# The benchmark being run: gates_scale.py reuses this module's helpers.
+PROGRAM = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "oned_scale"
 
 
 def log(message: str) -> None:
-    """Progress on stderr (the figures go to stdout)."""
-    print(f"[oned_scale {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    """Progress on stderr (the figures go to stdout), tagged with the running benchmark."""
+    print(f"[{PROGRAM} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -219,8 +221,11 @@ class Simulator:
             self.proc.stdout.close()
 
 
-def start(workdir: Path, version: str) -> tuple[Simulator, float]:
-    """Start the simulator; return it and the seconds until it printed ``listening on``."""
+def start(workdir: Path, version: str, extra: tuple[str, ...] = ()) -> tuple[Simulator, float]:
+    """Start the simulator; return it and the seconds until it printed ``listening on``.
+
+    ``extra`` is added to its command line (e.g. ``("--lab-control",)``).
+    """
     quiet = str(QUIET_INTERVAL)
     cmd = [
         sys.executable,
@@ -240,6 +245,7 @@ def start(workdir: Path, version: str) -> tuple[Simulator, float]:
         quiet,
         "--polling-interval",
         quiet,
+        *extra,
     ]
     stderr_path = workdir / "simulator.stderr"
     started = time.perf_counter()
