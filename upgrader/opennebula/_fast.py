@@ -7,7 +7,7 @@ anything unusual (a missing element, text that is not a number, an unknown state
 a KeyError or ValueError out and ``parse_pool`` hands the element to the careful reader,
 which either explains the problem or, if the fast path was only stricter, builds the model.
 So a fast result always equals the careful one;
-``tests/unit/test_opennebula_transport_pools.py`` holds them to that.
+``tests/unit/test_opennebula_fast_pool.py`` holds them to that.
 """
 
 from __future__ import annotations
