@@ -13,8 +13,9 @@ import pytest
 
 from upgrader.lab.lab import load_spec
 
-NAME = "utlab"
-SUBNET = "10.79.0"
+# Two test sessions on one machine each take their own lab (name and /24).
+NAME = os.environ.get("UPGRADER_TEST_LAB", "utlab")
+SUBNET = os.environ.get("UPGRADER_TEST_LAB_SUBNET", "10.79.0")
 
 pytestmark = pytest.mark.lab
 
