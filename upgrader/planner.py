@@ -197,6 +197,28 @@ def host_findings(facts: CloudFacts) -> list[Finding]:
 
 
 # -------------------------------------------------------------------- steps
+def _host_sequences(steps: Sequence[Step]) -> list[list[Step]]:
+    """Consecutive per-host steps on the same target with the same batch size form one
+    sequence (drain, upgrade, enable a host before the next); ``sequence_start`` begins a
+    new one. Every other step is a sequence of its own."""
+    groups: list[list[Step]] = []
+    for step in steps:
+        last = groups[-1][-1] if groups else None
+        joins = (
+            last is not None
+            and step.per_host
+            and last.per_host
+            and step.target == last.target
+            and step.serial == last.serial
+            and not step.sequence_start
+        )
+        if joins:
+            groups[-1].append(step)
+        else:
+            groups.append([step])
+    return groups
+
+
 def _batches(hosts: Sequence[str], size: int) -> list[tuple[str, ...]]:
     return [tuple(hosts[i : i + size]) for i in range(0, len(hosts), size)]
 
@@ -269,9 +291,10 @@ def build_plan(
                 hint="runbooks/opennebula-<from>-to-<to>.yml is missing",
             )
         name = f"{hop[0]}-{hop[1]}"
-        for step in runbook.steps:
-            if not step.undo_only:
-                steps.extend(_expand(name, step, facts, batch_size))
+        for group in _host_sequences([s for s in runbook.steps if not s.undo_only]):
+            expanded = [_expand(name, step, facts, batch_size) for step in group]
+            # a host sequence runs batch by batch: all its steps on batch 1, then batch 2...
+            steps.extend(s for batch in zip(*expanded, strict=True) for s in batch)
     findings = [*host_findings(facts), *vm_findings(facts, hops)]
     findings = [Finding(**{**asdict(f), "accepted": f.key in accepted}) for f in findings]
     point = next((s.id for s in steps if s.point_of_no_return), None)

@@ -76,3 +76,31 @@ def test_the_plan_is_json_ready():
     facts = facts_of({"version": "3.2", "hosts": [], "vms": []})
     data = _plan(facts, {"mark.yml": "a"}).to_dict()
     assert json.loads(json.dumps(data, default=str))["target_version"] == "3.6"
+
+
+def test_consecutive_host_steps_run_batch_by_batch(tmp_path):
+    (tmp_path / "pb").mkdir()
+    (tmp_path / "pb" / "node.yml").write_text("- hosts: all\n  tasks: []\n")
+    path = tmp_path / "opennebula-3.4-to-3.6.yml"
+    host_step = {"target": "hypervisors", "serial": 1}
+    steps = [
+        {"id": "prepare", "action": "record-vms"},
+        {"id": "drain", "action": "disable-host", **host_step},
+        {"id": "upgrade", "playbook": "node.yml", **host_step},
+        {"id": "enable", "action": "enable-host", **host_step},
+        {"id": "recheck", "action": "disable-host", **host_step, "sequence_start": True},
+    ]
+    path.write_text(yaml.safe_dump({
+        "name": "hop", "kind": "upgrade", "from_version": "3.4", "to_version": "3.6",
+        "steps": [{"title": s["id"], "estimate": 10, "idempotent": True, **s} for s in steps]}))
+    runbook = load_runbook(path, playbooks_dir=tmp_path / "pb")
+    hosts = tuple(HostFact(i, f"node0{i}", "MONITORED") for i in (1, 2))
+    plan = build_plan(CloudFacts("staging", "3.4", hosts, (), "inv"), "3.6",
+                      {("3.4", "3.6"): runbook}, playbook_digests={"node.yml": "x"})
+    assert [s.id for s in plan.steps] == [
+        "3.4-3.6/prepare",
+        "3.4-3.6/drain@1", "3.4-3.6/upgrade@1", "3.4-3.6/enable@1",
+        "3.4-3.6/drain@2", "3.4-3.6/upgrade@2", "3.4-3.6/enable@2",
+        "3.4-3.6/recheck@1", "3.4-3.6/recheck@2",
+    ]
+    assert [s.limit for s in plan.steps[1:4]] == ["node01"] * 3
