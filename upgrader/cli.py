@@ -77,8 +77,10 @@ def render_plan(p: Any) -> str:
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @click.option("--accept", multiple=True, metavar="KEY", help="accept a finding by its key")
 @click.option("--take-over", is_flag=True, help="take over a stale run lock")
+@click.option("--without-rehearsal", metavar="REASON",
+              help="run although staging has not passed this plan (the reason is journaled)")
 def run(target: str, config: Path | None, stage: bool, dry_run: bool, yes: bool,
-        accept: tuple[str, ...], take_over: bool) -> None:
+        accept: tuple[str, ...], take_over: bool, without_rehearsal: str | None) -> None:
     """Run the plan that takes the cloud to TARGET."""
     from upgrader import runs
 
@@ -88,8 +90,11 @@ def run(target: str, config: Path | None, stage: bool, dry_run: bool, yes: bool,
         click.echo(render_plan(p), err=True)
         return yes or click.confirm(f"run this plan on {ws.env.name}?", err=True)
 
-    run_id = runs.start_run(ws, runs.StartOptions(target, dry_run, accept, take_over,
-                                                  _progress, confirm))
+    if without_rehearsal is not None and not without_rehearsal.strip():
+        raise UsageError("--without-rehearsal needs a reason",
+                         hint='e.g. --without-rehearsal "staging is down, CAB 4711 approved"')
+    run_id = runs.start_run(ws, runs.StartOptions(
+        target, dry_run, accept, take_over, without_rehearsal, _progress, confirm))
     click.echo(run_id)
 
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from upgrader.ansible_adapter import PlaybookCall, PlaybookOutcome
 from upgrader.errors import GateFailedError, PlaybookFailedError, UpgraderError
-from upgrader.journal import EventType, Journal, replay
+from upgrader.journal import EventType, Journal, StepStatus, replay
 from upgrader.planner import Plan, PlannedStep
 from upgrader.runbook import GateSpec, Step
 
@@ -268,8 +268,9 @@ def _gates(ctx: RunContext, step: PlannedStep, specs: tuple[GateSpec, ...], phas
 
 
 def fail(ctx: RunContext, reason: str) -> None:
-    """Undo what the run registered, then journal the failure."""
-    run_pending_undo(ctx, reason="run failed")
+    """Undo what the run registered (rolling back, before the point of no return), then
+    journal the failure."""
+    run_pending_undo(ctx, reason="run failed", failed=True)
     ctx.journal.record(
         EventType.RUN_FAILED,
         reason=reason,
@@ -279,18 +280,28 @@ def fail(ctx: RunContext, reason: str) -> None:
 
 def abort(ctx: RunContext, reason: str) -> None:
     """Stop at this safe point and undo what the run registered."""
-    run_pending_undo(ctx, reason=reason)
+    run_pending_undo(ctx, reason=reason, failed=True)
     ctx.journal.record(EventType.RUN_ABORTED, reason=reason)
     ctx.progress(f"[run] {ctx.run_id} aborted: {reason}")
 
 
-def run_pending_undo(ctx: RunContext, *, reason: str) -> None:
-    """Run every registered, not yet done undo action, newest first; journal each."""
+def run_pending_undo(ctx: RunContext, *, reason: str, failed: bool = False) -> None:
+    """Run every registered, not yet done undo action, newest first; journal each.
+
+    Rollback undos (restore the old database...) run only for a failure before the point
+    of no return has succeeded; after it, or at the end of a good run, they are left.
+    """
     state = replay(ctx.journal.events())
     limits = {s.id: s.limit for s in ctx.plan.steps}
+    ponr = ctx.plan.point_of_no_return
+    passed_ponr = ponr is not None and state.step_status.get(ponr) == StepStatus.SUCCEEDED
     for undo in state.pending_undo:
         step = ctx.undo_steps.get(undo.undo_id)
         if step is None:
+            continue
+        if step.rollback and (not failed or passed_ponr):
+            why = "the run finished" if not failed else f"{ponr} (point of no return) is done"
+            ctx.progress(f"[undo/{undo.undo_id}] not run: {why}")
             continue
         ctx.journal.record(EventType.UNDO_STARTED, undo_id=undo.undo_id, reason=reason)
         ctx.progress(f"[undo/{undo.undo_id}] {step.title} ({reason})")

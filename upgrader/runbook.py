@@ -22,6 +22,10 @@ A runbook (``runbooks/opennebula-3.2-to-3.4.yml``)::
         point_of_no_return: false  # at most one step in a runbook
         sequence_start: false
         vars: {keep_backups: 3}
+      - id: restore-db
+        undo_only: true            # runs when a step that names it is undone: always at the
+        rollback: true             # end of the run, or with rollback only on a failure before
+        ...                        # the point of no return
 
 Every validation error reads ``<file>:<line>:<column>: <key path>: <problem>``, key paths
 count list items from 0 (``steps[2].serial``), and an unknown key comes with the nearest
@@ -105,6 +109,9 @@ class Step:
     vars: Mapping[str, Any]
     undo_only: bool
     sequence_start: bool
+    # an undo_only step that only rolls back a failure before the point of no return (restore
+    # the database), instead of always putting things back at the end (release Puppet)
+    rollback: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,7 @@ _TOP_KEYS = ("name", "kind", "from_version", "to_version", "from_storage", "to_s
 _KIND_KEYS = {"upgrade": ("from_version", "to_version"), "storage": ("from_storage", "to_storage")}
 _STEP_KEYS = ("id", "title", "playbook", "action", "target", "serial", "per_host",
               "gates_before", "gates_after", "estimate", "idempotent", "undo", "undo_only",
-              "point_of_no_return", "sequence_start", "vars")
+              "point_of_no_return", "sequence_start", "vars", "rollback")
 
 
 # ------------------------------------------------------------------- loading
@@ -240,7 +247,9 @@ class _StepContext:
             idempotent=doc.scalar(keys["idempotent"][1], f"{path}.idempotent", BOOL),
             undo=get("undo", doc.text, None), point_of_no_return=flag("point_of_no_return"),
             vars=get("vars", self._vars, {}), undo_only=flag("undo_only"),
-            sequence_start=flag("sequence_start"))
+            sequence_start=flag("sequence_start"), rollback=flag("rollback"))
+        if step.rollback and not step.undo_only:
+            doc.fail(keys["rollback"][0], f"{path}.rollback", "rollback needs undo_only: true")
         if step.undo is not None:
             self.undo_nodes[sid] = keys["undo"][1]
         if step.point_of_no_return:

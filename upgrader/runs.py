@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from upgrader import rehearsal
 from upgrader.ansible_adapter import kill_marked, run_playbook
 from upgrader.config import (
     PROJECT_DIR,
@@ -127,9 +128,13 @@ def fingerprints(
 
 
 def prepare_plan(
-    ws: Workspace, client: OneClient, target: str, accepted: Sequence[str] = ()
+    ws: Workspace,
+    client: OneClient,
+    target: str,
+    accepted: Sequence[str] = (),
+    without_rehearsal: str | None = None,
 ) -> tuple[Plan, dict[tuple[str, str], Runbook]]:
-    """Facts -> plan, checked against the gates this site knows."""
+    """Facts -> plan, checked against the gates this site knows and the rehearsal rule."""
     facts = gather_facts(client, ws.env.name, ws.env.inventory)
     hops = hop_path(facts.version, target)
     runbooks = runbooks_for(ws.site, hops)
@@ -148,6 +153,9 @@ def prepare_plan(
             "fingerprint": identity,
             "resume_fingerprint": resume,
         }
+    )
+    plan = rehearsal.check(
+        plan, ws.site.runs_dir, ws.env.requires_rehearsal_on, waived=without_rehearsal
     )
     known = build_gates(client, observer=observer(ws))
     for step in plan.steps:
@@ -183,6 +191,7 @@ class StartOptions:
     dry_run: bool = False
     accept: Sequence[str] = ()
     take_over: bool = False
+    without_rehearsal: str | None = None  # the operator's reason for skipping staging
     progress: Callable[[str], None] = print
     confirm: Callable[[Plan], bool] = lambda plan: True
 
@@ -190,7 +199,9 @@ class StartOptions:
 def start_run(ws: Workspace, opts: StartOptions) -> str:
     """Plan, lock, journal and execute; returns the run id."""
     client = client_for(ws.env)
-    plan, runbooks = prepare_plan(ws, client, opts.target, opts.accept)
+    plan, runbooks = prepare_plan(
+        ws, client, opts.target, opts.accept, without_rehearsal=opts.without_rehearsal
+    )
     if plan.inhibitors and not opts.dry_run:
         first = plan.inhibitors[0]
         raise InhibitedError(
@@ -226,7 +237,12 @@ def start_run(ws: Workspace, opts: StartOptions) -> str:
             )
         for f in plan.findings:
             if f.accepted:
-                journal.record(EventType.FINDING_ACCEPTED, key=f.key, reason="--accept")
+                reason = (
+                    f"--without-rehearsal: {opts.without_rehearsal}"
+                    if f.key == rehearsal.KEY
+                    else "--accept"
+                )
+                journal.record(EventType.FINDING_ACCEPTED, key=f.key, reason=reason)
         opts.progress(
             f"[run] {run_id}: {len(plan.steps)} steps, {plan.current_version} -> "
             f"{plan.target_version} on {ws.env.name}"
@@ -400,7 +416,7 @@ def abort_run(ws: Workspace, run_id: str, progress: Callable[[str], None] = prin
             ws, client_for(ws.env), plan, runbooks, journal, run_id, state.dry_run, progress
         )
         journal.record(EventType.RUN_ABORT_REQUESTED, reason="upgrader abort")
-        run_pending_undo(ctx, reason="aborted")
+        run_pending_undo(ctx, reason="aborted", failed=True)
         journal.record(EventType.RUN_ABORTED, reason="upgrader abort")
     finally:
         lock.release()

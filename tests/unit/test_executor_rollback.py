@@ -1,0 +1,82 @@
+"""Rollback undos (restore the old database) run only for a failure before the point of no
+return; release undos (Puppet, Pacemaker) always run, at the end of a good run too."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from upgrader.errors import UpgraderError
+from upgrader.executor import RunContext, execute
+from upgrader.journal import EventType, Journal, read_events
+from upgrader.planner import Plan, PlannedStep
+from upgrader.runbook import Step
+
+
+def planned(sid: str, *, undo: str | None = None, ponr: bool = False) -> PlannedStep:
+    return PlannedStep(sid, "3.2-3.4", sid, sid, "action", None, sid, "all", (), None, 1.0,
+                       True, undo, ponr, (), ())
+
+
+def undo_step(sid: str, *, rollback: bool) -> Step:
+    return Step(sid, sid, "action", None, sid, "all", None, False, (), (), 1.0, True, None,
+                False, {}, True, False, rollback=rollback)
+
+
+STEPS = (planned("hold", undo="release"), planned("backup", undo="restore"),
+         planned("upgrade", ponr=True), planned("after"))
+
+
+def run(tmp_path: Path, failing: str | None) -> tuple[list[str], list[str]]:
+    done: list[str] = []
+
+    def act(name: str):
+        def action(step: Any, ctx: RunContext) -> Mapping[str, Any]:
+            if name == failing:
+                raise UpgraderError(f"{name} broke")
+            done.append(name)
+            return {}
+        return action
+
+    plan = Plan("staging", "3.2", "3.4", (("3.2", "3.4"),), STEPS, (), "upgrade", 4.0,
+                "f" * 64, "r" * 64)
+    names = ["hold", "backup", "upgrade", "after", "release", "restore"]
+    lines: list[str] = []
+    with Journal.create(tmp_path / "run", "r1") as journal:
+        journal.record(EventType.RUN_STARTED, run_id="r1", environment="staging", target="3.4",
+                       fingerprint="r" * 64, dry_run=False,
+                       plan={"steps": [{"id": s.id, "idempotent": True} for s in STEPS]})
+        ctx = RunContext(plan=plan, run_id="r1", run_dir=tmp_path / "run", journal=journal,
+                         run_playbook=lambda *a, **k: None, project_dir=tmp_path,
+                         inventory="localhost,", gates={}, actions={n: act(n) for n in names},
+                         undo_steps={"release": undo_step("release", rollback=False),
+                                     "restore": undo_step("restore", rollback=True)},
+                         progress=lines.append)
+        if failing:
+            with pytest.raises(UpgraderError):
+                execute(ctx)
+        else:
+            execute(ctx)
+    events = read_events(tmp_path / "run" / "journal.jsonl")
+    return done, [e.get("undo_id") for e in events if e.type == EventType.UNDO_DONE]
+
+
+def test_a_good_run_releases_but_does_not_roll_back(tmp_path):
+    done, undone = run(tmp_path, None)
+    assert done == ["hold", "backup", "upgrade", "after", "release"]
+    assert undone == ["release"]
+
+
+def test_a_failure_at_the_point_of_no_return_still_rolls_back(tmp_path):
+    done, undone = run(tmp_path, "upgrade")
+    assert done == ["hold", "backup", "restore", "release"]
+    assert undone == ["restore", "release"]
+
+
+def test_a_failure_after_the_point_of_no_return_does_not_roll_back(tmp_path):
+    done, undone = run(tmp_path, "after")
+    assert done == ["hold", "backup", "upgrade", "release"]
+    assert undone == ["release"]
