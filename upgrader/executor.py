@@ -187,7 +187,12 @@ def _perform(
         project_dir=ctx.project_dir,
         inventory=ctx.inventory,
         private_data_dir=ctx.run_dir / "steps" / f"{n:02d}-{_slug(step_id)}" / f"attempt-{attempt}",
-        extra_vars={**ctx.extra_vars, **dict(step.vars), "upgrader_run_id": ctx.run_id},
+        extra_vars={
+            **ctx.extra_vars,
+            **dict(step.vars),
+            "upgrader_run_id": ctx.run_id,
+            "upgrader_state_dir": str(ctx.run_dir),  # what a step records for its undo
+        },
         secret_vars=ctx.secret_vars,
         limit=limit if limit is not None else getattr(step, "limit", None),
         check=ctx.dry_run,
