@@ -42,8 +42,11 @@ def seed_cloud(
     memory_mb: int = 512,
     cpu: str = "0.5",
     host_names: list[str] | None = None,
+    persistent_disks: bool = False,
 ) -> None:
-    """Add ``hosts`` monitored hosts and ``vms`` running VMs (round-robin) to ``cloud``."""
+    """Add ``hosts`` monitored hosts and ``vms`` running VMs (round-robin) to ``cloud``;
+    with ``persistent_disks`` each VM boots from a persistent image of its own (a hosting
+    site's VMs), else all from one non-persistent base image."""
     api = Api(cloud)
     c = cloud
     with c.lock:
@@ -64,10 +67,18 @@ def seed_cloud(
         image = _ok(api.call("one.image.allocate", img_args))
         host_ids = sorted(c.pool(Host))
         for n in range(vms):
-            text = (
-                f'NAME="{vm_prefix}{n + 1:03d}"\nCPU={cpu}\nMEMORY={memory_mb}\n'
-                f"DISK=[IMAGE_ID={image}]\n"
-            )
+            name = f"{vm_prefix}{n + 1:03d}"
+            disk = image
+            if persistent_disks:
+                own = (
+                    session,
+                    f'NAME="{name}-disk"\nPATH="/srv/images/{name}.img"\nSIZE=2048\n'
+                    "PERSISTENT=YES",
+                    *img_args[2:],
+                )
+                disk = _ok(api.call("one.image.allocate", own))
+            text = f'NAME="{name}"\nCPU={cpu}\nMEMORY={memory_mb}\nDISK=[IMAGE_ID={disk}]\n'
+
             vmid = _ok(api.call("one.vm.allocate", (session, text)))
             if host_ids:
                 place_running(c, c.pool(Vm)[vmid], c.pool(Host)[host_ids[n % len(host_ids)]])
@@ -99,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host-prefix", default="node")
     p.add_argument("--host-names", help="comma-separated host names (instead of --hosts)")
     p.add_argument("--vm-prefix", default="vm")
+    p.add_argument("--persistent-disks", action="store_true",
+                   help="each VM boots from a persistent image of its own")
     args = p.parse_args(argv)
     try:
         user, password = read_one_auth(args.one_auth)
@@ -116,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     names = args.host_names.split(",") if args.host_names else None
     hosts = len(names) if names else args.hosts
     seed_cloud(cloud, f"{user}:{password}", hosts=hosts, vms=args.vms,
-               host_prefix=args.host_prefix, host_names=names, vm_prefix=args.vm_prefix)
+               host_prefix=args.host_prefix, host_names=names, vm_prefix=args.vm_prefix,
+               persistent_disks=args.persistent_disks)
     cloud.store.close()
     print(f"seeded {hosts} hosts and {args.vms} VMs into {db}")
     return 0
