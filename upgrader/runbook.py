@@ -70,6 +70,8 @@ KNOWN_ACTIONS: frozenset[str] = frozenset({
     "resume-vms",
     "disable-host",
     "enable-host",
+    "drain-host",  # live-migrate the batch's VMs to hosts with room outside the batch
+    "move-back-vms",  # live-migrate the VMs drained off the batch back to it
     "storage-presync",
     "storage-delta-sync",
     "storage-verify",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from upgrader import rehearsal
+from upgrader.actions import build_actions
 from upgrader.ansible_adapter import kill_marked, run_playbook
 from upgrader.config import (
     PROJECT_DIR,
@@ -272,7 +273,7 @@ def _context(
         project_dir=ws.site.playbooks_dir,
         inventory=ws.env.inventory,
         gates=build_gates(client, progress, observer(ws), run_id=run_id),
-        actions={},
+        actions=build_actions(client),
         undo_steps=undo_steps(runbooks),
         dry_run=dry_run,
         progress=progress,

@@ -1,0 +1,344 @@
+"""``disable-host``, ``enable-host``, ``drain-host`` and ``move-back-vms`` for a step's hosts.
+
+State files under the run directory: ``hosts.json`` (each host's state before the run first
+touched it, and whether the run disabled it, so that ``enable-host`` gives back only what
+the run took: a host an operator had disabled stays disabled), and ``drained-<host>.json``
+(per hop: each VM drained off the host, where it went, and whether it came back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from upgrader.actions import placement
+from upgrader.actions.state import (
+    ContextLike,
+    StepLike,
+    read_json,
+    seconds,
+    slug,
+    step_hop,
+    step_hosts,
+    step_id,
+    wait_until,
+    write_json,
+)
+from upgrader.errors import UpgraderError
+from upgrader.opennebula.client import OneClient
+from upgrader.opennebula.enums import LcmState, VmState
+from upgrader.opennebula.models import Host, Vm
+from upgrader.opennebula.writes import host_enable, vm_migrate
+
+HOSTS_FILE = "hosts.json"
+
+
+def _tag(step: object) -> str:
+    return f"[step/{step_id(step)}]"
+
+
+def _pool(client: OneClient) -> dict[str, Host]:
+    return {host.name: host for host in client.host_pool()}
+
+
+def _lookup(pool: Mapping[str, Host], name: str) -> Host:
+    host = pool.get(name)
+    if host is None:
+        known = ", ".join(sorted(pool)) or "none"
+        raise UpgraderError(
+            f"host {name} is not in oned's host pool (known: {known})",
+            hint="the inventory's hypervisors must carry the names oned knows them by",
+        )
+    return host
+
+
+def _batch(step: object, action: str) -> tuple[str, ...]:
+    hosts = step_hosts(step)
+    if not hosts:
+        raise UpgraderError(
+            f"step {step_id(step)}: {action} needs the step's hosts",
+            hint="give the step a target group of hypervisors and a serial batch size",
+        )
+    return hosts
+
+
+# ----------------------------------------------------------------- disable / enable
+def _disable(client: OneClient, ctx: ContextLike, host: Host) -> bool:
+    """Disable ``host``, noting in hosts.json what it was; True if this call disabled it."""
+    path = ctx.run_dir / HOSTS_FILE
+    known: dict[str, dict[str, Any]] = read_json(path, {})
+    entry = known.setdefault(
+        host.name, {"state_before": host.state.name, "disabled_by_run": host.is_enabled}
+    )
+    if not host.is_enabled:
+        write_json(path, known)
+        return False
+    entry["disabled_by_run"] = True
+    entry["enabled_again"] = False
+    write_json(path, known)  # first: a crash right after the call still knows to enable it
+    host_enable(client, host.id, enable=False)
+    return True
+
+
+def disable_host(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[str, Any]:
+    """``one.host.enable HOST false`` for each host of the batch (no-op if already disabled)."""
+    pool = _pool(client)
+    hosts = [_lookup(pool, name) for name in _batch(step, "disable-host")]
+    if ctx.dry_run:
+        return {"dry_run": True, "would_disable": [h.name for h in hosts if h.is_enabled]}
+    done, already = [], []
+    for host in hosts:
+        changed = _disable(client, ctx, host)
+        (done if changed else already).append(host.name)
+        ctx.progress(f"{_tag(step)} host {host.name} {'disabled' if changed else 'was disabled'}")
+    return {"disabled": done, "already_disabled": already}
+
+
+def enable_host(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[str, Any]:
+    """``one.host.enable HOST true`` for the batch; without hosts (an undo step), for every
+    host this run disabled. A host that was disabled before the run stays disabled."""
+    path = ctx.run_dir / HOSTS_FILE
+    known: dict[str, dict[str, Any]] = read_json(path, {})
+    names = step_hosts(step) or tuple(
+        name for name, e in sorted(known.items())
+        if e.get("disabled_by_run") and not e.get("enabled_again")
+    )
+    pool = _pool(client)
+    hosts = [_lookup(pool, name) for name in names]
+    kept = [h.name for h in hosts if not known.get(h.name, {}).get("disabled_by_run", True)]
+    todo = [h for h in hosts if h.name not in kept and not h.is_enabled]
+    if ctx.dry_run:
+        return {"dry_run": True, "would_enable": [h.name for h in todo], "kept_disabled": kept}
+    for host in todo:
+        host_enable(client, host.id, enable=True)
+        ctx.progress(f"{_tag(step)} host {host.name} enabled")
+    for host in hosts:
+        if host.name in known and host.name not in kept:
+            known[host.name]["enabled_again"] = True
+    write_json(path, known)
+    for name in kept:
+        ctx.progress(f"{_tag(step)} host {name} left disabled: it was disabled before the run")
+    return {"enabled": [h.name for h in todo], "kept_disabled": kept}
+
+
+# ------------------------------------------------------------------------- drain-host
+def _drain_path(ctx: ContextLike, host: str) -> Path:
+    return ctx.run_dir / f"drained-{slug(host)}.json"
+
+
+def _drained(ctx: ContextLike, host: str, hop: str) -> dict[str, dict[str, Any]]:
+    data = read_json(_drain_path(ctx, host), {})
+    return dict(data.get(hop, {}))
+
+
+def _save_drained(ctx: ContextLike, host: str, hop: str, vms: Mapping[str, Any]) -> None:
+    path = _drain_path(ctx, host)
+    data = read_json(path, {})
+    data[hop] = dict(vms)
+    write_json(path, data)
+
+
+def _on(pool: Sequence[Vm], host: Host) -> list[Vm]:
+    return [vm for vm in pool if vm.state is VmState.ACTIVE and vm.host_id == host.id]
+
+
+def drain_host(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[str, Any]:
+    """Disable each host of the batch and live-migrate its VMs to hosts with room outside it.
+
+    A migration past ``migration_timeout`` (or one oned rolls back) stops the action with
+    the host enabled again (if this run disabled it) and its VMs where they run.
+    """
+    batch = _batch(step, "drain-host")
+    pool = _pool(client)
+    hosts = [_lookup(pool, name) for name in batch]
+    if ctx.dry_run:
+        return {"dry_run": True, "would_move": _dry_plan(client, hosts, batch)}
+    for host in hosts:  # all first: the scheduler must not place anything on the batch
+        _disable(client, ctx, host)
+    moved: dict[str, dict[str, str]] = {}
+    try:
+        for host in hosts:
+            moved[host.name] = _drain_one(client, step, ctx, host, batch)
+    except UpgraderError:
+        for host in hosts:
+            if _disabled_by_run(ctx, host.name):
+                host_enable(client, host.id, enable=True)
+                _mark_enabled(ctx, host.name)
+                ctx.progress(f"{_tag(step)} host {host.name} enabled again after the failure")
+        raise
+    return {"drained": moved}
+
+
+def _disabled_by_run(ctx: ContextLike, name: str) -> bool:
+    entry = read_json(ctx.run_dir / HOSTS_FILE, {}).get(name, {})
+    return bool(entry.get("disabled_by_run")) and not entry.get("enabled_again")
+
+
+def _mark_enabled(ctx: ContextLike, name: str) -> None:
+    path = ctx.run_dir / HOSTS_FILE
+    known = read_json(path, {})
+    if name in known:
+        known[name]["enabled_again"] = True
+        write_json(path, known)
+
+
+def _dry_plan(client: OneClient, hosts: Sequence[Host], batch: Sequence[str]) -> dict[str, Any]:
+    """Where each VM of the batch would go, with the earlier moves' room taken into account."""
+    pool, capacity = client.vm_pool(), client.host_pool()
+    reserved: dict[int, placement.Need] = {}
+    plan: dict[str, Any] = {}
+    for host in hosts:
+        for vm in _on(pool, host):
+            need = _need(vm)
+            target = placement.choose(capacity, batch, need, reserved)
+            if target is not None:
+                held = reserved.get(target.id, placement.Need(0, 0))
+                reserved[target.id] = placement.Need(held.memory_kb + need.memory_kb,
+                                                     held.cpu_percent + need.cpu_percent)
+            plan[str(vm.id)] = {"name": vm.name, "from": host.name,
+                                "to": target.name if target else None}
+    return plan
+
+
+def _need(vm: Vm) -> placement.Need:
+    def number(name: str) -> float:
+        try:
+            return float(vm.template.text(name) or 0)
+        except ValueError:
+            return 0.0
+
+    return placement.Need.of(number("MEMORY"), number("CPU"))
+
+
+def _drain_one(
+    client: OneClient, step: StepLike, ctx: ContextLike, host: Host, batch: Sequence[str]
+) -> dict[str, str]:
+    hop = step_hop(step)
+    vms = _drained(ctx, host.name, hop)
+    budget = seconds(step, "migration_timeout", 600.0)
+    interval = seconds(step, "poll_interval", 2.0)
+    for vid, entry in vms.items():  # a migration in flight when the run stopped
+        if entry["status"] == "migrating":
+            _await(client, ctx, int(vid), entry, budget, interval)
+            entry["status"] = "moved"
+    _save_drained(ctx, host.name, hop, vms)
+    while True:
+        here = _on(client.vm_pool(), host)
+        if not here:
+            break
+        running = [vm for vm in here if vm.is_running]
+        if not running:
+            _settle(client, ctx, host, here, budget, interval)
+            continue
+        vm = running[0]
+        target = placement.choose(client.host_pool(), batch, _need(vm))
+        if target is None:
+            raise UpgraderError(
+                f"no host outside the batch ({', '.join(batch)}) has room for VM {vm.id} "
+                f"({vm.name}) from {host.name}",
+                hint="free capacity on other hosts, or upgrade with a smaller batch",
+            )
+        entry = {"name": vm.name, "from": host.name, "to": target.name, "status": "migrating"}
+        vms[str(vm.id)] = {**vms.get(str(vm.id), {}), **entry}
+        _save_drained(ctx, host.name, hop, vms)
+        ctx.progress(f"{_tag(step)} VM {vm.id} ({vm.name}): {host.name} -> {target.name}")
+        vm_migrate(client, vm.id, target.id, live=True)
+        _await(client, ctx, vm.id, entry, budget, interval)
+        vms[str(vm.id)]["status"] = "moved"
+        _save_drained(ctx, host.name, hop, vms)
+    ctx.progress(f"{_tag(step)} host {host.name} drained ({len(vms)} VMs moved)")
+    return {vid: e["to"] for vid, e in sorted(vms.items())}
+
+
+def _settle(
+    client: OneClient, ctx: ContextLike, host: Host, here: list[Vm], budget: float,
+    interval: float,
+) -> None:
+    lost = [vm for vm in here if vm.lcm_state is LcmState.UNKNOWN]
+    if lost:
+        names = ", ".join(f"{vm.id} ({vm.name})" for vm in lost)
+        raise UpgraderError(
+            f"VMs on {host.name} are UNKNOWN and cannot be live-migrated: {names}",
+            hint="check them (onevm show, virsh list on the host), then resume the run",
+        )
+    ids = {vm.id for vm in here}
+
+    def settled() -> bool:
+        return not any(vm.id in ids and vm.is_transient for vm in _on(client.vm_pool(), host))
+
+    if not wait_until(ctx, ctx.clock() + budget, interval, settled):
+        names = ", ".join(f"{vm.id} ({vm.name}, {vm.lcm_state.name})" for vm in here)
+        raise UpgraderError(f"VMs on {host.name} did not settle within {budget:g}s: {names}")
+
+
+def _await(
+    client: OneClient, ctx: ContextLike, vid: int, entry: Mapping[str, Any], budget: float,
+    interval: float,
+) -> None:
+    """Wait until the VM runs on ``entry['to']``; raise if oned rolled it back or past budget."""
+    def arrived() -> bool:
+        vm = client.vm(vid)  # all history records: the stay on the source must be closed
+        if vm.state is VmState.DONE:
+            raise UpgraderError(f"VM {vid} ({entry['name']}) ended while being migrated")
+        if not vm.is_running:
+            return False
+        stays = sorted(vm.history, key=lambda h: h.seq)
+        left_source = len(stays) < 2 or stays[-2].etime > 0
+        if vm.host == entry["to"]:
+            return left_source
+        raise UpgraderError(
+            f"live migration of VM {vid} ({entry['name']}) from {entry['from']} to "
+            f"{entry['to']} failed: it still runs on {vm.host}",
+            hint="read oned.log on the front end for the migration error, then resume",
+        )
+
+    if not wait_until(ctx, ctx.clock() + budget, interval, arrived):
+        raise UpgraderError(
+            f"live migration of VM {vid} ({entry['name']}) from {entry['from']} to "
+            f"{entry['to']} did not finish within {budget:g}s",
+            hint="look at the VM (onevm show) and libvirtd on both hosts, then resume the run",
+        )
+
+
+# --------------------------------------------------------------------- move-back-vms
+def move_back_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[str, Any]:
+    """Live-migrate the VMs drained off each host of the batch back to it (idempotent)."""
+    if step.vars.get("move_back", True) is False:
+        return {"skipped": "the runbook says move_back: false"}
+    hop = step_hop(step)
+    batch = _batch(step, "move-back-vms")
+    pool = _pool(client)
+    budget = seconds(step, "migration_timeout", 600.0)
+    interval = seconds(step, "poll_interval", 2.0)
+    result: dict[str, Any] = {}
+    for name in batch:
+        host = _lookup(pool, name)
+        vms = _drained(ctx, name, hop)
+        result[name] = {}
+        for vid, entry in sorted(vms.items(), key=lambda item: int(item[0])):
+            outcome = _bring_back(client, step, ctx, host, int(vid), entry, budget, interval)
+            result[name][vid] = outcome
+            if outcome in ("back", "gone") and not ctx.dry_run:
+                vms[vid]["back"] = outcome
+                _save_drained(ctx, name, hop, vms)
+    return {"dry_run": True, "would_move_back": result} if ctx.dry_run else {"moved_back": result}
+
+
+def _bring_back(
+    client: OneClient, step: StepLike, ctx: ContextLike, host: Host, vid: int,
+    entry: Mapping[str, Any], budget: float, interval: float,
+) -> str:
+    vm = next((v for v in client.vm_pool() if v.id == vid), None)
+    if vm is None:
+        return "gone"
+    if vm.host == host.name and vm.is_running:
+        return "back"
+    if ctx.dry_run:
+        return f"would move from {vm.host}"
+    back = {"name": entry["name"], "from": vm.host, "to": host.name}
+    if vm.is_running:
+        ctx.progress(f"{_tag(step)} VM {vid} ({vm.name}): {vm.host} -> {host.name} (back)")
+        vm_migrate(client, vid, host.id, live=True)
+    _await(client, ctx, vid, back, budget, interval)
+    return "back"
