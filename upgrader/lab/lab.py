@@ -247,6 +247,7 @@ def _prepare_cloud(spec: LabSpec, lab: Path, cloud: str) -> None:
             str(share / "virt"),
             "--vm-prefix",
             f"{cloud[:4]}-vm",
+            "--persistent-disks",
         ],
         check=True,
         capture_output=True,
@@ -341,6 +342,14 @@ def _write_configs(lab: Path, spec: LabSpec) -> None:
                     "one_datastore_fstype": "ext4",
                     "one_cib_file": f"/srv/lab/{cloud}/pcmk/cib.xml",
                     "onedb_version_command": f"onedb version -s /srv/lab/{cloud}/one/one.db",
+                    # The front-end playbooks: the lab's database, lock file and init script
+                    # (a site's defaults are /var/lib/one/one.db, /var/lock/one/one and
+                    # Pacemaker's crm_resource).
+                    "one_db_file": f"/srv/lab/{cloud}/one/one.db",
+                    "onedb_connection": f"-s /srv/lab/{cloud}/one/one.db",
+                    "one_lock_file": f"/srv/lab/{cloud}/one/.lock",
+                    "oned_stop_command": "/etc/init.d/opennebula stop",
+                    "oned_start_command": "/etc/init.d/opennebula start",
                     "nfs_server": nfs.name,
                     "nfs_export": "/srv/lab/nfs/export",
                     "nfs_mount_type": "none",
