@@ -183,29 +183,7 @@ def staging(lab, tmp_path) -> Iterator[Staging]:
 
 def _write_file(st: Staging, host: str, path: str, text: str) -> None:
     """Write ``text`` to ``path`` inside a lab host."""
-    pid = hs.host_pid(st.lab["dir"], host)
-    subprocess.run(
-        [
-            "nsenter",
-            "-t",
-            str(pid),
-            "-m",
-            "-u",
-            "-i",
-            "-n",
-            "-p",
-            "-r",
-            "-w",
-            "sh",
-            "-c",
-            f"cat > {path}",
-        ],
-        input=text,
-        text=True,
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
+    hs.enter(st.lab["dir"], host, "sh", "-c", f"cat > {path}", input=text, timeout=30)
 
 
 def _add_site_values(st: Staging) -> None:

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,6 @@ class Gathered:
     hypervisors: Mapping[str, HostData]
     frontends: Mapping[str, HostData] = field(default_factory=dict)
     nfs_servers: Mapping[str, HostData] = field(default_factory=dict)
-    at: float = 0.0  # monotonic time the gather finished
 
 
 class HostObserver:
@@ -52,16 +50,13 @@ class HostObserver:
         *,
         frontends: str = "frontends",
         nfs_servers: str = "nfs_servers",
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inventory = inventory
         self.playbooks_dir = playbooks_dir
         self.hosts = hosts
         self.frontends = frontends
         self.nfs_servers = nfs_servers
-        self.clock = clock
         self._round: Gathered | None = None
-        self.plays_run = 0
 
     def new_round(self) -> None:
         """Forget the last gather: the next gate of the round looks at the hosts again."""
@@ -94,7 +89,6 @@ class HostObserver:
                     timeout=GATHER_TIMEOUT,
                 )
             )
-            self.plays_run += 1
             if outcome.rc not in (0, 2, 4):
                 raise UpgraderError(
                     f"the gate play could not run: {' '.join(outcome.stdout_tail)}",
@@ -112,7 +106,6 @@ class HostObserver:
                 hypervisors=_read(out, members["hypervisors"]),
                 frontends=_read(out / "frontends", members["frontends"]),
                 nfs_servers=_read(out / "nfs", members["nfs_servers"]),
-                at=self.clock(),
             )
 
 

@@ -33,10 +33,14 @@ class LabHost:
     cloud: str | None
 
 
-def run(*cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run a command; a failure becomes a LabError naming it."""
+def run(
+    *cmd: str, check: bool = True, timeout: float = 60, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command (``input`` on its stdin); a failure becomes a LabError naming it."""
     try:
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, check=False, input=input
+        )
     except FileNotFoundError:
         raise LabError(f"{cmd[0]} is not installed", hint="upgrader lab up names the "
                        "Debian packages the lab needs") from None
@@ -147,9 +151,14 @@ def host_pid(lab: Path, name: str) -> int | None:
 
 
 def enter(
-    lab: Path, name: str, *cmd: str, check: bool = True, timeout: float = 120
+    lab: Path,
+    name: str,
+    *cmd: str,
+    check: bool = True,
+    timeout: float = 120,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``cmd`` inside a lab host (like ssh, without ssh)."""
+    """Run ``cmd`` inside a lab host (like ssh, without ssh), ``input`` on its stdin."""
     pid = host_pid(lab, name)
     if pid is None:
         raise LabError(f"lab host {name} is not running")
@@ -167,6 +176,7 @@ def enter(
         *cmd,
         check=check,
         timeout=timeout,
+        input=input,
     )
 
 
