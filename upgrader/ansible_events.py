@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
@@ -68,6 +68,8 @@ class PlaybookOutcome:
     duration: float
     marker: str = ""
     killed: tuple[int, ...] = ()
+    # What the play handed to the controller with set_stats (e.g. the backup's checksums).
+    data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def ok(self) -> bool:
@@ -94,6 +96,7 @@ class Watch:
         self.reason: PlaybookStatus | None = None
         self.error: BaseException | None = None
         self.stats: dict[str, dict[str, int]] | None = None
+        self.data: dict[str, Any] = {}
         self.changes: list[TaskChange] = []
         self.failed: set[str] = set()
         self.unreachable: set[str] = set()
@@ -136,6 +139,8 @@ class Watch:
         }
         if name == "playbook_on_stats":
             self.stats = _per_host_stats(data)
+            artifact = data.get("artifact_data")
+            self.data = dict(artifact) if isinstance(artifact, Mapping) else {}
             return {**base, "stats": self.stats}
         action = data.get("resolved_action") or data.get("task_action") or ""
         if name == "playbook_on_task_start":
@@ -244,4 +249,5 @@ def build_outcome(
         duration=round(duration, 3),
         marker=marker,
         killed=killed,
+        data=MappingProxyType(watch.data),
     )

@@ -219,6 +219,7 @@ def _summary(outcome: PlaybookOutcome | Mapping[str, Any]) -> Mapping[str, Any]:
             "rc": outcome.rc,
             "stats": dict(outcome.stats),
             "changed": [c.__dict__ if hasattr(c, "__dict__") else str(c) for c in outcome.changed],
+            **({"data": dict(outcome.data)} if outcome.data else {}),
         }
     return dict(outcome)
 
@@ -243,7 +244,7 @@ def _gates(ctx: RunContext, step: PlannedStep, specs: tuple[GateSpec, ...], phas
     if specs:
         new_round = getattr(ctx.gates, "new_round", None)
         if new_round is not None:
-            new_round()  # the hosts are looked at again, once for the whole phase
+            new_round([spec.name for spec in specs])  # the hosts are looked at again, once
     for spec in specs:
         gate = ctx.gates.get(spec.name)
         if gate is None:

@@ -134,6 +134,14 @@ def test_successful_play_reports_stats_progress_and_events(tmp_path: Path, marke
     assert leftover_processes(marker) == []
 
 
+def test_data_handed_over_with_set_stats_reaches_the_outcome(tmp_path: Path, marker: str) -> None:
+    outcome = Recorder().run(_call(tmp_path, "stats.yml", marker))
+
+    assert outcome.ok
+    assert outcome.data == {"handed": {"localhost": {"sha256": "abc123"}}}
+    assert Recorder().run(_call(tmp_path, "ok.yml", marker)).data == {}
+
+
 def test_failing_task_gives_failed_outcome_without_raising(tmp_path: Path, marker: str) -> None:
     rec = Recorder()
     outcome = rec.run(_call(tmp_path, "fail.yml", marker))
