@@ -200,7 +200,9 @@ def gates(config: Path | None, stage: bool, as_json: bool, names: tuple[str, ...
             + " (vms-unchanged compares before and after a step: only inside a run)",
         )
     spec = {"timeout": wait, "interval": min(5.0, wait) or 1.0}
-    results = [known[name](GateSpec(name, spec), now) for name in names or STANDING]
+    chosen = names or STANDING
+    known.new_round(chosen)  # one gather of the hosts for every gate asked for
+    results = [known[name](GateSpec(name, spec), now) for name in chosen]
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in results], indent=1, default=str))
     for r in results if not as_json else ():

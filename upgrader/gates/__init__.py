@@ -9,13 +9,13 @@ oned, and the host gates are absent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from upgrader.errors import OneApiError
 from upgrader.executor import INCONCLUSIVE, Gate, GateResult
 from upgrader.gates import observe, verdicts
-from upgrader.gates.hosts import Gathered, HostObserver
+from upgrader.gates.hosts import FRONTENDS, HYPERVISORS, NFS_SERVERS, Gathered, HostObserver
 from upgrader.gates.runner import WaitPolicy, check_gate
 from upgrader.gates.verdicts import HostPool, OnedAnswer, VmIdentity, VmPool, VmSnapshots
 from upgrader.opennebula import OneClient, VmState
@@ -128,9 +128,12 @@ class GateSet(Mapping[str, Gate]):
     def __len__(self) -> int:
         return len(self._gates)
 
-    def new_round(self) -> None:
+    def new_round(self, names: Iterable[str] = ()) -> None:
+        """The next gates (``names``, when known) look at the hosts again, in one gather."""
         if self.observer is not None:
-            self.observer.new_round()
+            self.observer.new_round(
+                frozenset().union(*(HOST_PARTS.get(name, frozenset()) for name in names))
+            )
 
 
 def build_gates(
@@ -169,58 +172,60 @@ def build_gates(
         )
         return GateSet(gates, None)
 
-    def hosts(fresh: bool) -> Gathered:
-        return observer.gather(fresh=fresh)
+    def hosts(fresh: bool, *parts: str) -> Gathered:
+        return observer.gather(frozenset(parts), fresh=fresh)
 
     gates.update(
         {
             "oned-version": _gate(
                 "oned-version",
-                lambda fresh: observe.version_observation(client, hosts(fresh)),
+                lambda fresh: observe.version_observation(client, hosts(fresh, FRONTENDS)),
                 verdicts.oned_version,
                 progress,
             ),
             "no-duplicate-vms": _gate(
                 "no-duplicate-vms",
-                lambda fresh: observe.domain_map(client, hosts(fresh).hypervisors),
+                lambda fresh: observe.domain_map(client, hosts(fresh, HYPERVISORS).hypervisors),
                 verdicts.no_duplicate_vms,
                 progress,
             ),
             "datastores-healthy": _gate(
                 "datastores-healthy",
-                lambda fresh: observe.datastore_observation(client, hosts(fresh)),
+                lambda fresh: observe.datastore_observation(
+                    client, hosts(fresh, HYPERVISORS, NFS_SERVERS)
+                ),
                 verdicts.datastores_healthy,
                 progress,
                 min_free=DEFAULT_MIN_FREE,
             ),
             "pacemaker-healthy": _gate(
                 "pacemaker-healthy",
-                lambda fresh: observe.pacemaker_observation(hosts(fresh)),
+                lambda fresh: observe.pacemaker_observation(hosts(fresh, FRONTENDS)),
                 verdicts.pacemaker_healthy,
                 progress,
             ),
             "fencing-ready": _gate(
                 "fencing-ready",
-                lambda fresh: observe.fencing_observation(hosts(fresh)),
+                lambda fresh: observe.fencing_observation(hosts(fresh, FRONTENDS)),
                 verdicts.fencing_ready,
                 progress,
             ),
             "libvirtd-alive": _gate(
                 "libvirtd-alive",
-                lambda fresh: observe.libvirtd_observation(hosts(fresh).hypervisors),
+                lambda fresh: observe.libvirtd_observation(hosts(fresh, HYPERVISORS).hypervisors),
                 verdicts.libvirtd_alive,
                 progress,
             ),
             "puppet-held": _gate(
                 "puppet-held",
-                lambda fresh: observe.puppet_observation(hosts(fresh).hypervisors),
+                lambda fresh: observe.puppet_observation(hosts(fresh, HYPERVISORS).hypervisors),
                 verdicts.puppet_held,
                 progress,
                 run_id=run_id,
             ),
             "puppet-released": _gate(
                 "puppet-released",
-                lambda fresh: observe.puppet_observation(hosts(fresh).hypervisors),
+                lambda fresh: observe.puppet_observation(hosts(fresh, HYPERVISORS).hypervisors),
                 verdicts.puppet_released,
                 progress,
                 run_id=run_id,
@@ -229,6 +234,18 @@ def build_gates(
     )
     return GateSet(gates, observer)
 
+
+# What each host-reading gate needs of the gather play (the groups it visits).
+HOST_PARTS: Mapping[str, frozenset[str]] = {
+    "oned-version": frozenset({FRONTENDS}),
+    "no-duplicate-vms": frozenset({HYPERVISORS}),
+    "datastores-healthy": frozenset({HYPERVISORS, NFS_SERVERS}),
+    "pacemaker-healthy": frozenset({FRONTENDS}),
+    "fencing-ready": frozenset({FRONTENDS}),
+    "libvirtd-alive": frozenset({HYPERVISORS}),
+    "puppet-held": frozenset({HYPERVISORS}),
+    "puppet-released": frozenset({HYPERVISORS}),
+}
 
 # Gates that hold at any time (``upgrader gates``); the others only inside a run.
 STANDING = (

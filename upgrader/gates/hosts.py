@@ -8,7 +8,8 @@ that did not answer has no file: its observation says so, and the verdicts treat
 unreadable (inconclusive), never as healthy.
 
 One gather serves every gate of a round (the gates evaluated together before or after a
-step, or by ``upgrader gates``); a gate that waits and looks again gathers afresh.
+step, or by ``upgrader gates``), and visits only the groups those gates read; a gate that
+waits and looks again gathers afresh what it reads.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ PLAYBOOK = "gather-host-facts.yml"
 GATHER_TIMEOUT = 300.0
 
 HostData = Mapping[str, Any] | None  # what a host reported; None: it did not answer
+
+# The parts of the gather play: each group's play runs only when a gate of the round needs it.
+HYPERVISORS, FRONTENDS, NFS_SERVERS = "hypervisors", "frontends", "nfs_servers"
+ALL_PARTS = frozenset({HYPERVISORS, FRONTENDS, NFS_SERVERS})
+_NOTHING = "!all"  # a host pattern that matches no host: the play is skipped
 
 
 @dataclass(frozen=True)
@@ -56,19 +62,32 @@ class HostObserver:
         self.hosts = hosts
         self.frontends = frontends
         self.nfs_servers = nfs_servers
-        self._round: Gathered | None = None
+        self._round = Gathered(hypervisors={})
+        self._have: frozenset[str] = frozenset()
+        self._planned: frozenset[str] = frozenset()
 
-    def new_round(self) -> None:
-        """Forget the last gather: the next gate of the round looks at the hosts again."""
-        self._round = None
+    def new_round(self, parts: frozenset[str] = frozenset()) -> None:
+        """Forget the last gather: the next gate of the round looks at the hosts again, and
+        its gather covers ``parts`` too (what the round's other gates will read)."""
+        self._have = frozenset()
+        self._planned = parts
 
-    def gather(self, *, fresh: bool = False) -> Gathered:
-        """This round's gather (run now if there is none yet, or if ``fresh``)."""
-        if fresh or self._round is None:
-            self._round = self._run()
+    def gather(self, parts: frozenset[str] = ALL_PARTS, *, fresh: bool = False) -> Gathered:
+        """This round's gather of ``parts`` (run now for what the round has not gathered yet,
+        or for all of ``parts`` if ``fresh``)."""
+        wanted = parts if fresh else (parts | self._planned) - self._have
+        if fresh or parts - self._have:
+            got = self._run(wanted)
+            self._round = Gathered(
+                **{
+                    part: getattr(got if part in wanted else self._round, part)
+                    for part in sorted(ALL_PARTS)
+                }
+            )
+            self._have |= wanted
         return self._round
 
-    def _run(self) -> Gathered:
+    def _run(self, parts: frozenset[str]) -> Gathered:
         with tempfile.TemporaryDirectory(prefix="upgrader-gates-") as tmp:
             out = Path(tmp) / "out"
             for sub in (out, out / "frontends", out / "nfs"):
@@ -82,9 +101,9 @@ class HostObserver:
                     private_data_dir=Path(tmp) / "pdd",
                     extra_vars={
                         "gate_out_dir": str(out),
-                        "gate_hosts": self.hosts,
-                        "gate_frontends": self.frontends,
-                        "gate_nfs_hosts": self.nfs_servers,
+                        "gate_hosts": self.hosts if HYPERVISORS in parts else _NOTHING,
+                        "gate_frontends": self.frontends if FRONTENDS in parts else _NOTHING,
+                        "gate_nfs_hosts": self.nfs_servers if NFS_SERVERS in parts else _NOTHING,
                     },
                     timeout=GATHER_TIMEOUT,
                 )
