@@ -59,7 +59,7 @@ def render_plan(p: Any) -> str:
     lines = [f"plan for {p.environment}: OpenNebula {p.current_version} -> {p.target_version}, "
              f"{len(p.steps)} steps, about {p.estimate / 60:.0f} min"]
     for s in p.steps:
-        mark = "  <- point of no return" if s.id == p.point_of_no_return else ""
+        mark = "  <- point of no return" if s.point_of_no_return else ""
         hosts = f" [{s.limit}]" if s.limit else ""
         lines.append(f"  {s.id:<40} {s.estimate:>6.0f} s{hosts}{mark}")
     for f in p.findings:

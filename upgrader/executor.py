@@ -295,16 +295,17 @@ def run_pending_undo(ctx: RunContext, *, reason: str, failed: bool = False) -> N
     """Run every registered, not yet done undo action, newest first; journal each.
 
     Rollback undos (restore the old database...) run only for a failure before the point
-    of no return has succeeded; after it, or at the end of a good run, they are left.
+    of no return that follows the step which registered them (its hop's database upgrade)
+    has succeeded; after it, or at the end of a good run, they are left.
     """
     state = replay(ctx.journal.events())
     limits = {s.id: s.limit for s in ctx.plan.steps}
-    ponr = ctx.plan.point_of_no_return
-    passed_ponr = ponr is not None and state.step_status.get(ponr) == StepStatus.SUCCEEDED
     for undo in state.pending_undo:
         step = ctx.undo_steps.get(undo.undo_id)
         if step is None:
             continue
+        ponr = _guarding_point(ctx.plan, undo.step)
+        passed_ponr = ponr is not None and state.step_status.get(ponr) == StepStatus.SUCCEEDED
         if step.rollback and (not failed or passed_ponr):
             why = "the run finished" if not failed else f"{ponr} (point of no return) is done"
             ctx.progress(f"[undo/{undo.undo_id}] not run: {why}")
@@ -324,3 +325,13 @@ def run_pending_undo(ctx: RunContext, *, reason: str, failed: bool = False) -> N
             undo_id=undo.undo_id,
             outcome=_summary(outcome),
         )
+
+
+def _guarding_point(plan: Plan, step_id: str) -> str | None:
+    """The first point-of-no-return step after ``step_id`` in the plan (None: there is none,
+    or ``step_id`` is not in the plan)."""
+    ids = [s.id for s in plan.steps]
+    if step_id not in ids:
+        return plan.point_of_no_return
+    after = plan.steps[ids.index(step_id) + 1 :]
+    return next((s.id for s in after if s.point_of_no_return), None)

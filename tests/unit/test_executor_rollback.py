@@ -30,7 +30,14 @@ STEPS = (planned("hold", undo="release"), planned("backup", undo="restore"),
          planned("upgrade", ponr=True), planned("after"))
 
 
-def run(tmp_path: Path, failing: str | None) -> tuple[list[str], list[str]]:
+# Two hops: each backup's restore is guarded by its own hop's database upgrade.
+TWO_HOPS = (planned("hold", undo="release"), planned("backup", undo="restore"),
+            planned("upgrade", ponr=True), planned("backup2", undo="restore2"),
+            planned("upgrade2", ponr=True), planned("after"))
+
+
+def run(tmp_path: Path, failing: str | None,
+        steps: tuple[PlannedStep, ...] = STEPS) -> tuple[list[str], list[str]]:
     done: list[str] = []
 
     def act(name: str):
@@ -41,19 +48,20 @@ def run(tmp_path: Path, failing: str | None) -> tuple[list[str], list[str]]:
             return {}
         return action
 
-    plan = Plan("staging", "3.2", "3.4", (("3.2", "3.4"),), STEPS, (), "upgrade", 4.0,
+    plan = Plan("staging", "3.2", "3.4", (("3.2", "3.4"),), steps, (), "upgrade", 4.0,
                 "f" * 64, "r" * 64)
-    names = ["hold", "backup", "upgrade", "after", "release", "restore"]
+    names = [s.id for s in steps] + ["release", "restore", "restore2"]
     lines: list[str] = []
     with Journal.create(tmp_path / "run", "r1") as journal:
         journal.record(EventType.RUN_STARTED, run_id="r1", environment="staging", target="3.4",
                        fingerprint="r" * 64, dry_run=False,
-                       plan={"steps": [{"id": s.id, "idempotent": True} for s in STEPS]})
+                       plan={"steps": [{"id": s.id, "idempotent": True} for s in steps]})
         ctx = RunContext(plan=plan, run_id="r1", run_dir=tmp_path / "run", journal=journal,
                          run_playbook=lambda *a, **k: None, project_dir=tmp_path,
                          inventory="localhost,", gates={}, actions={n: act(n) for n in names},
                          undo_steps={"release": undo_step("release", rollback=False),
-                                     "restore": undo_step("restore", rollback=True)},
+                                     "restore": undo_step("restore", rollback=True),
+                                     "restore2": undo_step("restore2", rollback=True)},
                          progress=lines.append)
         if failing:
             with pytest.raises(UpgraderError):
@@ -80,3 +88,15 @@ def test_a_failure_after_the_point_of_no_return_does_not_roll_back(tmp_path):
     done, undone = run(tmp_path, "after")
     assert done == ["hold", "backup", "upgrade", "release"]
     assert undone == ["release"]
+
+
+def test_a_failure_before_the_second_hops_upgrade_restores_that_hop_only(tmp_path):
+    done, undone = run(tmp_path, "upgrade2", TWO_HOPS)
+    assert done == ["hold", "backup", "upgrade", "backup2", "restore2", "release"]
+    assert undone == ["restore2", "release"]
+
+
+def test_a_failure_after_the_last_hops_upgrade_rolls_nothing_back(tmp_path):
+    done, undone = run(tmp_path, "after", TWO_HOPS)
+    assert undone == ["release"]
+    assert "restore" not in done and "restore2" not in done
