@@ -15,7 +15,14 @@ from typing import Any
 from upgrader.errors import OneApiError
 from upgrader.executor import INCONCLUSIVE, Gate, GateResult
 from upgrader.gates import observe, verdicts
-from upgrader.gates.hosts import FRONTENDS, HYPERVISORS, NFS_SERVERS, Gathered, HostObserver
+from upgrader.gates.hosts import (
+    AGENTS,
+    FRONTENDS,
+    HYPERVISORS,
+    NFS_SERVERS,
+    Gathered,
+    HostObserver,
+)
 from upgrader.gates.runner import WaitPolicy, check_gate
 from upgrader.gates.verdicts import HostPool, OnedAnswer, VmIdentity, VmPool, VmSnapshots
 from upgrader.opennebula import OneClient, VmState
@@ -206,7 +213,7 @@ def build_gates(
             ),
             "fencing-ready": _gate(
                 "fencing-ready",
-                lambda fresh: observe.fencing_observation(hosts(fresh, FRONTENDS)),
+                lambda fresh: observe.fencing_observation(hosts(fresh, FRONTENDS, AGENTS)),
                 verdicts.fencing_ready,
                 progress,
             ),
@@ -241,7 +248,7 @@ HOST_PARTS: Mapping[str, frozenset[str]] = {
     "no-duplicate-vms": frozenset({HYPERVISORS}),
     "datastores-healthy": frozenset({HYPERVISORS, NFS_SERVERS}),
     "pacemaker-healthy": frozenset({FRONTENDS}),
-    "fencing-ready": frozenset({FRONTENDS}),
+    "fencing-ready": frozenset({FRONTENDS, AGENTS}),
     "libvirtd-alive": frozenset({HYPERVISORS}),
     "puppet-held": frozenset({HYPERVISORS}),
     "puppet-released": frozenset({HYPERVISORS}),

@@ -30,9 +30,11 @@ GATHER_TIMEOUT = 300.0
 
 HostData = Mapping[str, Any] | None  # what a host reported; None: it did not answer
 
-# The parts of the gather play: each group's play runs only when a gate of the round needs it.
-HYPERVISORS, FRONTENDS, NFS_SERVERS = "hypervisors", "frontends", "nfs_servers"
-ALL_PARTS = frozenset({HYPERVISORS, FRONTENDS, NFS_SERVERS})
+# The parts of the gather play: each group's play runs only when a gate of the round needs
+# it; the agents' checks (the slowest question to the front ends) only for fencing-ready.
+HYPERVISORS, FRONTENDS, NFS_SERVERS, AGENTS = "hypervisors", "frontends", "nfs_servers", "agents"
+GROUPS = (HYPERVISORS, FRONTENDS, NFS_SERVERS)
+ALL_PARTS = frozenset({*GROUPS, AGENTS})
 _NOTHING = "!all"  # a host pattern that matches no host: the play is skipped
 
 
@@ -75,15 +77,16 @@ class HostObserver:
     def gather(self, parts: frozenset[str] = ALL_PARTS, *, fresh: bool = False) -> Gathered:
         """This round's gather of ``parts`` (run now for what the round has not gathered yet,
         or for all of ``parts`` if ``fresh``)."""
-        wanted = parts if fresh else (parts | self._planned) - self._have
         if fresh or parts - self._have:
+            wanted = parts if fresh else (parts | self._planned) - self._have
+            if AGENTS in wanted:
+                wanted |= {FRONTENDS}  # the agents are checked by the front ends' play
             got = self._run(wanted)
             self._round = Gathered(
-                **{
-                    part: getattr(got if part in wanted else self._round, part)
-                    for part in sorted(ALL_PARTS)
-                }
+                **{part: getattr(got if part in wanted else self._round, part) for part in GROUPS}
             )
+            if FRONTENDS in wanted and AGENTS not in wanted:
+                self._have -= {AGENTS}  # the front ends' answers now come without the agents
             self._have |= wanted
         return self._round
 
@@ -103,6 +106,7 @@ class HostObserver:
                         "gate_out_dir": str(out),
                         "gate_hosts": self.hosts if HYPERVISORS in parts else _NOTHING,
                         "gate_frontends": self.frontends if FRONTENDS in parts else _NOTHING,
+                        "gate_agents_check": AGENTS in parts,
                         "gate_nfs_hosts": self.nfs_servers if NFS_SERVERS in parts else _NOTHING,
                     },
                     timeout=GATHER_TIMEOUT,
