@@ -13,9 +13,23 @@ import pytest
 
 from upgrader.lab.lab import load_spec
 
-# Two test sessions on one machine each take their own lab (name and /24).
-NAME = os.environ.get("UPGRADER_TEST_LAB", "utlab")
-SUBNET = os.environ.get("UPGRADER_TEST_LAB_SUBNET", "10.79.0")
+# Two test sessions on one machine each take their own lab (name and /24), and so does each
+# pytest-xdist worker of a session (gw0, gw1...): its number is added to the name and the /24.
+_BASE_NAME = os.environ.get("UPGRADER_TEST_LAB", "utlab")
+_BASE_SUBNET = os.environ.get("UPGRADER_TEST_LAB_SUBNET", "10.79.0")
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+
+
+def side_lab(suffix: str, offset: int) -> tuple[str, str]:
+    """Name and /24 (``a.b.c``) of a lab beside the session's, for a test module that changes
+    its clouds (upgrades them, breaks them): ``offset`` a multiple of 10, one per module
+    (whole job 50, faults 100-120, dry run 130), so no two labs of any worker meet."""
+    a, b, c = _BASE_SUBNET.split(".")
+    name = f"{_BASE_NAME}{WORKER or ''}{suffix}"
+    return name, f"{a}.{b}.{(int(c) + offset + WORKER) % 256}"
+
+
+NAME, SUBNET = side_lab("", 0)
 
 pytestmark = pytest.mark.lab
 

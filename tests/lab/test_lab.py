@@ -14,7 +14,7 @@ from pathlib import Path
 import ansible_runner
 import pytest
 
-from tests.lab.conftest import upgrader
+from tests.lab.conftest import side_lab, upgrader
 from tests.support.oned import wait_for
 from upgrader.lab import hosts as hs
 from upgrader.opennebula import OneClient
@@ -271,8 +271,8 @@ def test_lab_commands_without_root_say_so_in_one_line(lab):
 
 
 def test_lab_down_leaves_nothing_behind(lab, tmp_path):
-    name = "utdown"
-    upgrader("lab", "up", "--name", name, "--subnet", "10.79.1.0/24", "--vms", "2")
+    name, subnet = side_lab("down", 140)
+    upgrader("lab", "up", "--name", name, "--subnet", f"{subnet}.0/24", "--vms", "2")
     started = time.monotonic()
     upgrader("lab", "down", "--name", name)
     print(f"\n[lab] lab down took {time.monotonic() - started:.1f} s")
