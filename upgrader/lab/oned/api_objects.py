@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
+from upgrader.lab.oned import leases
 from upgrader.lab.oned import template as tpl
 from upgrader.lab.oned.api import Api, handles
 from upgrader.lab.oned.cloud import INTERNAL, OneFailure, not_found, sha1
@@ -159,49 +161,57 @@ def _vn_allocate(api: Api, user: User, text: str, cluster_id: int = -1) -> int:
     c = api.c
     attrs = api.parse(text, "virtual network")
     name = tpl.get(attrs, "NAME") or ""
-    if not name:
-        raise OneFailure(INTERNAL, "Error allocating a new virtual network. No NAME in template.")
+    if not name or len(name) > 128:
+        why = "NAME cannot be empty." if not name else "NAME is too long; max length is 128 chars."
+        raise OneFailure(INTERNAL, f"Error allocating a new virtual network. {why}")
     cluster = None
     if cluster_id != -1:
         cluster = c.pool(Cluster).get(cluster_id)
         if cluster is None:
             raise not_found(Cluster, cluster_id)
     api.unique(VNet, name, "virtual network", "NET")
-    ranged = (tpl.get(attrs, "TYPE") or "RANGED").upper() == "RANGED"
-    net = VNet(
-        **api.owner(user),
-        name=name,
-        type=0 if ranged else 1,
-        bridge=tpl.get(attrs, "BRIDGE") or "",
-        vlan=int((tpl.get(attrs, "VLAN") or "NO").upper() == "YES"),
-        phydev=tpl.get(attrs, "PHYDEV") or "",
-        vlan_id=tpl.get(attrs, "VLAN_ID") or "",
-        cluster_id=cluster_id,
-        cluster=cluster.name if cluster else "",
-        template=attrs,
-    )
-    if ranged:
-        address = tpl.get(attrs, "NETWORK_ADDRESS") or "192.168.0.0"
-        size = {"A": 2**24, "B": 2**16, "C": 256}.get(tpl.get(attrs, "NETWORK_SIZE") or "C") or int(
-            tpl.get(attrs, "NETWORK_SIZE")
-        )
-        base = sum(int(o) << s for o, s in zip(address.split("."), (24, 16, 8, 0), strict=True))
-        first, last = base + 1, base + size - 2
-        net.range = tuple(
-            ".".join(str((n >> s) & 255) for s in (24, 16, 8, 0)) for n in (first, last)
-        )
-        net.total_leases = 0
-    else:
-        for lease in tpl.vectors(attrs, "LEASES"):
-            ip = tpl.vget(lease, "IP") or ""
-            mac = "02:00:" + ":".join(f"{int(o):02x}" for o in ip.split("."))
-            net.leases.append((ip, mac, 0, -1))
-        net.total_leases = 0
+    try:
+        net = _new_vnet(attrs, c.last_oid[VNet] + 1, api.owner(user))
+    except leases.LeaseError as exc:
+        raise OneFailure(INTERNAL, f"Error allocating a new virtual network. {exc}") from None
+    net.cluster_id, net.cluster = cluster_id, cluster.name if cluster else ""
     nid = c.add(VNet, net)
     if cluster is not None:
         cluster.vnets.append(nid)
         c.save(cluster)
     return nid
+
+
+def _new_vnet(attrs: tpl.Attrs, oid: int, owner: dict[str, Any]) -> VNet:
+    """``VirtualNetwork::insert``: the attributes it keeps out of the template, its leases."""
+    kind = leases.erase(attrs, "TYPE").upper()
+    if kind not in ("RANGED", "FIXED"):
+        raise leases.LeaseError(
+            f'Wrong type "{kind}" in template for Virtual Network.'
+            if kind
+            else "No TYPE in template for Virtual Network."
+        )
+    name = leases.erase(attrs, "NAME")
+    phydev, vlan_id = leases.erase(attrs, "PHYDEV"), leases.erase(attrs, "VLAN_ID")
+    vlan = leases.erase(attrs, "VLAN").upper()
+    bridge = leases.erase(attrs, "BRIDGE") or (f"onebr{oid}" if phydev else "")
+    if not bridge:
+        raise leases.LeaseError("No BRIDGE in template for Virtual Network.")
+    net = VNet(
+        **owner,
+        name=name,
+        type=leases.RANGED if kind == "RANGED" else leases.FIXED,
+        bridge=bridge,
+        vlan=int(vlan == "YES" or (not vlan and bool(phydev))),
+        phydev=phydev,
+        vlan_id=vlan_id,
+    )
+    if kind == "RANGED":
+        net.range = leases.ranged(attrs)
+    else:
+        net.leases = leases.fixed(attrs)
+    net.template = attrs
+    return net
 
 
 # -------------------------------------------------------- datastores, clusters

@@ -6,10 +6,11 @@ import hashlib
 from typing import Any
 
 from upgrader.lab.oned import lifecycle as lc
+from upgrader.lab.oned import nics as vm_nics
 from upgrader.lab.oned import template as tpl
 from upgrader.lab.oned.api import Api, handles
 from upgrader.lab.oned.cloud import INTERNAL, XML_RPC_API, OneFailure, not_found
-from upgrader.lab.oned.objects import Datastore, Group, Host, Image, User, Vm, VmTemplate, VNet
+from upgrader.lab.oned.objects import Datastore, Group, Host, Image, User, Vm, VmTemplate
 
 
 @handles("one.vmpool.info")
@@ -43,13 +44,19 @@ def _instantiate(api: Api, user: User, tid: int, name: str) -> int:
 
 
 def create_vm(api: Api, user: User, attrs: tpl.Attrs, name: str | None) -> int:
-    """Allocate a PENDING VM: disks bound to their images, NICs leased from their networks."""
+    """Allocate a PENDING VM as ``VirtualMachine::insert`` does: NICs leased from their
+    networks first, then disks bound to their images; a failure gives the leases back."""
     c = api.c
     oid = c.last_oid[Vm] + 1
     attrs = [(k, list(v) if isinstance(v, list) else v) for k, v in attrs]
     given_name = tpl.get(attrs, "NAME")
-    disks, images = _bind_disks(api, oid, tpl.vectors(attrs, "DISK"))
-    nics, leases = _bind_nics(api, oid, tpl.vectors(attrs, "NIC"))
+    nics = tpl.vectors(attrs, "NIC")  # leased in place, as oned's nic->replace() does
+    try:
+        vm_nics.lease_all(c, user, oid, nics)
+        disks, images = _bind_disks(api, oid, tpl.vectors(attrs, "DISK"))
+    except OneFailure:
+        vm_nics.release_all(c, oid, nics)
+        raise
     attrs = [(k, v) for k, v in attrs if k not in ("DISK", "NIC", "NAME", "VMID")]
     attrs += [("DISK", d) for d in disks] + [("NIC", n) for n in nics]
     vm_name = name or given_name or f"one-{oid}"
@@ -65,9 +72,6 @@ def create_vm(api: Api, user: User, attrs: tpl.Attrs, name: str | None) -> int:
         img.running_vms += 1
         img.state = 8 if (img.persistent and c.version.is_36) else 2
         c.save(img)
-    for net, lease in leases:
-        net.leases.append(lease)
-        c.save(net)
     c.add(Vm, vm)
     return vm.oid
 
@@ -128,58 +132,6 @@ def _bind_disks(
         out.append(bound)
         images.append(img)
     return out, images
-
-
-def _bind_nics(api: Api, vmid: int, nics: list[tpl.Vector]) -> tuple[list[tpl.Vector], list]:
-    out: list[tpl.Vector] = []
-    leases = []
-    for nic in nics:
-        nid = tpl.vget(nic, "NETWORK_ID")
-        net = (
-            api.c.pool(VNet).get(int(nid))
-            if nid and nid.isdigit()
-            else api.c.find(VNet, tpl.vget(nic, "NETWORK") or "")
-        )
-        if net is None:
-            out.append(nic)
-            continue
-        taken = {le[0] for le in net.leases if le[2]} | {le[1][0] for le in leases}
-        ip = next((a for a in _addresses(net) if a not in taken), None)
-        if ip is None:
-            raise OneFailure(
-                INTERNAL,
-                "Error allocating a new virtual machine. "
-                f"Cannot get IP/MAC lease from virtual network {net.oid}.",
-            )
-        mac = "02:00:" + ":".join(f"{int(o):02x}" for o in ip.split("."))
-        out.append(
-            [
-                ("BRIDGE", net.bridge),
-                ("IP", ip),
-                ("MAC", mac),
-                ("NETWORK", net.name),
-                ("NETWORK_ID", str(net.oid)),
-                ("VLAN", "NO"),
-            ]
-        )
-        leases.append((net, (ip, mac, 1, vmid)))
-    return out, leases
-
-
-def _addresses(net: VNet) -> list[str]:
-    if net.range is None:
-        return [le[0] for le in net.leases if not le[2]]
-    a, b = (_ip_int(x) for x in net.range)
-    return [_int_ip(n) for n in range(a, min(b, a + 4096) + 1)]
-
-
-def _ip_int(ip: str) -> int:
-    p = [int(x) for x in ip.split(".")]
-    return (p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]
-
-
-def _int_ip(n: int) -> str:
-    return ".".join(str((n >> s) & 255) for s in (24, 16, 8, 0))
 
 
 @handles("one.vm.deploy")

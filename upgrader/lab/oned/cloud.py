@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from upgrader.lab.oned import leases
 from upgrader.lab.oned.clock import SimClock
 from upgrader.lab.oned.objects import (
     Cluster,
@@ -213,6 +214,8 @@ class Cloud:
         for vid, vm in self.pools[Vm].items():
             if vid in histories:
                 vm.history = histories[vid]
+        for nid, net in self.pools[VNet].items():
+            net.leases = leases.from_bodies(self.store.lease_bodies(nid))
         self.acl = list(self.store.conn.execute("SELECT oid, user, resource, rights FROM acl"))
         self.reindex()
 
@@ -242,10 +245,14 @@ class Cloud:
         with self.store.transaction():
             for cls, oid in deleted:
                 self.store.delete(cls.TABLE, "oid", oid)
+                if cls is VNet:
+                    self.store.delete("leases", "oid", oid)
             for cls, oid in dirty:
                 obj = self.pools[cls].get(oid)
                 if obj is not None:
                     self.store.upsert(cls.TABLE, self.row(obj))
+                if isinstance(obj, VNet):  # oned writes each lease as it changes
+                    self.store.replace_leases(oid, [leases.to_row(oid, le) for le in obj.leases])
             for vid, seq in dirty_history:
                 vm = self.pools[Vm].get(vid)
                 if vm is None:

@@ -17,9 +17,10 @@ import re
 import time
 from typing import Any
 
+from upgrader.lab.oned import nics
 from upgrader.lab.oned import template as tpl
 from upgrader.lab.oned.cloud import ACTION, INTERNAL, Cloud, OneFailure
-from upgrader.lab.oned.objects import History, Host, Image, Vm, VNet
+from upgrader.lab.oned.objects import History, Host, Image, Vm
 from upgrader.lab.oned.virt import Domain
 
 # VM states and LCM states used below.
@@ -498,12 +499,7 @@ def release_resources(c: Cloud, vm: Vm) -> None:
             saved = c.pool(Image)[int(save_as)]
             saved.state = 1
             c.save(saved)
-    for nic in tpl.vectors(vm.template, "NIC"):
-        nid, ip = tpl.vget(nic, "NETWORK_ID"), tpl.vget(nic, "IP")
-        if nid is not None and nid.isdigit() and int(nid) in c.pool(VNet):
-            net = c.pool(VNet)[int(nid)]
-            net.leases = [le for le in net.leases if not (le[0] == ip and le[3] == vm.oid)]
-            c.save(net)
+    nics.release_all(c, vm.oid, tpl.vectors(vm.template, "NIC"))
 
 
 # ------------------------------------------------------------ monitoring

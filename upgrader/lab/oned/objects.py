@@ -351,10 +351,12 @@ class VmTemplate(PoolObject):
 
 
 class VNet(PoolObject):
-    """A virtual network (network_pool); leases are written only by ``one.vn.info``."""
+    """A virtual network (network_pool). Its leases live in the ``leases`` table, not in the
+    body: only ``one.vn.info`` shows them (see ``leases.py``)."""
 
     TAG = "VNET"
     TABLE = "network_pool"
+    cursor = 0  # oned's in-memory ``current`` of the lease search: not stored, 0 at start
     SPEC = [
         *_owner_fields(),
         Field("CLUSTER_ID", "cluster_id", series=S34, default=-1),

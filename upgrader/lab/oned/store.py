@@ -214,3 +214,14 @@ class Store:
     def delete(self, table: str, key: str, value: int) -> None:
         """Delete the rows whose ``key`` equals ``value``."""
         self.conn.execute(f"DELETE FROM {table} WHERE {key}=?", (value,))
+
+    def lease_bodies(self, oid: int) -> list[str]:
+        """The stored bodies of one network's leases (``Leases::select``)."""
+        if "leases" not in self.tables():
+            return []
+        return [r[0] for r in self.conn.execute("SELECT body FROM leases WHERE oid=?", (oid,))]
+
+    def replace_leases(self, oid: int, rows: Iterable[dict[str, object]]) -> None:
+        """Make one network's rows of the ``leases`` table exactly ``rows``."""
+        self.delete("leases", "oid", oid)
+        self.upsert_many("leases", rows)
