@@ -213,6 +213,7 @@ def recreate_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping
     me = _my_uid(client)
     for record in gone:
         key = str(record["id"])
+        _check_addresses_free(client, record, mapping)
         new_id, fresh = _allocate(client, record, mapping, me)
         if fresh:  # at once: the scheduler would place a PENDING VM anywhere
             _place(client, record, new_id, hosts)
@@ -230,6 +231,38 @@ def recreate_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping
         "recreated_now": len(gone),
         "count": len(records),
     }
+
+
+def _check_addresses_free(
+    client: OneClient, record: Mapping[str, Any], mapping: Mapping[str, Any]
+) -> None:
+    """Refuse to re-create ``record`` while another VM holds one of its addresses.
+
+    oned 3.2 refuses such a request with a message that names no address, and frees the
+    holder's lease as it does: asking anyway would end with two VMs on one IP."""
+    wanted = {
+        (str(nic["network_id"]), nic["ip"])
+        for nic in record.get("nics", [])
+        if nic.get("ip") and nic.get("network_id") is not None
+    }
+    if not wanted:
+        return
+    mine = incarnation(mapping, record)
+    for vm in client.vm_pool():
+        if vm.id == mine or vm.is_done:
+            continue
+        held = {(n.get("NETWORK_ID", ""), n.get("IP", "")) for n in vm.nics} & wanted
+        if vm.name == record["name"] and vm.id > mine:
+            continue  # this record's own re-creation from before a crash
+        if held:
+            addresses = ", ".join(sorted(ip for _, ip in held))
+            raise UpgraderError(
+                f"cannot re-create VM {record['id']} ({record['name']}): its address "
+                f"{addresses} is now held by VM {vm.id} ({vm.name})",
+                hint=f"free the address (move VM {vm.id} to another lease or end it), or "
+                f"accept a new address for {record['name']} by removing IP from its record "
+                "in the run's vms.json, then resume",
+            )
 
 
 def incarnation(mapping: Mapping[str, Any], record: Mapping[str, Any]) -> int:
