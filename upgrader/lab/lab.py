@@ -248,6 +248,8 @@ def _prepare_cloud(spec: LabSpec, lab: Path, cloud: str) -> None:
             "--vm-prefix",
             f"{cloud[:4]}-vm",
             "--persistent-disks",
+            "--network",
+            "192.168.100.0" if cloud == "staging" else "192.168.200.0",
         ],
         check=True,
         capture_output=True,

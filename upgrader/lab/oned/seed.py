@@ -43,10 +43,12 @@ def seed_cloud(
     cpu: str = "0.5",
     host_names: list[str] | None = None,
     persistent_disks: bool = False,
+    network: str | None = None,
 ) -> None:
     """Add ``hosts`` monitored hosts and ``vms`` running VMs (round-robin) to ``cloud``;
     with ``persistent_disks`` each VM boots from a persistent image of its own (a hosting
-    site's VMs), else all from one non-persistent base image."""
+    site's VMs), else all from one non-persistent base image; with ``network`` (a /24's
+    address) each VM has a NIC leased from a RANGED network ``lan`` over that /24."""
     api = Api(cloud)
     c = cloud
     with c.lock:
@@ -66,18 +68,31 @@ def seed_cloud(
             img_args += (1,)
         image = _ok(api.call("one.image.allocate", img_args))
         host_ids = sorted(c.pool(Host))
+        nic = ""
+        if network is not None:
+            lan = _ok(
+                api.call(
+                    "one.vn.allocate",
+                    (
+                        session,
+                        f'NAME="lan"\nTYPE=RANGED\nBRIDGE=br0\nNETWORK_ADDRESS={network}\n'
+                        "NETWORK_SIZE=C",
+                        *((-1,) if c.version.has_clusters else ()),  # no cluster
+                    ),
+                )
+            )
+            nic = f"NIC=[NETWORK_ID={lan}]\n"
         for n in range(vms):
             name = f"{vm_prefix}{n + 1:03d}"
             disk = image
             if persistent_disks:
                 own = (
                     session,
-                    f'NAME="{name}-disk"\nPATH="/srv/images/{name}.img"\nSIZE=2048\n'
-                    "PERSISTENT=YES",
+                    f'NAME="{name}-disk"\nPATH="/srv/images/{name}.img"\nSIZE=2048\nPERSISTENT=YES',
                     *img_args[2:],
                 )
                 disk = _ok(api.call("one.image.allocate", own))
-            text = f'NAME="{name}"\nCPU={cpu}\nMEMORY={memory_mb}\nDISK=[IMAGE_ID={disk}]\n'
+            text = f'NAME="{name}"\nCPU={cpu}\nMEMORY={memory_mb}\nDISK=[IMAGE_ID={disk}]\n{nic}'
 
             vmid = _ok(api.call("one.vm.allocate", (session, text)))
             if host_ids:
@@ -110,8 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host-prefix", default="node")
     p.add_argument("--host-names", help="comma-separated host names (instead of --hosts)")
     p.add_argument("--vm-prefix", default="vm")
-    p.add_argument("--persistent-disks", action="store_true",
-                   help="each VM boots from a persistent image of its own")
+    p.add_argument(
+        "--persistent-disks",
+        action="store_true",
+        help="each VM boots from a persistent image of its own",
+    )
+    p.add_argument(
+        "--network", metavar="ADDRESS", help="give each VM a NIC on a RANGED network over this /24"
+    )
     args = p.parse_args(argv)
     try:
         user, password = read_one_auth(args.one_auth)
@@ -128,9 +149,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     names = args.host_names.split(",") if args.host_names else None
     hosts = len(names) if names else args.hosts
-    seed_cloud(cloud, f"{user}:{password}", hosts=hosts, vms=args.vms,
-               host_prefix=args.host_prefix, host_names=names, vm_prefix=args.vm_prefix,
-               persistent_disks=args.persistent_disks)
+    seed_cloud(
+        cloud,
+        f"{user}:{password}",
+        hosts=hosts,
+        vms=args.vms,
+        host_prefix=args.host_prefix,
+        host_names=names,
+        vm_prefix=args.vm_prefix,
+        persistent_disks=args.persistent_disks,
+        network=args.network,
+    )
     cloud.store.close()
     print(f"seeded {hosts} hosts and {args.vms} VMs into {db}")
     return 0
