@@ -143,6 +143,23 @@ def check_journal(events: list[dict[str, Any]]) -> list[str]:
     return [f"{s['id']:<34} {finished[s['id']]['duration']:8.1f} s" for s in plan]
 
 
+def check_backups_journaled(lab: dict[str, Any], cloud: str, events: list[dict[str, Any]]) -> None:
+    """Each hop's backup step journaled the checksums of the database and /etc/one backups
+    on the controller, and they are the files' checksums on the front end."""
+    backups = [
+        e["outcome"]["data"]["upgrader_backup"]
+        for e in events
+        if e["type"] == "step_finished" and e["step"].endswith("/backup")
+    ]
+    assert len(backups) == 2  # 3.2 -> 3.4 and 3.4 -> 3.6
+    front = members(lab, cloud)[0].name
+    for backup in backups:
+        for kind in ("db", "conf"):
+            entry = backup[front]["files"][kind]
+            on_host = sh(lab, front, f"sha256sum {entry['path']}").split()[0]
+            assert entry["sha256"] == on_host
+
+
 def test_staging_then_production_take_both_clouds_to_3_6_with_nothing_lost(job_lab) -> None:
     lab = job_lab
     config = str(lab["dir"] / "upgrader.yml")
@@ -163,8 +180,10 @@ def test_staging_then_production_take_both_clouds_to_3_6_with_nothing_lost(job_l
         assert result.returncode == 0, result.stderr[-3000:]
         run_id = result.stdout.strip().splitlines()[-1]
         assert run_id.startswith(f"{cloud}-")
-        table = check_journal(journal_of(lab, run_id))
+        events = journal_of(lab, run_id)
+        table = check_journal(events)
         print(f"\n[{cloud}] {run_id}\n" + "\n".join(table))
+        check_backups_journaled(lab, cloud, events)
 
         assert oned_version(lab, cloud) == "3.6 3.6.0-1"
         vms_before, cluster_before = before[cloud]
