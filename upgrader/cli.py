@@ -63,7 +63,7 @@ def render_plan(p: Any) -> str:
         hosts = f" [{s.limit}]" if s.limit else ""
         lines.append(f"  {s.id:<40} {s.estimate:>6.0f} s{hosts}{mark}")
     for f in p.findings:
-        kind = "INHIBITOR" if f.inhibitor and not f.accepted else f.severity
+        kind = "accepted" if f.accepted else "INHIBITOR" if f.inhibitor else f.severity
         lines.append(f"  {kind}: {f.key}: {f.message} ({f.remediation})")
     lines.append(f"fingerprint {p.fingerprint[:12]}")
     return "\n".join(lines)
@@ -73,7 +73,8 @@ def render_plan(p: Any) -> str:
 @click.argument("target")
 @_config
 @_stage
-@click.option("--dry-run", is_flag=True, help="change nothing: check mode and a report")
+@click.option("--dry-run", is_flag=True,
+              help="change nothing: show the plan, the VMs it moves, the preflight and check mode")
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @click.option("--accept", multiple=True, metavar="KEY", help="accept a finding by its key")
 @click.option("--take-over", is_flag=True, help="take over a stale run lock")
@@ -93,9 +94,64 @@ def run(target: str, config: Path | None, stage: bool, dry_run: bool, yes: bool,
     if without_rehearsal is not None and not without_rehearsal.strip():
         raise UsageError("--without-rehearsal needs a reason",
                          hint='e.g. --without-rehearsal "staging is down, CAB 4711 approved"')
-    run_id = runs.start_run(ws, runs.StartOptions(
-        target, dry_run, accept, take_over, without_rehearsal, _progress, confirm))
-    click.echo(run_id)
+    opts = runs.StartOptions(target, dry_run, accept, take_over, without_rehearsal, _progress,
+                             confirm)
+    if dry_run:
+        from upgrader import dryrun
+
+        result = dryrun.start(ws, opts)
+        click.echo(render_dry_run(result))
+        sys.exit(result.verdict.exit_code)
+    click.echo(runs.start_run(ws, opts))
+
+
+def render_dry_run(d: Any) -> str:
+    """What a dry run found, ending with the line that says what the real run would do."""
+    lines = [f"dry run {d.run_id} (journal {d.journal})", render_plan(d.plan)]
+    points = [s.id for s in d.plan.steps if s.point_of_no_return]
+    if points:
+        lines.append(f"point of no return: {', '.join(points)} (once past it, going back "
+                     "means restoring the hop's backup)")
+    lines += _render_vms(d.impact)
+    lines.append(f"preflight: the gates before {d.preflight_step}, on the cloud as it is now:"
+                 if d.preflight else "preflight: the first step names no gates")
+    for r in d.preflight:
+        hint = f" (hint: {r.hint})" if r.hint and r.verdict != "pass" else ""
+        lines.append(f"  {r.verdict.upper()} {r.gate}: {r.evidence.get('summary', '')}{hint}")
+    if d.skipped_gates:
+        lines.append(f"  {d.skipped_gates} later gate checks skipped: they would judge a cloud "
+                     "the steps before them had changed")
+    lines.append("check mode, each playbook once with diff (host: tasks that would change; "
+                 "commands do not run in check mode and are not counted):")
+    for c in d.checks:
+        said = (", ".join(f"{h}: {n}" for h, n in c.changes.items() if n) or "no change"
+                if c.predicted else f"check mode could not predict this step: {c.reason}")
+        lines.append(f"  {c.group.label:<34} {c.group.playbook:<26} {said}")
+    if d.lock_note:
+        lines.append(f"run lock: {d.lock_note}: the real run needs --take-over")
+    lines.append(d.verdict.line)
+    return "\n".join(lines)
+
+
+def _render_vms(impact: Any) -> list[str]:
+    lines = []
+    if impact.shut_down_hop:
+        lines.append(f"VMs shut down for onedb in {impact.shut_down_hop} and re-created on "
+                     f"their hosts ({len(impact.shut_down)}):")
+        lines.append(f"  {'id':>4}  {'name':<20} {'owner':<12} {'host':<12} {'state':<10} "
+                     "non-persistent disks")
+        for vm in impact.shut_down:
+            lines.append(f"  {vm.id:>4}  {vm.name:<20} {vm.owner:<12} {vm.host or '-':<12} "
+                         f"{vm.state:<10} {', '.join(vm.nonpersistent_disks) or 'none'}")
+    if impact.drains:
+        lines.append("VMs live-migrated off each host before its upgrade, and moved back after:")
+    for drain in impact.drains:
+        moves = ", ".join(f"{m.id} {m.name} ({m.owner}) -> {m.to or 'nowhere: ' + m.why}"
+                          for m in drain.moves)
+        lines.append(f"  {drain.step:<24} {','.join(drain.hosts)}: {moves or 'no VMs'}")
+    if impact.ids_change:
+        lines.append("  (the ids are today's: the VMs re-created for onedb get new ones)")
+    return lines
 
 
 @cli.command()
@@ -132,7 +188,8 @@ def status(run_id: str | None, config: Path | None, stage: bool, as_json: bool) 
         click.echo(json.dumps(data, indent=1, default=str))
         return
     for row in [data] if run_id else data:
-        click.echo(f"{row['run_id']:<36} {row.get('status', '?'):<10} "
+        word = row.get("status", "?") + (" (dry run)" if row.get("dry_run") else "")
+        click.echo(f"{row['run_id']:<36} {word:<10} "
                    f"{row.get('steps_done', 0)}/{row.get('steps', 0)} steps"
                    + (f", next {row['next_step']}" if row.get("next_step") else ""))
 

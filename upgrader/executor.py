@@ -88,6 +88,8 @@ def execute(
     Raises ``GateFailedError`` / ``PlaybookFailedError`` after undoing what the run
     registered; every transition is in the journal before the next one starts.
     """
+    if ctx.dry_run:  # a dry run judges only its preflight and runs no step (upgrader.dryrun)
+        raise UpgraderError("the executor does not walk a dry run: upgrader.dryrun.walk does")
     steps = list(ctx.plan.steps)
     index = 0 if start_at is None else next(i for i, s in enumerate(steps) if s.id == start_at)
     attempts = dict(attempt_of or {})
@@ -113,7 +115,7 @@ def _run_step(ctx: RunContext, step: PlannedStep, n: int, attempt: int) -> None:
     _gates(ctx, step, step.gates_before, "before")
     _snapshots(ctx, step)
     if step.undo and not ctx.dry_run:
-        undo = ctx.undo_steps[step.undo]
+        undo = _undo_step(ctx, step.id, step.undo) or ctx.undo_steps[step.undo]
         ctx.journal.record(
             EventType.UNDO_REGISTERED, step=step.id, undo_id=step.undo, description=undo.title
         )
@@ -301,7 +303,7 @@ def run_pending_undo(ctx: RunContext, *, reason: str, failed: bool = False) -> N
     state = replay(ctx.journal.events())
     limits = {s.id: s.limit for s in ctx.plan.steps}
     for undo in state.pending_undo:
-        step = ctx.undo_steps.get(undo.undo_id)
+        step = _undo_step(ctx, undo.step, undo.undo_id)
         if step is None:
             continue
         ponr = _guarding_point(ctx.plan, undo.step)
@@ -325,6 +327,13 @@ def run_pending_undo(ctx: RunContext, *, reason: str, failed: bool = False) -> N
             undo_id=undo.undo_id,
             outcome=_summary(outcome),
         )
+
+
+def _undo_step(ctx: RunContext, registered_by: str | None, undo_id: str) -> Step | None:
+    """The undo step ``undo_id`` of the hop of the step that registered it: two hops'
+    runbooks define restore-frontend, each with its own previous version."""
+    hop = (registered_by or "").partition("/")[0]
+    return ctx.undo_steps.get(f"{hop}/{undo_id}") or ctx.undo_steps.get(undo_id)
 
 
 def _guarding_point(plan: Plan, step_id: str) -> str | None:

@@ -41,6 +41,10 @@ class EventType(enum.StrEnum):
     RUN_FINISHED = "run_finished"  # (none)
     SNAPSHOT = "snapshot"  # step, what, data
     NOTE = "note"  # text
+    # A dry run (run_started dry_run=true) journals what it predicts instead of doing it:
+    DRY_RUN_VMS = "dry_run_vms"  # shut_down, shut_down_hop, drains, ids_change
+    DRY_RUN_CHECK = "dry_run_check"  # check, hop, playbook, steps, limit, predicted, changes, ...
+    GATES_SKIPPED = "gates_skipped"  # count, gates, reason (every gate phase but the preflight)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from upgrader.journal import (
     resume_decision,
 )
 from upgrader.opennebula import OneClient
-from upgrader.planner import Plan, PlannedStep, _digest, build_plan
+from upgrader.planner import CloudFacts, Finding, Plan, PlannedStep, _digest, build_plan
 from upgrader.runbook import GateSpec, Runbook, Step, load_runbook
 from upgrader.runlock import RunLock, read_lock, stale_reason
 from upgrader.versions import hop_path, series_of
@@ -134,9 +134,14 @@ def prepare_plan(
     target: str,
     accepted: Sequence[str] = (),
     without_rehearsal: str | None = None,
+    *,
+    facts: CloudFacts | None = None,
 ) -> tuple[Plan, dict[tuple[str, str], Runbook]]:
-    """Facts -> plan, checked against the gates this site knows and the rehearsal rule."""
-    facts = gather_facts(client, ws.env.name, ws.env.inventory)
+    """Facts -> plan, checked against the gates this site knows and the rehearsal rule.
+
+    ``facts`` gathered by the caller (a dry run shows the VMs of the very same look)."""
+    if facts is None:
+        facts = gather_facts(client, ws.env.name, ws.env.inventory)
     hops = hop_path(facts.version, target)
     runbooks = runbooks_for(ws.site, hops)
     plan = build_plan(
@@ -175,8 +180,14 @@ def observer(ws: Workspace) -> HostObserver:
 
 
 def undo_steps(runbooks: Mapping[Any, Runbook]) -> dict[str, Step]:
-    """The undo-only steps, by id."""
-    return {s.id: s for rb in runbooks.values() for s in rb.steps if s.undo_only}
+    """The undo-only steps, by ``<hop>/<id>`` (each hop's runbook has its own
+    restore-frontend, with its own versions) and by bare id for the last hop."""
+    out: dict[str, Step] = {}
+    for hop, rb in runbooks.items():
+        for s in rb.steps:
+            if s.undo_only:
+                out[f"{'-'.join(hop)}/{s.id}"] = out[s.id] = s
+    return out
 
 
 def new_run_id(environment: str) -> str:
@@ -198,19 +209,26 @@ class StartOptions:
 
 
 def start_run(ws: Workspace, opts: StartOptions) -> str:
-    """Plan, lock, journal and execute; returns the run id."""
+    """Plan, lock, journal and execute; returns the run id.
+
+    A dry run goes to ``upgrader.dryrun`` (no lock, no step run); its verdict is in its
+    journal and in what ``dryrun.start`` returns."""
+    if opts.dry_run:
+        from upgrader import dryrun  # noqa: PLC0415 - dryrun builds on this module
+
+        return dryrun.start(ws, opts).run_id
     client = client_for(ws.env)
     plan, runbooks = prepare_plan(
         ws, client, opts.target, opts.accept, without_rehearsal=opts.without_rehearsal
     )
-    if plan.inhibitors and not opts.dry_run:
+    if plan.inhibitors:
         first = plan.inhibitors[0]
         raise InhibitedError(
             f"{len(plan.inhibitors)} inhibitor(s) block the run: "
             + "; ".join(f"{f.key}: {f.message}" for f in plan.inhibitors),
             hint=first.remediation,
         )
-    if not opts.dry_run and not opts.confirm(plan):
+    if not opts.confirm(plan):
         raise UsageError(
             "not confirmed: nothing was changed", hint="pass --yes to skip the question"
         )
@@ -228,7 +246,7 @@ def start_run(ws: Workspace, opts: StartOptions) -> str:
             fingerprint=plan.resume_fingerprint,
             identity=plan.fingerprint,
             plan=plan.to_dict(),
-            dry_run=opts.dry_run,
+            dry_run=False,
         )
         if lock.previous is not None:
             journal.record(
@@ -238,23 +256,26 @@ def start_run(ws: Workspace, opts: StartOptions) -> str:
             )
         for f in plan.findings:
             if f.accepted:
-                reason = (
-                    f"--without-rehearsal: {opts.without_rehearsal}"
-                    if f.key == rehearsal.KEY
-                    else "--accept"
-                )
+                reason = accepted_reason(f, opts.without_rehearsal)
                 journal.record(EventType.FINDING_ACCEPTED, key=f.key, reason=reason)
         opts.progress(
             f"[run] {run_id}: {len(plan.steps)} steps, {plan.current_version} -> "
             f"{plan.target_version} on {ws.env.name}"
         )
-        execute(_context(ws, client, plan, runbooks, journal, run_id, opts.dry_run, opts.progress))
+        execute(run_context(ws, client, plan, runbooks, journal, run_id, False, opts.progress))
     finally:
         lock.release()
     return run_id
 
 
-def _context(
+def accepted_reason(finding: Finding, without_rehearsal: str | None) -> str:
+    """How the operator accepted ``finding``, as the journal says it."""
+    if finding.key == rehearsal.KEY:
+        return f"--without-rehearsal: {without_rehearsal}"
+    return "--accept"
+
+
+def run_context(
     ws: Workspace,
     client: OneClient,
     plan: Plan,
@@ -297,8 +318,9 @@ def plan_from_dict(data: Mapping[str, Any]) -> Plan:
     return Plan(**values)
 
 
-def find_run(ws: Workspace, run_id: str | None) -> Path:
-    """The run directory of ``run_id``, or of the newest run of the environment."""
+def find_run(ws: Workspace, run_id: str | None, *, real_only: bool = False) -> Path:
+    """The run directory of ``run_id``, or of the newest run of the environment (the newest
+    real one with ``real_only``: a dry run is nothing to resume)."""
     runs = ws.site.runs_dir
     if run_id:
         path = runs / run_id
@@ -309,9 +331,28 @@ def find_run(ws: Workspace, run_id: str | None) -> Path:
         (p for p in runs.glob(f"{ws.env.name}-*") if (p / "journal.jsonl").is_file()),
         key=lambda p: p.name,
     )
+    if real_only:
+        candidates = [p for p in candidates if not _is_dry_run(p)]
     if not candidates:
         raise UsageError(f"no run of {ws.env.name} in {runs}", hint="upgrader run TARGET")
     return candidates[-1]
+
+
+def _is_dry_run(run_dir: Path) -> bool:
+    try:
+        events = read_events(run_dir / "journal.jsonl")
+    except JournalError:
+        return False  # resume says what is wrong with it
+    return bool(events) and bool(events[0].get("dry_run"))
+
+
+def _refuse_dry_run(state: Any, what: str) -> None:
+    if state.dry_run:
+        raise UsageError(
+            f"run {state.run_id} is a dry run: it changed nothing, so there is nothing to {what}",
+            hint=f"`upgrader run {state.target} --dry-run` rehearses again; "
+            f"`upgrader run {state.target}` does it",
+        )
 
 
 def resume_run(
@@ -323,8 +364,9 @@ def resume_run(
     progress: Callable[[str], None] = print,
 ) -> str:
     """Continue a paused, failed or interrupted run from its journal."""
-    run_dir = find_run(ws, run_id)
+    run_dir = find_run(ws, run_id, real_only=True)
     state = replay(read_events(run_dir / "journal.jsonl"))
+    _refuse_dry_run(state, "resume")
     if state.environment != ws.env.name:
         ws = workspace(ws.site.path, state.environment)
     plan = plan_from_dict(state.plan)
@@ -372,7 +414,7 @@ def resume_run(
         )
         progress(f"[run] {state.run_id} resumes at {decision.step or 'the end'}")
         client = client_for(ws.env)
-        ctx = _context(ws, client, plan, runbooks, journal, state.run_id, state.dry_run, progress)
+        ctx = run_context(ws, client, plan, runbooks, journal, state.run_id, False, progress)
         ctx.snapshots.update(state.snapshots)
         if decision.step is None:  # every step is done: only the end of the run is left
             finish(ctx)
@@ -395,6 +437,7 @@ def abort_run(ws: Workspace, run_id: str, progress: Callable[[str], None] = prin
     """Ask a running run to stop at its next safe point; undo a stopped one now."""
     run_dir = find_run(ws, run_id)
     state = replay(read_events(run_dir / "journal.jsonl"))
+    _refuse_dry_run(state, "abort")
     if state.status in (RunStatus.SUCCEEDED, RunStatus.ABORTED):
         raise UsageError(f"run {run_id} is {state.status.value}: nothing to abort")
     holder = read_lock(ws.lock_dir, state.environment)
@@ -413,8 +456,8 @@ def abort_run(ws: Workspace, run_id: str, progress: Callable[[str], None] = prin
         _kill_leftovers(journal)
         plan = plan_from_dict(state.plan)
         runbooks = runbooks_for(ws.site, plan.hops)
-        ctx = _context(
-            ws, client_for(ws.env), plan, runbooks, journal, run_id, state.dry_run, progress
+        ctx = run_context(
+            ws, client_for(ws.env), plan, runbooks, journal, run_id, False, progress
         )
         journal.record(EventType.RUN_ABORT_REQUESTED, reason="upgrader abort")
         run_pending_undo(ctx, reason="aborted", failed=True)
@@ -445,6 +488,7 @@ def summary(state: Any) -> dict[str, Any]:
         "environment": state.environment,
         "target": state.target,
         "status": state.status.value,
+        "dry_run": state.dry_run,
         "steps_done": done,
         "steps": len(state.plan.get("steps", [])),
         "next_step": state.resume_point,

@@ -68,14 +68,14 @@ def test_dry_run_changes_nothing_and_says_what_would_change(cloud):
     root, config, sim = cloud
     before = sim.call("one.hostpool.info")
     result = site.upgrader(config, "run", "3.6", "--stage", "--dry-run", check=True)
-    run_id = result.stdout.strip()
+    run_id = result.stdout.split()[2]  # "dry run <run id> (journal ...)"
     assert site.markers(root) == [] and not (root / "markers.state").exists()
     assert sim.call("one.hostpool.info").count("<HOST>") == before.count("<HOST>")
     changes = [
         c
         for e in journal_of(root, run_id)
-        if e.type == "step_finished"
-        for c in e.get("outcome")["changed"]
+        if e.type == "dry_run_check"
+        for c in e.get("tasks")
     ]
     assert any("prepare node01 done" in json.dumps(c) for c in changes)
     assert not [e for e in journal_of(root, run_id) if e.type == "undo_registered"]

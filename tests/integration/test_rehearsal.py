@@ -29,7 +29,7 @@ def test_production_is_refused_until_staging_passed_the_same_plan(cloud):
     assert not list((root / "runs").glob("production-*"))  # nothing started
 
     dry = site.upgrader(config, "run", "3.6", "--stage", "--dry-run", "--yes", check=True)
-    assert dry.stdout.strip().startswith("staging-")
+    assert dry.stdout.startswith("dry run staging-")
     still = site.upgrader(config, "run", "3.6", "--yes")
     assert still.returncode == 5, "a dry run is no rehearsal"
 
