@@ -160,14 +160,25 @@ def drain_host(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[s
     try:
         for host in hosts:
             moved[host.name] = _drain_one(client, step, ctx, host, batch)
-    except UpgraderError:
+    except UpgraderError as exc:
+        enabled = []
         for host in hosts:
             if _disabled_by_run(ctx, host.name):
                 host_enable(client, host.id, enable=True)
                 _mark_enabled(ctx, host.name)
+                enabled.append(host.name)
                 ctx.progress(f"{_tag(step)} host {host.name} enabled again after the failure")
-        raise
+        raise _stopped(step, exc, enabled) from exc
     return {"drained": moved}
+
+
+def _stopped(step: StepLike, exc: UpgraderError, enabled: Sequence[str]) -> UpgraderError:
+    """The drain's failure as the operator reads it: the step, what went wrong, and that the
+    hosts it had disabled take VMs again (the exit code of the cause is kept)."""
+    note = f"; {', '.join(enabled)} enabled again" if enabled else ""
+    stopped = UpgraderError(f"step {step_id(step)}: {exc}{note}", hint=exc.hint)
+    stopped.exit_code = exc.exit_code
+    return stopped
 
 
 def _disabled_by_run(ctx: ContextLike, name: str) -> bool:
@@ -220,6 +231,9 @@ def _drain_one(
     interval = seconds(step, "poll_interval", 2.0)
     for vid, entry in vms.items():  # a migration in flight when the run stopped
         if entry["status"] == "migrating":
+            if _back_on_source(client, int(vid), entry):
+                entry["status"] = "rolled back"  # oned gave up on it: the loop tries again
+                continue
             _await(client, ctx, int(vid), entry, budget, interval)
             entry["status"] = "moved"
     _save_drained(ctx, host.name, hop, vms)
@@ -249,6 +263,12 @@ def _drain_one(
         _save_drained(ctx, host.name, hop, vms)
     ctx.progress(f"{_tag(step)} host {host.name} drained ({len(vms)} VMs moved)")
     return {vid: e["to"] for vid, e in sorted(vms.items())}
+
+
+def _back_on_source(client: OneClient, vid: int, entry: Mapping[str, Any]) -> bool:
+    """Whether oned ended the migration by leaving the VM running where it was."""
+    vm = client.vm(vid)
+    return vm.is_running and vm.host == entry["from"]
 
 
 def _settle(
@@ -294,11 +314,31 @@ def _await(
         )
 
     if not wait_until(ctx, ctx.clock() + budget, interval, arrived):
-        raise UpgraderError(
-            f"live migration of VM {vid} ({entry['name']}) from {entry['from']} to "
-            f"{entry['to']} did not finish within {budget:g}s",
-            hint="look at the VM (onevm show) and libvirtd on both hosts, then resume the run",
-        )
+        raise _overdue(client, ctx, vid, entry, budget)
+
+
+def _overdue(
+    client: OneClient, ctx: ContextLike, vid: int, entry: Mapping[str, Any], budget: float
+) -> UpgraderError:
+    """A migration past its budget. OpenNebula 3.x cannot cancel a live migration, so the
+    VM stays where oned has it (usually MIGRATE) and the operator is told what to wait for."""
+    try:
+        vm = client.vm(vid)
+        now = f"{vm.state.name}/{vm.lcm_state.name}"
+        if vm.host and vm.lcm_state is not LcmState.MIGRATE:  # MIGRATE: between two hosts
+            now += f" on {vm.host}"
+    except UpgraderError as exc:  # oned not answering is worth saying too
+        now = f"unknown (oned: {exc})"
+    run_id = getattr(ctx, "run_id", "")
+    resume = f"`upgrader resume {run_id}`" if run_id else "resume the run"
+    return UpgraderError(
+        f"live migration of VM {vid} ({entry['name']}) from {entry['from']} to "
+        f"{entry['to']} did not finish within {budget:g}s; the VM is {now} "
+        "(OpenNebula 3.x cannot cancel a live migration)",
+        hint=f"do not touch the VM while oned migrates it: check libvirtd and the network "
+        f"between {entry['from']} and {entry['to']}, wait until `onevm show {vid}` says "
+        f"RUNNING (on either host), then {resume}",
+    )
 
 
 # --------------------------------------------------------------------- move-back-vms
