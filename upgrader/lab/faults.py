@@ -12,6 +12,17 @@ Each fault changes what the matching real tool shows, and ``--clear`` puts it ba
 | corrupt-copy | one byte flipped in the largest file on the export | checksums |
 | slow-migration | live migrations hang until cleared | oned (MIGRATE) |
 | puppet-enabled | the Puppet agent enabled where it was held | puppet agent |
+| package-missing | newer opennebula packages gone from the lab's apt repository | apt-get |
+
+package-missing takes away every ``opennebula`` (front-end) release newer than the one the
+cloud's front end runs, for both clouds (they share the repository); ``--clear`` puts them
+back. Nothing checks package availability before a run, so the upgrade meets it at
+``apt-get install``, after the backup and before ``onedb upgrade``.
+
+What a fault tells oned (a crashed libvirtd, an unreachable host, a hanging migration path)
+is also written to ``/srv/lab/<cloud>/one/lab-faults.json``, which the lab's init script
+hands to oned again when it starts: the fault lives outside oned, so restarting oned (as
+every front-end upgrade does) must not heal it.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from typing import Any
 from upgrader.lab import hosts as hs
 from upgrader.lab.hosts import LabError, LabHost
 from upgrader.lab.lab import lab_dir, load_spec
+from upgrader.lab.packages import RELEASES, write_index
 
 FAULTS = (
     "libvirtd-crash",
@@ -35,6 +47,7 @@ FAULTS = (
     "corrupt-copy",
     "slow-migration",
     "puppet-enabled",
+    "package-missing",
 )
 FENCE_AGENT = "/usr/sbin/fence_ipmilan"
 
@@ -64,6 +77,25 @@ def _oned(spec: Any, cloud: str) -> xmlrpc.client.ServerProxy:
     return xmlrpc.client.ServerProxy(f"http://{front.ip}:2633/RPC2")
 
 
+def _oned_faults_file(lab: Path, cloud: str) -> Path:
+    """Read by the init script of the lab's opennebula package (packages.py) at start."""
+    return lab / "share" / cloud / "one" / "lab-faults.json"
+
+
+def _tell_oned(lab: Path, spec: Any, cloud: str, name: str, target: str, *, on: bool) -> None:
+    """Set (or clear) a fault in the cloud's oned and in the file a restarted oned reads."""
+    path = _oned_faults_file(lab, cloud)
+    known = json.loads(path.read_text()) if path.exists() else []
+    known = [f for f in known if (f["name"], f["target"]) != (name, target)]
+    if on:
+        known.append({"name": name, "target": target, "params": {}})
+        path.write_text(json.dumps(known, indent=1))  # first: an oned starting now reads it
+        _oned(spec, cloud).lab.fault.set(name, target, {})
+    else:
+        _oned(spec, cloud).lab.fault.clear(name, target)
+        path.write_text(json.dumps(known, indent=1))
+
+
 def apply(
     name: str, fault: str, *, host: str | None = None, cloud: str | None = None, clear: bool = False
 ) -> str:
@@ -75,7 +107,11 @@ def apply(
     state_file = lab / "faults.json"
     state: dict[str, Any] = json.loads(state_file.read_text()) if state_file.exists() else {}
     target = _pick(
-        spec, host, cloud, nfs=fault in ("nfs-full", "corrupt-copy"), frontend=fault == "oned-down"
+        spec,
+        host,
+        cloud,
+        nfs=fault in ("nfs-full", "corrupt-copy"),
+        frontend=fault in ("oned-down", "package-missing"),
     )
     key = f"{fault}@{target.name}"
     if clear:
@@ -95,11 +131,11 @@ def apply(
 def _inject(lab: Path, spec: Any, fault: str, h: LabHost) -> Any:
     if fault == "libvirtd-crash":
         hs.enter(lab, h.name, "sh", "-c", "kill -SEGV $(cat /var/run/libvirtd.pid)")
-        _oned(spec, h.cloud).lab.fault.set("libvirtd-crash", h.name, {})
+        _tell_oned(lab, spec, h.cloud, "libvirtd-crash", h.name, on=True)
     elif fault == "oned-down":
         hs.enter(lab, h.name, "/etc/init.d/opennebula", "stop")
     elif fault == "host-unreachable":
-        _oned(spec, h.cloud).lab.fault.set("host-unreachable", h.name, {})
+        _tell_oned(lab, spec, h.cloud, "host-unreachable", h.name, on=True)
         hs.run("ip", "-n", h.name, "link", "set", "eth0", "down")
     elif fault == "stonith-agent-broken":
         hs.enter(
@@ -136,7 +172,9 @@ def _inject(lab: Path, spec: Any, fault: str, h: LabHost) -> Any:
         _flip(lab, h, path)
         return {"path": path}
     elif fault == "slow-migration":
-        _oned(spec, h.cloud).lab.fault.set("migration-hang", "", {})
+        _tell_oned(lab, spec, h.cloud, "migration-hang", "", on=True)
+    elif fault == "package-missing":
+        return {"held": _hold_packages(lab, h)}
     elif fault == "puppet-enabled":
         lock = Path("/var/cache/puppet/state/agent_disabled.lock")
         held = hs.enter(lab, h.name, "cat", str(lock), check=False)
@@ -180,17 +218,16 @@ def _flip(lab: Path, h: LabHost, path: str) -> None:
 def _clear(lab: Path, spec: Any, fault: str, h: LabHost, data: Any) -> None:
     if fault == "libvirtd-crash":
         hs.enter(lab, h.name, "/etc/init.d/libvirtd", "start")
-        oned = _oned(spec, h.cloud)
-        oned.lab.fault.clear("libvirtd-crash", h.name)
-        _destroy_strays(lab, oned, h)
+        _tell_oned(lab, spec, h.cloud, "libvirtd-crash", h.name, on=False)
+        _destroy_strays(lab, _oned(spec, h.cloud), h)
     elif fault == "oned-down":
         hs.enter(lab, h.name, "/etc/init.d/opennebula", "start")
     elif fault == "host-unreachable":
         hs.run("ip", "-n", h.name, "link", "set", "eth0", "up")
         hs.run("ip", "-n", h.name, "route", "replace", "default", "via", f"{spec.subnet}.1")
-        oned = _oned(spec, h.cloud)
-        oned.lab.fault.clear("host-unreachable", h.name)
-        _destroy_strays(lab, oned, h)  # the hook may have started its VMs elsewhere
+        _tell_oned(lab, spec, h.cloud, "host-unreachable", h.name, on=False)
+        # the hook may have started its VMs elsewhere
+        _destroy_strays(lab, _oned(spec, h.cloud), h)
     elif fault == "stonith-agent-broken":
         hs.enter(lab, h.name, "cp", "-p", "/var/lib/lab-fence_ipmilan.orig", FENCE_AGENT)
     elif fault == "nfs-full":
@@ -198,6 +235,46 @@ def _clear(lab: Path, spec: Any, fault: str, h: LabHost, data: Any) -> None:
     elif fault == "corrupt-copy":
         _flip(lab, h, data["path"])
     elif fault == "slow-migration":
-        _oned(spec, h.cloud).lab.fault.clear("migration-hang", "")
+        _tell_oned(lab, spec, h.cloud, "migration-hang", "", on=False)
+    elif fault == "package-missing":
+        _release_packages(lab, data["held"])
     elif fault == "puppet-enabled" and data.get("reason") is not None:
         hs.enter(lab, h.name, "puppet", "agent", "--disable", data["reason"] or "held")
+
+
+# ------------------------------------------------------------------ package-missing
+def _release_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version.partition("-")[0]))
+
+
+def _repo_dirs(lab: Path) -> tuple[Path, Path]:
+    """The lab's apt repository and, on the same mount, where taken packages wait."""
+    return lab / "share" / "repo", lab / "share" / "repo-held"
+
+
+def _hold_packages(lab: Path, front: LabHost) -> list[str]:
+    """Take every opennebula package newer than the front end's out of the repository."""
+    installed = hs.enter(
+        lab, front.name, "dpkg-query", "--show", "--showformat=${Version}", "opennebula"
+    ).stdout.strip()
+    newer = [v for v in RELEASES if _release_key(v) > _release_key(installed)]
+    if not newer:
+        raise LabError(
+            f"{front.name} runs opennebula {installed}: no newer release to take away",
+            hint="package-missing needs a cloud that is not on the newest lab release",
+        )
+    repo, held = _repo_dirs(lab)
+    held.mkdir(exist_ok=True)
+    names = [f"opennebula_{v}-1_all.deb" for v in newer]
+    for name in names:
+        (repo / name).rename(held / name)
+    write_index(repo)
+    return names
+
+
+def _release_packages(lab: Path, names: list[str]) -> None:
+    repo, held = _repo_dirs(lab)
+    for name in names:
+        if (held / name).exists():
+            (held / name).rename(repo / name)
+    write_index(repo)

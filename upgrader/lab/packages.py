@@ -31,7 +31,16 @@ _INIT = """#!/bin/sh
 . /etc/default/opennebula-lab
 PIDFILE=/var/run/one/oned.pid
 DB=/srv/lab/$LAB_CLOUD/one/one.db
+FAULTS=/srv/lab/$LAB_CLOUD/one/lab-faults.json
 running() {{ [ -f $PIDFILE ] && kill -0 "$(cat $PIDFILE)" 2>/dev/null; }}
+# The faults the lab injected outside oned (lab/faults.py): a restarted oned meets them again.
+lab_faults() {{
+  [ -s $FAULTS ] || return 0
+  {python} -c 'import json, sys, xmlrpc.client as x; s = x.ServerProxy(sys.argv[2]); \\
+[s.lab.fault.set(f["name"], f["target"], f["params"]) for f in json.load(open(sys.argv[1]))]' \\
+    $FAULTS "http://$LAB_LISTEN/RPC2" && return 0
+  echo "oned started, but the lab faults in $FAULTS could not be set again" >&2; return 1
+}}
 case "$1" in
   start)
     running && exit 0
@@ -44,7 +53,7 @@ case "$1" in
       --speed "$LAB_SPEED" --lab-control --host-error-hook resubmit \\
       --monitoring-interval 60 --polling-interval 60 --sched-interval 30
     for i in $(seq 100); do
-      grep -q "^listening on" /var/log/one/oned.log 2>/dev/null && exit 0
+      grep -q "^listening on" /var/log/one/oned.log 2>/dev/null && {{ lab_faults; exit $?; }}
       running || {{ tail -n 1 /var/log/one/oned.log >&2; exit 1; }}
       sleep 0.1
     done
@@ -187,6 +196,12 @@ def build_repo(repo: Path) -> None:
     for version in RELEASES:
         for package in ("opennebula", "opennebula-node"):
             build_deb(package, version, repo)
+    write_index(repo)
+
+
+def write_index(repo: Path) -> None:
+    """The ``Packages`` index of the .deb files in ``repo`` now (the package-missing fault
+    takes some away and writes it again)."""
     index = subprocess.run(
         ["dpkg-scanpackages", "--multiversion", "."],
         cwd=repo,
