@@ -349,4 +349,22 @@ def main(argv: list[str] | None = None) -> None:
         hint = f" (hint: {exc.hint})" if exc.hint else ""
         click.echo(f"error: {exc}{hint}", err=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug of ours: one line here, the traceback kept for the report
+        kept = _keep_traceback()
+        click.echo(f"error: internal error: {type(exc).__name__}: {exc} (hint: this is a bug "
+                   f"in upgrader; the traceback is in {kept}; the journal says where the run "
+                   "stands, `upgrader status`)", err=True)
+        sys.exit(1)
     sys.exit(0)
+
+
+def _keep_traceback() -> str:
+    """Write the current exception's traceback to an owner-only file; return its path."""
+    import os
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="upgrader-traceback-", suffix=".txt")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(traceback.format_exc())
+    return path
