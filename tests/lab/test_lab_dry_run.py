@@ -28,7 +28,8 @@ PUPPET_LOCK = "/var/cache/puppet/state/agent_disabled.lock"
 BACKUPS = "/var/lib/one/upgrader-backups"
 CIB = "CIB_file=/srv/lab/production/pcmk/cib.xml"
 # The database as a dry run could change it: its schema and every row, leaving out only what
-# oned's monitoring rewrites every few seconds (host and VM bodies, poll times).
+# oned's monitoring rewrites every few seconds (host and VM bodies, poll times, a host's
+# state going MONITORING and back).
 DB_DIGEST = r"""
 import hashlib, sqlite3
 db = sqlite3.connect("file:/srv/lab/production/one/one.db?mode=ro", uri=True)
@@ -37,8 +38,8 @@ for name, sql in db.execute("select name, sql from sqlite_master order by name")
     h.update(repr((name, sql)).encode())
     if sql and sql.startswith("CREATE TABLE"):
         cols = [r[1] for r in db.execute(f'pragma table_info("{name}")')
-                if not (name in ("host_pool", "vm_pool") and r[1] in ("body", "last_mon_time",
-                                                                       "last_poll"))]
+                if not (name == "vm_pool" and r[1] in ("body", "last_poll"))
+                and not (name == "host_pool" and r[1] in ("body", "last_mon_time", "state"))]
         query = f'select {", ".join(cols)} from "{name}" order by 1'
         h.update(repr(db.execute(query).fetchall()).encode())
 print(h.hexdigest())
@@ -80,7 +81,9 @@ def what_a_user_sees(lab: dict[str, Any]) -> dict[str, Any]:
         "oned": one.detect_version().value,
         "vms": {vm.id: (vm.name, vm.state.name, vm.lcm_state.name, vm.host, vm.uname)
                 for vm in one.vm_pool()},
-        "hosts": {h.name: h.state.name for h in one.host_pool()},
+        # MONITORING: a monitoring cycle under way, it comes and goes
+        "hosts": {h.name: h.state.name.replace("MONITORING", "MONITORED")
+                  for h in one.host_pool()},
         "maintenance-mode": sh(lab, front, f"{CIB} crm_attribute --type crm_config "
                                            "--name maintenance-mode --query --quiet 2>&1"),
         "oned is-managed": sh(lab, front, f"{CIB} crm_resource --resource oned --meta "
