@@ -12,6 +12,8 @@ where it stopped, reports through ``ctx.progress`` and changes nothing when ``ct
     enable-host    one.host.enable true for the batch (undo: every host the run disabled)
     drain-host     disable the batch, live-migrate its VMs to hosts with room outside it
     move-back-vms  live-migrate the VMs drained off the batch back to it
+    suspend-vms    suspend every RUNNING VM (their writes stop) for a storage switch-over
+    resume-vms     resume the VMs the run suspended
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from upgrader.actions import hosts, vms
+from upgrader.actions import hosts, pause, vms
 from upgrader.opennebula.client import OneClient
 
 ActionFn = Callable[[Any, Any], Mapping[str, Any]]
@@ -33,6 +35,8 @@ _ACTIONS: dict[str, Callable[..., Mapping[str, Any]]] = {
     "enable-host": hosts.enable_host,
     "drain-host": hosts.drain_host,
     "move-back-vms": hosts.move_back_vms,
+    "suspend-vms": pause.suspend_vms,
+    "resume-vms": pause.resume_vms,
 }
 
 NAMES = frozenset(_ACTIONS)

@@ -1,0 +1,87 @@
+"""suspend-vms and resume-vms (the storage switch-over) against the oned simulator.
+
+Every version's oned takes the same actions; the VMs come back on the hosts they left, and
+a VM the operator had suspended before the run stays suspended.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_actions import NO_SCHEDULER, act, pstep
+from tests.integration.test_actions import run as run  # the fixture, re-exported
+from tests.support import oned
+from upgrader.errors import UpgraderError
+from upgrader.executor import RunContext
+from upgrader.opennebula import OneClient, VmState
+
+
+def cloud(tmp_path: Path, oned_factory: Any, version: str) -> tuple[Any, OneClient]:
+    oned.seed(tmp_path / "sim", version, hosts=2, vms=4)
+    sim = oned_factory(version, workdir=tmp_path / "sim", speed=100, extra=NO_SCHEDULER)
+    client = OneClient(sim.url, sim.session)
+    oned.wait_for(lambda: all(vm.is_running for vm in client.vm_pool()))
+    return sim, client
+
+
+def where(client: OneClient) -> dict[str, tuple[str | None, str]]:
+    return {
+        vm.name: (vm.host, "RUNNING" if vm.is_running else vm.state.name)
+        for vm in client.vm_pool()
+    }
+
+
+@pytest.mark.parametrize("version", ["3.2.1", "3.4.1", "3.6.0"])
+def test_suspend_stops_every_running_vm_and_resume_brings_each_back_on_its_host(
+    tmp_path: Path, oned_factory: Any, run: RunContext, version: str
+) -> None:
+    sim, client = cloud(tmp_path, oned_factory, version)
+    before = where(client)
+    parked = client.vm_pool()[0]
+    sim.call("one.vm.action", "suspend", parked.id)  # the operator's, before the run
+    oned.wait_for(lambda: client.vm(parked.id).state is VmState.SUSPENDED)
+
+    done = act(client, run, pstep("suspend-vms", hop="ocfs2-nfs"))
+    assert len(done["suspended"]) == 3 and parked.id not in done["suspended"]
+    assert {vm.state for vm in client.vm_pool()} == {VmState.SUSPENDED}
+    recorded = json.loads((run.run_dir / "suspended.json").read_text())["vms"]
+    assert all(info["sent"] == ["suspend"] for info in recorded.values())
+
+    again = act(client, run, pstep("suspend-vms", hop="ocfs2-nfs"))  # resumed step
+    assert again["suspended"] == done["suspended"]
+    assert all(info["sent"] == ["suspend"] for info in json.loads(
+        (run.run_dir / "suspended.json").read_text())["vms"].values())
+
+    back = act(client, run, pstep("resume-vms", hop="ocfs2-nfs"))
+    assert back["resumed"] == done["suspended"]
+    after = where(client)
+    assert after[parked.name] == (before[parked.name][0], "SUSPENDED")  # not ours to resume
+    assert {k: v for k, v in after.items() if k != parked.name} == {
+        k: v for k, v in before.items() if k != parked.name
+    }
+    assert act(client, run, pstep("resume-vms", hop="ocfs2-nfs"))["sent"] == []
+
+
+def test_resume_without_a_suspend_in_this_run_touches_nothing(
+    tmp_path: Path, oned_factory: Any, run: RunContext
+) -> None:
+    _, client = cloud(tmp_path, oned_factory, "3.2.1")
+    before = where(client)
+    assert act(client, run, pstep("resume-vms", hop="ocfs2-nfs")) == {"resumed": []}
+    assert where(client) == before
+
+
+def test_a_suspend_past_its_budget_names_the_vms_still_running(
+    tmp_path: Path, oned_factory: Any, run: RunContext
+) -> None:
+    sim, client = cloud(tmp_path, oned_factory, "3.2.1")
+    sim.call("one.vm.action", "suspend", client.vm_pool()[0].id)
+    with pytest.raises(UpgraderError) as failed:  # saving 4 VMs takes longer than 0.01 s
+        act(client, run, pstep("suspend-vms", hop="ocfs2-nfs", suspend_timeout=0.01))
+    assert "not SUSPENDED within the budget" in str(failed.value)
+    assert "SAVE_SUSPEND" in str(failed.value)
+    assert "resumes the suspended VMs" in failed.value.hint
