@@ -100,6 +100,7 @@ def _findmnt(host: str, path: str, rc: int, stdout: str, stderr: str) -> Datasto
         path,
         True,
         fs_type=fs.get("fstype"),
+        source=fs.get("source"),
         writable="ro" not in options,
         size_bytes=_int(fs.get("size")),
         free_bytes=_int(fs.get("avail")),
@@ -123,7 +124,15 @@ def datastore_observation(client: OneClient, gathered: Gathered) -> DatastoreObs
         mount = _findmnt(
             host, data["datastore_path"], data["mount_rc"], data["mount"], data["mount_error"]
         )
-        mounts.append(replace(mount, expected_fs_type=data.get("datastore_fstype") or None))
+        mounts.append(
+            replace(
+                mount,
+                expected_fs_type=data.get("datastore_fstype") or None,
+                old_source=data.get("old_source") or None,
+                new_source=data.get("new_source") or None,
+                new_fs_type=data.get("new_fstype") or None,
+            )
+        )
     exports = []
     for host, data in gathered.nfs_servers.items():
         if data is None:

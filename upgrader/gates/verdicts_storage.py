@@ -29,6 +29,10 @@ class DatastoreMount:
     free_bytes: int | None = None
     error: str = ""
     expected_fs_type: str | None = None  # this host's expectation (inventory); the gate's wins
+    source: str | None = None  # what findmnt says is mounted (device, server:/export)
+    old_source: str | None = None  # the inventory's old datastore (one_datastore_source)
+    new_source: str | None = None  # and the NFS export's (nfs_datastore_source)
+    new_fs_type: str | None = None  # the NFS mount's type (nfs_datastore_fstype)
 
 
 @dataclass(frozen=True)
@@ -64,12 +68,17 @@ def datastores_healthy(
     fs_type: str = "",
     min_free: int | str = 0,
     datastores: Sequence[int | str] = (),
+    storage: str = "",
 ) -> GateResult:
     """``datastores-healthy``: on every host the datastore path is mounted, of ``fs_type``
     (else the host's own expectation), writable, with more than ``min_free`` free ("10%",
     bytes, or "20G"); every NFS export likewise, but of any type; from 3.4, oned lists its
-    datastores (all of ``datastores``, by id or name, when given).
+    datastores (all of ``datastores``, by id or name, when given). ``storage`` "old" or "new"
+    also asks that each host mounts the old datastore, or the NFS export, as the inventory
+    names them (a storage move's gates: before the switch, and after it).
     """
+    if storage not in ("", "old", "new"):
+        raise ValueError(f"datastores-healthy: storage must be old or new, not {storage!r}")
     gate = "datastores-healthy"
     kind, limit = _threshold(min_free)
     problems: list[dict[str, object]] = []
@@ -85,8 +94,12 @@ def datastores_healthy(
             what.append(f"{m.path} not mounted")
         else:
             want = "" if is_export else fs_type or m.expected_fs_type
-            if want and m.fs_type != want:
+            if storage == "new" and not is_export:
+                want = fs_type or m.new_fs_type or "nfs"
+            if want and not _fs_matches(m.fs_type, want):
                 what.append(f"{m.path} is {m.fs_type or 'unknown'}, expected {want}")
+            if storage and not is_export:
+                what += _source_problems(m, storage)
             if m.writable is False:
                 what.append(f"{m.path} not writable")
             if m.free_bytes is not None:
@@ -122,6 +135,7 @@ def datastores_healthy(
                 "writable": m.writable,
                 "size_bytes": m.size_bytes,
                 "free_bytes": m.free_bytes,
+                "source": m.source,
                 "nfs_export": m in obs.exports,
             }
             for m in (*obs.mounts, *obs.exports)
@@ -130,6 +144,7 @@ def datastores_healthy(
         "unreadable": unread,
         "oned_problems": oned_missing,
         "expected_fs_type": fs_type or None,
+        "storage": storage or None,
         "min_free": min_free,
         "oned_datastores": None
         if obs.oned_datastores is None
@@ -164,4 +179,25 @@ def datastores_healthy(
             **details,
         )
     exports = f" and {len(obs.exports)} NFS exports" if obs.exports else ""
-    return result(gate, PASS, f"datastore healthy on {len(obs.mounts)} hosts{exports}", **details)
+    on = {"old": " on the old storage", "new": " on the NFS export"}.get(storage, "")
+    return result(
+        gate, PASS, f"datastore healthy{on} on {len(obs.mounts)} hosts{exports}", **details
+    )
+
+
+def _fs_matches(found: str | None, want: str) -> bool:
+    """``nfs`` takes nfs and nfs4 (what the client negotiated); other types match exactly."""
+    return found == want or (want == "nfs" and found == "nfs4")
+
+
+def _source_problems(m: DatastoreMount, storage: str) -> list[str]:
+    """Whether host ``m`` mounts the storage the gate expects, by what findmnt names."""
+    want = m.new_source if storage == "new" else m.old_source
+    other = m.old_source if storage == "new" else m.new_source
+    if want:
+        if m.source != want:
+            name = "the NFS export" if storage == "new" else "the old datastore"
+            return [f"{m.path} mounts {m.source or 'nothing known'}, expected {name} {want}"]
+    elif other and m.source == other:  # no old source known: at least not the new one
+        return [f"{m.path} already mounts the NFS export {other}"]
+    return []
