@@ -70,6 +70,8 @@ class PlaybookOutcome:
     killed: tuple[int, ...] = ()
     # What the play handed to the controller with set_stats (e.g. the backup's checksums).
     data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # "host: message" of each failed task (not ignored): what the operator reads first.
+    failures: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -100,6 +102,7 @@ class Watch:
         self.changes: list[TaskChange] = []
         self.failed: set[str] = set()
         self.unreachable: set[str] = set()
+        self.failures: list[str] = []
 
     def should_stop(self) -> bool:
         """cancel_callback for runner: polled every pexpect_timeout."""
@@ -143,6 +146,11 @@ class Watch:
             self.data = dict(artifact) if isinstance(artifact, Mapping) else {}
             return {**base, "stats": self.stats}
         action = data.get("resolved_action") or data.get("task_action") or ""
+        if name == "runner_retry":
+            line = progress_line(data.get("res"))
+            if line:
+                self.say(f"[step/{self.step_id}] {data.get('host', '')}: {line}")
+            return None
         if name == "playbook_on_task_start":
             return {**base, "task": data.get("task", ""), "action": action}
         if name not in _RESULTS:
@@ -153,6 +161,8 @@ class Watch:
         word = "changed" if changed else _RESULTS[name]
         if name == "runner_on_failed" and not data.get("ignore_errors"):
             self.failed.add(host)
+            if res.get("msg"):
+                self.failures.append(f"{host}: {' '.join(str(res['msg']).split())}")
         elif name == "runner_on_failed":
             word = "failed (ignored)"
         if name == "runner_on_unreachable":
@@ -174,6 +184,36 @@ class Watch:
             slim["msg"] = str(res["msg"])[:_MSG_LIMIT]
         self.say(f"[step/{self.step_id}] {host}: task {task} ... {word}")
         return slim
+
+
+def progress_line(res: Any) -> str:
+    """``copy 42 % (1.2 GiB of 2.9 GiB, 310 files), ETA 1m20s`` from a retry of the storage
+    module's ``state: progress`` (its ``upgrader_progress``); "" for any other retry."""
+    if not isinstance(res, Mapping) or not isinstance(res.get("upgrader_progress"), Mapping):
+        return ""
+    info = res["upgrader_progress"]
+    if not info:
+        return "copy starting"
+    done, total = int(info.get("bytes_done") or 0), int(info.get("bytes_total") or 0)
+    word = "verify" if info.get("phase") == "verify" else "copy"
+    pct = 100 if total <= 0 else min(100, done * 100 // total)
+    line = (
+        f"{word} {pct} % ({_size(done)} of {_size(total)}, "
+        f"{int(info.get('files_done') or 0)} files)"
+    )
+    eta = info.get("eta_seconds")
+    if isinstance(eta, int | float) and not info.get("finished"):
+        minutes, seconds = divmod(round(eta), 60)
+        line += f", ETA {minutes}m{seconds:02d}s" if minutes else f", ETA {seconds}s"
+    return line
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 def _per_host_stats(data: Mapping[str, Any]) -> dict[str, dict[str, int]]:
@@ -250,4 +290,5 @@ def build_outcome(
         marker=marker,
         killed=killed,
         data=MappingProxyType(watch.data),
+        failures=tuple(watch.failures),
     )

@@ -141,6 +141,7 @@ def _run_step(ctx: RunContext, step: PlannedStep, n: int, attempt: int) -> None:
     if isinstance(outcome, PlaybookOutcome) and outcome.status != "successful":
         evidence = {
             "status": outcome.status,
+            "failures": list(outcome.failures),
             "rc": outcome.rc,
             "failed_hosts": list(outcome.failed_hosts),
             "unreachable_hosts": list(outcome.unreachable_hosts),
@@ -153,9 +154,11 @@ def _run_step(ctx: RunContext, step: PlannedStep, n: int, attempt: int) -> None:
             evidence=evidence,
             duration=duration,
         )
+        said = f": {_first(outcome.failures)}" if outcome.failures else ""
         error = PlaybookFailedError(
-            f"step {step.id}: playbook {step.playbook} {outcome.status} (rc {outcome.rc}); "
-            f"failed hosts: {', '.join(outcome.failed_hosts + outcome.unreachable_hosts) or '-'}",
+            f"step {step.id}: playbook {step.playbook} {outcome.status} (rc {outcome.rc})"
+            f"{said}; failed hosts: "
+            f"{', '.join(outcome.failed_hosts + outcome.unreachable_hosts) or '-'}",
             hint=f"see the step's output in {ctx.run_dir}, fix the cause, then "
             f"`upgrader resume {ctx.run_id}`",
         )
@@ -165,6 +168,13 @@ def _run_step(ctx: RunContext, step: PlannedStep, n: int, attempt: int) -> None:
     ctx.journal.record(EventType.STEP_FINISHED, step=step.id, outcome=result, duration=duration)
     ctx.progress(f"{tag} finished in {duration:.1f} s")
     _gates(ctx, step, step.gates_after, "after")
+
+
+def _first(failures: tuple[str, ...], limit: int = 600) -> str:
+    """The first failed task's message (the cause; later ones are often its consequences)."""
+    text = failures[0]
+    more = f" (+{len(failures) - 1} more failed tasks)" if len(failures) > 1 else ""
+    return (text if len(text) <= limit else text[: limit - 3] + "...") + more
 
 
 def _perform(

@@ -92,6 +92,9 @@ def test_a_failed_step_undoes_and_stops_with_the_hosts_named(cloud, tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: step 3.2-3.4/front-end: playbook fail.yml failed")
     assert "node01" in last and "upgrader resume" in last
+    # what the failed task said, so the operator need not open the artifacts first
+    assert ": node0" in last and "the fixture step failed on node0" in last
+    assert "(+1 more failed tasks)" in last
     assert site.markers(root) == [
         "prepare node01",
         "prepare node02",
