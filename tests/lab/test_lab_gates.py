@@ -54,7 +54,7 @@ def test_every_standing_gate_passes_on_a_healthy_lab(lab):
         "/usr/lib/ocf/resource.d/lab/libvirtd", "/usr/sbin/fence_ipmilan"]
     mounts = seen["datastores-healthy"]["evidence"]["mounts"]
     assert {(m["path"], m["fs_type"], m["nfs_export"]) for m in mounts} == {
-        ("/var/lib/one/datastores", "ext4", False), ("/srv/lab/nfs/export", "ext4", True)}
+        ("/var/lib/one/datastores", "ext4", False), ("/srv/lab/nfs/export/staging", "ext4", True)}
 
 
 def test_libvirtd_crash_fails_libvirtd_alive_and_no_duplicate_vms_until_cleared(lab):
@@ -128,8 +128,8 @@ def test_a_full_nfs_export_fails_datastores_healthy_with_the_numbers(lab):
         result = seen["datastores-healthy"]
         nfs = f"{lab['name']}-nfs"
         assert result["verdict"] == "fail"
-        assert re.match(rf"{nfs}: NFS export /srv/lab/nfs/export \d+\.\d% free \(\d+ of \d+ "
-                        r"bytes\), needs more than 5%", result["evidence"]["summary"])
+        assert re.match(rf"{nfs}: NFS export /srv/lab/nfs/export/staging \d+\.\d% free "
+                        r"\(\d+ of \d+ bytes\), needs more than 5%", result["evidence"]["summary"])
     passes_again(lab, "datastores-healthy")
 
 

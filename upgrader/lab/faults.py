@@ -14,6 +14,9 @@ Each fault changes what the matching real tool shows, and ``--clear`` puts it ba
 | puppet-enabled | the Puppet agent enabled where it was held | puppet agent |
 | package-missing | newer opennebula packages gone from the lab's apt repository | apt-get |
 
+corrupt-copy with ``--cloud`` picks the largest file in that cloud's export directory (where
+the storage migration copies it), and says which file it changed.
+
 package-missing takes away every ``opennebula`` (front-end) release newer than the one the
 cloud's front end runs, for both clouds (they share the repository); ``--clear`` puts them
 back. Nothing checks package availability before a run, so the upgrade meets it at
@@ -36,6 +39,7 @@ from typing import Any
 from upgrader.lab import hosts as hs
 from upgrader.lab.hosts import LabError, LabHost
 from upgrader.lab.lab import lab_dir, load_spec
+from upgrader.lab.nfs import EXPORT
 from upgrader.lab.packages import RELEASES, write_index
 
 FAULTS = (
@@ -114,6 +118,8 @@ def apply(
         frontend=fault in ("oned-down", "package-missing"),
     )
     key = f"{fault}@{target.name}"
+    if fault == "corrupt-copy" and cloud:
+        key += f"/{cloud}"  # each cloud's copy can be corrupted (and cleared) on its own
     if clear:
         if key not in state:
             return f"{fault} is not active on {target.name}"
@@ -122,13 +128,14 @@ def apply(
     else:
         if key in state:
             return f"{fault} is already active on {target.name}"
-        state[key] = _inject(lab, spec, fault, target)
+        state[key] = _inject(lab, spec, fault, target, cloud)
         verb = "injected"
     state_file.write_text(json.dumps(state, indent=1))
-    return f"{fault} {verb} on {target.name}"
+    where = f" ({state.get(key, {}).get('path')})" if fault == "corrupt-copy" and not clear else ""
+    return f"{fault} {verb} on {target.name}{where}"
 
 
-def _inject(lab: Path, spec: Any, fault: str, h: LabHost) -> Any:
+def _inject(lab: Path, spec: Any, fault: str, h: LabHost, cloud: str | None = None) -> Any:
     if fault == "libvirtd-crash":
         hs.enter(lab, h.name, "sh", "-c", "kill -SEGV $(cat /var/run/libvirtd.pid)")
         _tell_oned(lab, spec, h.cloud, "libvirtd-crash", h.name, on=True)
@@ -156,16 +163,18 @@ def _inject(lab: Path, spec: Any, fault: str, h: LabHost) -> Any:
             "/srv/lab/nfs/export | tail -1) - 4096 )) /srv/lab/nfs/export/.lab-filler",
         )
     elif fault == "corrupt-copy":
+        root = f"{EXPORT}/{cloud}" if cloud else EXPORT
         out = hs.enter(
             lab,
             h.name,
             "sh",
             "-c",
-            "find /srv/lab/nfs/export -type f -printf '%s %p\\n' | sort -n | tail -1",
+            f"find {root} -type f -printf '%s %p\\n' 2>/dev/null | sort -n | tail -1",
+            check=False,
         ).stdout.split(maxsplit=1)
         if not out:
             raise LabError(
-                "nothing on the NFS export to corrupt yet",
+                f"nothing on the NFS export to corrupt yet (no file under {root})",
                 hint="inject corrupt-copy after the pre-sync copied files",
             )
         path = out[1].strip()

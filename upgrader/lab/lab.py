@@ -25,6 +25,7 @@ import yaml
 
 from upgrader.errors import UsageError
 from upgrader.lab import hosts as hs
+from upgrader.lab import nfs as labnfs
 from upgrader.lab.hosts import LabError, LabHost, run
 from upgrader.lab.pacemaker import build_cib
 from upgrader.lab.packages import build_repo
@@ -166,7 +167,7 @@ def up(spec: LabSpec, log: callable = print) -> Path:  # type: ignore[valid-type
             list(pool.map(lambda h: _install(lab, spec, h), [h for h in spec.hosts if h.cloud]))
         for cloud in CLOUDS:
             hs.enter(lab, spec.cloud_hosts(cloud)[0].name, "/etc/init.d/opennebula", "start")
-        _start_nfs(lab, spec)
+        labnfs.start(lab, spec)
         _write_configs(lab, spec)
     except BaseException:
         down(spec.name)
@@ -200,15 +201,10 @@ def _prepare(spec: LabSpec, lab: Path, log: callable) -> None:  # type: ignore[v
     run("mount", "--bind", str(share), str(share))
     run("mount", "--make-shared", str(share))
     build_repo(share / "repo")
-    # The export gets a file system of its own, so that filling it (nfs-full) fills only it.
-    export = share / "nfs" / "export"
-    export.mkdir(parents=True)
-    image = lab / "nfs-export.img"
-    run("truncate", "-s", "1G", str(image))
-    run("mkfs.ext4", "-q", "-F", "-L", f"{spec.name}-nfs", str(image))
-    run("mount", "-o", "loop", str(image), str(export))
+    labnfs.prepare_export(lab, spec)
     for cloud in CLOUDS:
         _prepare_cloud(spec, lab, cloud)
+        labnfs.make_cloud_export(lab, cloud)
     (lab / "spec.json").write_text(json.dumps(asdict(spec), indent=1))
 
 
@@ -292,36 +288,16 @@ def _install(lab: Path, spec: LabSpec, host: LabHost) -> None:
     )
 
 
-def _start_nfs(lab: Path, spec: LabSpec) -> None:
-    nfs = next(h for h in spec.hosts if h.cloud is None)
-    conf = lab / "share" / "nfs" / "ganesha.conf"
-    conf.write_text(
-        "NFS_CORE_PARAM { Protocols = 3, 4; Bind_addr = " + nfs.ip + "; MNT_Port = 20048; "
-        "Enable_NLM = false; Enable_RQUOTA = false; Enable_UDP = false; }\n"
-        "NFSV4 { Graceless = true; RecoveryBackend = fs; }\n"
-        "NFS_KRB5 { Active_krb5 = false; }\n"
-        "EXPORT { Export_Id = 1; Path = /srv/lab/nfs/export; Pseudo = /datastores; "
-        "Protocols = 3, 4; Transports = TCP; Access_Type = RW; Squash = No_Root_Squash; "
-        "SecType = sys; FSAL { Name = VFS; } }\n"
-        "LOG { Default_Log_Level = EVENT; }\n"
-    )
-    hs.enter(
-        lab,
-        nfs.name,
-        "sh",
-        "-c",
-        "mkdir -p /run/rpcbind /var/lib/nfs/ganesha && rpcbind -w && "
-        "ganesha.nfsd -f /srv/lab/nfs/ganesha.conf -L /var/log/ganesha.log "
-        "-p /run/ganesha.pid",
-    )
-    deadline = time.monotonic() + 15
-    while (
-        "SERVER INITIALIZED"
-        not in hs.enter(lab, nfs.name, "cat", "/var/log/ganesha.log", check=False).stdout
-    ):
-        if time.monotonic() > deadline:
-            raise LabError("nfs-ganesha did not start in the nfs host (see /var/log/ganesha.log)")
-        time.sleep(0.1)
+def _mount_sources(lab: Path, cloud: str) -> dict[str, str]:
+    def source(path: Path) -> str:
+        return run("findmnt", "-n", "-o", "SOURCE", "--mountpoint", str(path)).stdout.strip()
+
+    export = source(lab / "share" / "nfs" / "export")
+    return {
+        "one_datastore_source": source(lab / "share" / cloud / "datastores"),
+        "nfs_datastore_source": f"{export}[/{cloud}]",
+        "nfs_datastore_fstype": "ext4",
+    }
 
 
 def _write_configs(lab: Path, spec: LabSpec) -> None:
@@ -352,11 +328,12 @@ def _write_configs(lab: Path, spec: LabSpec) -> None:
                     "one_lock_file": f"/srv/lab/{cloud}/one/.lock",
                     "oned_stop_command": "/etc/init.d/opennebula stop",
                     "oned_start_command": "/etc/init.d/opennebula start",
-                    "nfs_server": nfs.name,
-                    "nfs_export": "/srv/lab/nfs/export",
-                    "nfs_mount_type": "none",
-                    "nfs_mount_opts": "bind",
-                    "nfs_mount_src": "/srv/lab/nfs/export",
+                    # The storage playbooks: the old datastore's fstab line, the cloud's
+                    # export and how the lab mounts it (nfs.py).
+                    **labnfs.storage_vars(nfs.name, cloud, "one-datastore-fs"),
+                    # What findmnt shows in a host for each (gate datastores-healthy,
+                    # storage: old|new): the lab's loop devices, the export's subdirectory.
+                    **_mount_sources(lab, cloud),
                 },
                 "children": {
                     "frontends": {"hosts": {h.name: {"ansible_host": h.ip} for h in members}},

@@ -34,6 +34,12 @@ echo "nameserver 127.0.0.1" > "$r/etc/resolv.conf"
 cd "$r"; mkdir -p .oldroot; pivot_root . .oldroot; cd /; umount -l /.oldroot; rmdir /.oldroot
 hostname "$name"; echo "$name" > /etc/hostname
 rm -f /sbin/init   # no systemd in a lab host: Ansible then uses the LSB init scripts
+# The host's own fstab (not the machine's): the old datastore's line, which the storage switch
+# comments out and the switch-back mounts again with `mount /var/lib/one/datastores`.
+if [ -n "$cloud" ]; then
+  printf '# /etc/fstab of lab host %s\n/srv/lab/%s/datastores /var/lib/one/datastores none bind 0 0\n' \
+    "$name" "$cloud" > /etc/fstab
+fi
 # Only the lab's apt repository is reachable from a lab host.
 rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*
 echo "deb [trusted=yes] file:/srv/lab/repo ./" > /etc/apt/sources.list.d/lab.list
