@@ -20,9 +20,11 @@ from upgrader.executor import RunContext
 from upgrader.opennebula import OneClient, VmState
 
 
-def cloud(tmp_path: Path, oned_factory: Any, version: str) -> tuple[Any, OneClient]:
+def cloud(
+    tmp_path: Path, oned_factory: Any, version: str, speed: float = 100
+) -> tuple[Any, OneClient]:
     oned.seed(tmp_path / "sim", version, hosts=2, vms=4)
-    sim = oned_factory(version, workdir=tmp_path / "sim", speed=100, extra=NO_SCHEDULER)
+    sim = oned_factory(version, workdir=tmp_path / "sim", speed=speed, extra=NO_SCHEDULER)
     client = OneClient(sim.url, sim.session)
     oned.wait_for(lambda: all(vm.is_running for vm in client.vm_pool()))
     return sim, client
@@ -30,8 +32,7 @@ def cloud(tmp_path: Path, oned_factory: Any, version: str) -> tuple[Any, OneClie
 
 def where(client: OneClient) -> dict[str, tuple[str | None, str]]:
     return {
-        vm.name: (vm.host, "RUNNING" if vm.is_running else vm.state.name)
-        for vm in client.vm_pool()
+        vm.name: (vm.host, "RUNNING" if vm.is_running else vm.state.name) for vm in client.vm_pool()
     }
 
 
@@ -53,8 +54,10 @@ def test_suspend_stops_every_running_vm_and_resume_brings_each_back_on_its_host(
 
     again = act(client, run, pstep("suspend-vms", hop="ocfs2-nfs"))  # resumed step
     assert again["suspended"] == done["suspended"]
-    assert all(info["sent"] == ["suspend"] for info in json.loads(
-        (run.run_dir / "suspended.json").read_text())["vms"].values())
+    assert all(
+        info["sent"] == ["suspend"]
+        for info in json.loads((run.run_dir / "suspended.json").read_text())["vms"].values()
+    )
 
     back = act(client, run, pstep("resume-vms", hop="ocfs2-nfs"))
     assert back["resumed"] == done["suspended"]
@@ -78,10 +81,35 @@ def test_resume_without_a_suspend_in_this_run_touches_nothing(
 def test_a_suspend_past_its_budget_names_the_vms_still_running(
     tmp_path: Path, oned_factory: Any, run: RunContext
 ) -> None:
-    sim, client = cloud(tmp_path, oned_factory, "3.2.1")
+    sim, client = cloud(tmp_path, oned_factory, "3.2.1", speed=2)  # a save takes seconds
     sim.call("one.vm.action", "suspend", client.vm_pool()[0].id)
-    with pytest.raises(UpgraderError) as failed:  # saving 4 VMs takes longer than 0.01 s
+    with pytest.raises(UpgraderError) as failed:
         act(client, run, pstep("suspend-vms", hop="ocfs2-nfs", suspend_timeout=0.01))
     assert "not SUSPENDED within the budget" in str(failed.value)
     assert "SAVE_SUSPEND" in str(failed.value)
     assert "resumes the suspended VMs" in failed.value.hint
+
+
+def test_stop_with_stop_frees_the_hosts_and_resume_deploys_each_vm_where_it_ran(
+    tmp_path: Path, oned_factory: Any, run: RunContext
+) -> None:
+    _, client = cloud(tmp_path, oned_factory, "3.4.1")
+    before = where(client)
+    done = act(client, run, pstep("suspend-vms", hop="ocfs2-nfs", stop_with="stop"))
+    assert len(done["suspended"]) == 4
+    assert {vm.state for vm in client.vm_pool()} == {VmState.STOPPED}
+    assert all(h.share.running_vms == 0 for h in client.host_pool())  # no writes anywhere
+    back = act(client, run, pstep("resume-vms", hop="ocfs2-nfs"))
+    assert back["deployed"] == done["suspended"]  # no scheduler here: we put them back
+    assert where(client) == before
+
+
+def test_an_unknown_stop_with_is_refused_before_any_vm_is_touched(
+    tmp_path: Path, oned_factory: Any, run: RunContext
+) -> None:
+    _, client = cloud(tmp_path, oned_factory, "3.2.1")
+    before = where(client)
+    with pytest.raises(UpgraderError, match="stop_with must be suspend or stop, not 'poweroff'"):
+        act(client, run, pstep("suspend-vms", hop="ocfs2-nfs", stop_with="poweroff"))
+    assert where(client) == before
+    assert not (run.run_dir / "suspended.json").exists()

@@ -3,13 +3,16 @@ give them back, on the same hosts, from the new storage.
 
 A 3.x suspend saves the guest's memory into its VM directory on the datastore (the
 checkpoint file) and frees nothing else: the delta copy takes the checkpoint along, and the
-resume reads it from wherever the datastore is mounted by then.
+resume reads it from wherever the datastore is mounted by then. Where the hypervisor cannot
+suspend, the runbook says ``stop_with: stop``: oned then saves the VM, moves its directory
+back to the front end and frees the host (STOPPED); resume makes it PENDING again and this
+action deploys it on the host it left, not where the scheduler would put it.
 
 State file ``suspended.json`` in the run directory: the VMs this run suspended, with their
 host and what was sent, written once before the first suspend (so a resumed run, or the
 undo, resumes exactly those VMs and never one an operator had suspended before the run).
-Step vars: ``suspend_timeout`` (default 5m), ``resume_timeout`` (default 5m),
-``poll_interval`` (2s).
+Step vars: ``stop_with`` (suspend or stop; default suspend), ``suspend_timeout`` (default
+5m), ``resume_timeout`` (default 5m), ``poll_interval`` (2s).
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ from upgrader.actions.state import (
 from upgrader.errors import OneStateError, UpgraderError
 from upgrader.opennebula.client import OneClient
 from upgrader.opennebula.enums import LcmState, VmState
-from upgrader.opennebula.writes import vm_action
+from upgrader.opennebula.writes import vm_action, vm_deploy
 
 SUSPENDED_FILE = "suspended.json"
+_PAUSED = {"suspend": VmState.SUSPENDED, "stop": VmState.STOPPED}
 
 
 def _tag(step: object) -> str:
@@ -46,6 +50,16 @@ def _states(client: OneClient) -> dict[int, tuple[VmState, LcmState, str]]:
     }
 
 
+def _how(step: StepLike) -> str:
+    how = str(step.vars.get("stop_with", "suspend"))
+    if how not in _PAUSED:
+        raise UpgraderError(
+            f"step var stop_with must be suspend or stop, not {how!r}",
+            hint="fix the runbook, then resume the run",
+        )
+    return how
+
+
 def _named(ids: list[int], now: Mapping[int, tuple[VmState, LcmState, str]]) -> str:
     parts = []
     for vid in sorted(ids):
@@ -57,13 +71,15 @@ def _named(ids: list[int], now: Mapping[int, tuple[VmState, LcmState, str]]) -> 
 
 # ----------------------------------------------------------------------- suspend-vms
 def suspend_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[str, Any]:
-    """Suspend every RUNNING VM and wait until each is SUSPENDED (its memory on disk)."""
+    """Suspend (or stop) every RUNNING VM and wait until each is SUSPENDED (STOPPED)."""
+    how = _how(step)
     path = ctx.run_dir / SUSPENDED_FILE
     saved = read_json(path)
     now = _states(client)
     if saved is None:
+        hosts = {vm.id: vm.host for vm in client.vm_pool()}
         running = {
-            str(vid): {"name": name, "sent": []}
+            str(vid): {"name": name, "sent": [], "host": hosts.get(vid), "how": how}
             for vid, (state, lcm, name) in sorted(now.items())
             if state is VmState.ACTIVE and lcm is LcmState.RUNNING
         }
@@ -72,40 +88,45 @@ def suspend_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[
         saved = {"vms": running}
         write_json(path, saved)  # before the first suspend: the undo knows whom to resume
     targets = {int(v): info for v, info in saved["vms"].items()}
-    ctx.progress(f"{_tag(step)} suspending {len(targets)} VMs")
+    word = {"suspend": "suspending", "stop": "stopping"}[how]
+    ctx.progress(f"{_tag(step)} {word} {len(targets)} VMs")
 
     def settled() -> bool:
         now = _states(client)
         for vid, info in targets.items():
             state, lcm, _ = now.get(vid, (None, None, ""))
             if state is VmState.ACTIVE and lcm is LcmState.RUNNING and not info["sent"]:
+                move = info.get("how", how)
                 try:
-                    vm_action(client, "suspend", vid)
+                    vm_action(client, move, vid)
                 except OneStateError:
                     continue  # its state changed since we looked: next round
-                info["sent"].append("suspend")
+                info["sent"].append(move)
                 write_json(path, {"vms": {str(k): v for k, v in targets.items()}})
-                ctx.progress(f"{_tag(step)} VM {vid} ({info['name']}): suspend")
+                ctx.progress(f"{_tag(step)} VM {vid} ({info['name']}): {move}")
         return all(now.get(v, (None,))[0] is not VmState.ACTIVE for v in targets)
 
     deadline = ctx.clock() + seconds(step, "suspend_timeout", 300.0)
     if not wait_until(ctx, deadline, seconds(step, "poll_interval", 2.0), settled):
         now = _states(client)
         left = [v for v in targets if now.get(v, (None,))[0] is VmState.ACTIVE]
+    else:
+        left = []
+    if left:
         raise UpgraderError(
-            f"{len(left)} VMs are not SUSPENDED within the budget: {_named(left, now)}",
+            f"{len(left)} VMs are not {_PAUSED[how].name} within the budget: {_named(left, now)}",
             hint="nothing was switched; the run's undo resumes the suspended VMs. Find why "
             "the hypervisor cannot save them (onevm show), then resume the run",
         )
     now = _states(client)
-    odd = [v for v in targets if now.get(v, (None,))[0] is not VmState.SUSPENDED]
+    odd = [v for v in targets if now.get(v, (None,))[0] is not _PAUSED[targets[v].get("how", how)]]
     if odd:
         raise UpgraderError(
-            f"{len(odd)} VMs did not end SUSPENDED: {_named(odd, now)}",
+            f"{len(odd)} VMs did not end {_PAUSED[how].name}: {_named(odd, now)}",
             hint="their writes may not have stopped; check them with onevm show before "
             "resuming the run",
         )
-    ctx.progress(f"{_tag(step)} all {len(targets)} VMs are SUSPENDED")
+    ctx.progress(f"{_tag(step)} all {len(targets)} VMs are {_PAUSED[how].name}")
     return {"suspended": sorted(targets), "names": {str(v): i["name"] for v, i in targets.items()}}
 
 
@@ -116,21 +137,34 @@ def resume_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[s
     if saved is None:
         ctx.progress(f"{_tag(step)} this run suspended no VM: nothing to resume")
         return {"resumed": []}
-    targets = {int(v): info["name"] for v, info in saved["vms"].items()}
+    infos = {int(v): info for v, info in saved["vms"].items()}
+    targets = {vid: info["name"] for vid, info in infos.items()}
     if ctx.dry_run:
         return {"dry_run": True, "would_resume": sorted(targets)}
     sent: list[int] = []
+    deployed: list[int] = []
+    host_ids = {h.name: h.id for h in client.host_pool()}
 
     def running() -> bool:
         now = _states(client)
         for vid, name in targets.items():
-            if now.get(vid, (None,))[0] is VmState.SUSPENDED and vid not in sent:
+            state = now.get(vid, (None,))[0]
+            if state in (VmState.SUSPENDED, VmState.STOPPED) and vid not in sent:
                 try:
                     vm_action(client, "resume", vid)
                 except OneStateError:
                     continue
                 sent.append(vid)
                 ctx.progress(f"{_tag(step)} VM {vid} ({name}): resume")
+            elif state is VmState.PENDING and vid in sent and vid not in deployed:
+                host = infos[vid].get("host")  # a stopped VM goes back where it ran
+                if host in host_ids:
+                    try:
+                        vm_deploy(client, vid, host_ids[host])
+                    except OneStateError:
+                        continue
+                    deployed.append(vid)
+                    ctx.progress(f"{_tag(step)} VM {vid} ({name}): deploy on {host}")
         return all(
             now.get(v, (None, None))[:2] == (VmState.ACTIVE, LcmState.RUNNING) for v in targets
         )
@@ -147,4 +181,4 @@ def resume_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[s
             "checkpoint is there (onevm show), then resume the run",
         )
     ctx.progress(f"{_tag(step)} all {len(targets)} VMs RUN again")
-    return {"resumed": sorted(targets), "sent": sorted(sent)}
+    return {"resumed": sorted(targets), "sent": sorted(sent), "deployed": sorted(deployed)}
