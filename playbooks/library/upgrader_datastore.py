@@ -1,0 +1,389 @@
+#!/usr/bin/python3
+"""Ansible module: the storage migration's copy engine, on the host that mounts both file systems.
+
+The engine (upgrader/storage/datastore_copy.py) travels with this module as module_utils, so
+the data is copied, checksummed and verified where it lies and never crosses the controller.
+A copy takes longer than any one task should block, and a module cannot stream: the playbooks
+start ``state: sync`` (or ``verify``) with ``async`` and follow it with ``state: progress``,
+whose retries carry the engine's progress file as Ansible events. ``state: changed`` tells
+the rollback which files were written on the new file system after the verified copy, so
+switching back never silently drops them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+try:
+    from ansible.module_utils.datastore_copy import (
+        IN_PLACE,
+        CopyError,
+        inventory,
+        load_manifest,
+        sync,
+        verify,
+    )
+except ImportError:  # reported by main(), as a one-line failure of the task
+    ENGINE_ERROR: str | None = traceback.format_exc()
+    IN_PLACE = ("copied", "verified")
+else:
+    ENGINE_ERROR = None
+
+DOCUMENTATION = r"""
+module: upgrader_datastore
+short_description: Copy, verify and compare a datastore tree with the upgrader copy engine
+description:
+  - Runs the copy engine on the host that has both the old datastore and the NFS export
+    mounted. C(inventory) counts the old tree; C(sync) copies it (sparse files stay sparse,
+    resumable from the manifest); C(verify) re-reads every manifest entry on the destination;
+    C(progress) reports how far a sync or verify started with C(async) has got;
+    C(changed) lists the files on the destination that differ from the verified copy.
+  - In check mode inventory, verify, progress and changed run (they only read); sync
+    reports what it would copy and writes nothing.
+options:
+  state:
+    description: What to do.
+    type: str
+    required: true
+    choices: [inventory, sync, verify, progress, changed]
+  src:
+    description: The tree to copy (the old datastore); read, never written.
+    type: path
+  dst:
+    description: Where the copy goes (the NFS export, mounted).
+    type: path
+  manifest:
+    description: The engine's manifest (JSON lines), on the host's local disk.
+    type: path
+  phase:
+    description: C(presync) while the VMs run, C(delta) in the window.
+    type: str
+    default: presync
+    choices: [presync, delta]
+  workers:
+    description: Files copied or verified at the same time.
+    type: int
+    default: 4
+  margin:
+    description: Free space the destination must keep beyond the allocated size (fraction).
+    type: float
+    default: 0.05
+  lock_wait:
+    description: Seconds to wait for a copy still running on the same manifest (one left
+      behind by a controller that was killed) before failing.
+    type: float
+    default: 60
+  progress_file:
+    description: JSON the engine rewrites about once a second while it works.
+    type: path
+  jid:
+    description: For C(progress), the async job id of the sync or verify being followed.
+    type: str
+  async_dir:
+    description: For C(progress), where Ansible keeps async job results on this host.
+    type: path
+    default: ~/.ansible_async
+"""
+
+EXAMPLES = r"""
+- name: Count what the old datastore holds
+  upgrader_datastore:
+    state: inventory
+    src: /var/lib/one/datastores
+
+- name: Pre-sync the datastore to the NFS export
+  upgrader_datastore:
+    state: sync
+    src: /var/lib/one/datastores
+    dst: /mnt/upgrader-nfs
+    manifest: /var/lib/upgrader-storage/manifest.jsonl
+    progress_file: /var/lib/upgrader-storage/progress.json
+  async: 86400
+  poll: 0
+  register: copy_job
+
+- name: Follow the copy
+  upgrader_datastore:
+    state: progress
+    progress_file: /var/lib/upgrader-storage/progress.json
+    jid: "{{ copy_job.ansible_job_id }}"
+  register: copy_progress
+  until: copy_progress.finished
+  retries: 8640
+  delay: 10
+"""
+
+RETURN = r"""
+inventory:
+  description: For C(inventory), the engine's counts (files, dirs, symlinks, apparent_bytes,
+    allocated_bytes, images, vm_dirs, checkpoints).
+  type: dict
+  returned: state is inventory
+summary:
+  description: For C(sync), the engine's summary (copied, skipped, deleted, bytes_copied,
+    bytes_total, apparent_bytes, allocated_bytes, files, seconds); in check mode the plan
+    (would_copy, would_delete, skipped).
+  type: dict
+  returned: state is sync
+verify:
+  description: For C(verify), entries, verified, mismatches (path, field, expected, found),
+    missing, seconds, bytes_read.
+  type: dict
+  returned: state is verify
+problems:
+  description: For C(verify), one line per wrong or missing file (empty when all match).
+  type: list
+  elements: str
+  returned: state is verify
+finished:
+  description: For C(progress), whether the followed job has ended (well or not).
+  type: bool
+  returned: state is progress
+died:
+  description: For C(progress), true when the engine's process is gone but the job never
+    recorded a result (its async wrapper was killed too); C(job_msg) says so.
+  type: bool
+  returned: sometimes
+job_msg:
+  description: For C(progress), the failed job's message, once it has ended.
+  type: str
+  returned: sometimes
+upgrader_progress:
+  description: For C(progress), the engine's progress (phase, bytes_done, bytes_total,
+    files_done, files_total, current, eta_seconds).
+  type: dict
+  returned: state is progress
+modified:
+  description: For C(changed), files whose size or modification time differ from the copy.
+  type: list
+  elements: str
+  returned: state is changed
+added:
+  description: For C(changed), files on the destination the manifest does not know.
+  type: list
+  elements: str
+  returned: state is changed
+removed:
+  description: For C(changed), verified files missing from the destination.
+  type: list
+  elements: str
+  returned: state is changed
+kind:
+  description: On a copy error, its kind (full, mismatch, locked, source, io).
+  type: str
+  returned: failure
+details:
+  description: On a copy error, its evidence (bytes needed and available, path, pid...).
+  type: dict
+  returned: failure
+"""
+
+REQUIRED = {
+    "inventory": ("src",),
+    "sync": ("src", "dst", "manifest"),
+    "verify": ("dst", "manifest"),
+    "progress": ("progress_file", "jid"),
+    "changed": ("dst", "manifest"),
+}
+
+
+def walk(root: str):
+    """``(relative path, lstat)`` of every entry under ``root``."""
+    for top, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            path = os.path.join(top, name)
+            yield os.path.relpath(path, root), os.lstat(path)
+
+
+def stat_key(st: os.stat_result) -> dict:
+    """The stat the engine records for each side of a copy (its ``src`` and ``dst`` fields)."""
+    return {
+        "ino": st.st_ino,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+    }
+
+
+def same(recorded: dict | None, st: os.stat_result | None) -> bool:
+    """Whether a recorded stat still describes ``st`` (any write changes mtime or ctime)."""
+    return bool(recorded) and st is not None and recorded == stat_key(st)
+
+
+def plan(src: str, dst: str, records: dict) -> dict:
+    """What a sync would do (check mode), as the engine decides it: a verified file whose
+    source and copy are both as recorded is skipped, any other is copied; copies of files gone
+    from the source are deleted."""
+    would_copy, skipped, seen = [], 0, set()
+    for rel, st in walk(src):
+        seen.add(rel)
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        record = records.get(rel) or {}
+        try:
+            copy = os.lstat(os.path.join(dst, rel))
+        except OSError:
+            copy = None
+        if (
+            record.get("state") in IN_PLACE
+            and same(record.get("src"), st)
+            and same(record.get("dst"), copy)
+        ):
+            skipped += 1
+        else:
+            would_copy.append(rel)
+    would_delete = sorted(
+        p for p, r in records.items() if r.get("state") != "deleted" and p not in seen
+    )
+    return {"would_copy": would_copy, "would_delete": would_delete, "skipped": skipped}
+
+
+def changes(dst: str, records: dict) -> dict:
+    """Files on ``dst`` written since the verified copy: the engine's recorded stat of each
+    copy (inode, size, mtime, ctime) against what is there now."""
+    verified = {
+        p: r
+        for p, r in records.items()
+        if r.get("state") in IN_PLACE and r.get("type") in ("file", "hardlink")
+    }
+    modified, added, seen = [], [], set()
+    for rel, st in walk(dst):
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        seen.add(rel)
+        if rel not in verified:
+            added.append(rel)
+        elif not same(verified[rel].get("dst"), st):
+            modified.append(rel)
+    removed = sorted(set(verified) - seen)
+    return {
+        "modified": modified,
+        "added": added,
+        "removed": removed,
+        "writes": len(modified) + len(added) + len(removed),
+    }
+
+
+def problems(checked: dict) -> list[str]:
+    """One line per file the verify found wrong: ``path: checksum expected X, found Y``."""
+    lines = [
+        f"{m['path']}: {m.get('field', 'checksum')} expected {m['expected']}, found {m['found']}"
+        for m in checked.get("mismatches", [])
+    ]
+    return lines + [f"{path}: missing" for path in checked.get("missing", [])]
+
+
+def job_status(jid: str, async_dir: str) -> dict | None:
+    """The async job's result file: None while it runs, its result once it has ended."""
+    path = os.path.join(os.path.expanduser(async_dir), jid)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return {"failed": True, "msg": f"no async job {jid} in {async_dir}"}
+    except ValueError:
+        return None  # being written
+    # While the job runs the wrapper's placeholder says started; then the module's result.
+    return None if data.get("started") and not data.get("finished") else data
+
+
+def alive(pid: object) -> bool:
+    try:
+        os.kill(int(pid), 0)  # type: ignore[arg-type]
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
+
+
+def follow(params: dict) -> dict:
+    """One look at a job started with async: the engine's progress and whether it ended."""
+    try:
+        with open(params["progress_file"], encoding="utf-8") as handle:
+            progress = json.load(handle)
+    except (OSError, ValueError):
+        progress = {}
+    job = job_status(params["jid"], params["async_dir"])
+    result: dict = {"changed": False, "finished": job is not None, "upgrader_progress": progress}
+    if job is not None and job.get("failed"):
+        result["job_msg"] = str(job.get("msg", "the job failed"))
+    elif (
+        job is None
+        and progress.get("pid")
+        and not progress.get("finished")
+        and not alive(progress["pid"])
+    ):
+        # The engine died without the async wrapper recording it (both were killed).
+        result.update(
+            finished=True,
+            died=True,
+            job_msg=f"the copy engine (pid {progress['pid']}) died before it finished",
+        )
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "state": {"type": "str", "required": True, "choices": list(REQUIRED)},
+            "src": {"type": "path"},
+            "dst": {"type": "path"},
+            "manifest": {"type": "path"},
+            "phase": {"type": "str", "default": "presync", "choices": ["presync", "delta"]},
+            "workers": {"type": "int", "default": 4},
+            "margin": {"type": "float", "default": 0.05},
+            "lock_wait": {"type": "float", "default": 60},
+            "progress_file": {"type": "path"},
+            "jid": {"type": "str"},
+            "async_dir": {"type": "path", "default": "~/.ansible_async"},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    missing = [name for name in REQUIRED[p["state"]] if not p[name]]
+    if missing:
+        module.fail_json(msg=f"state {p['state']} needs {', '.join(missing)}")
+    if p["state"] == "progress":
+        module.exit_json(**follow(p))
+    if ENGINE_ERROR is not None:
+        module.fail_json(
+            msg="the copy engine (module_utils datastore_copy) is not available",
+            exception=ENGINE_ERROR,
+        )
+    try:
+        if p["state"] == "inventory":
+            module.exit_json(changed=False, inventory=inventory(p["src"]))
+        if p["state"] == "verify":
+            checked = verify(
+                p["dst"], p["manifest"], workers=p["workers"], progress_file=p["progress_file"]
+            )
+            module.exit_json(changed=False, verify=checked, problems=problems(checked))
+        if p["state"] == "changed":
+            module.exit_json(changed=False, **changes(p["dst"], load_manifest(p["manifest"])))
+        if module.check_mode:
+            todo = plan(p["src"], p["dst"], load_manifest(p["manifest"]))
+            module.exit_json(changed=bool(todo["would_copy"] or todo["would_delete"]), summary=todo)
+        summary = sync(
+            p["src"],
+            p["dst"],
+            p["manifest"],
+            phase=p["phase"],
+            workers=p["workers"],
+            margin=p["margin"],
+            progress_file=p["progress_file"],
+            lock_wait=p["lock_wait"],
+        )
+    except CopyError as exc:
+        module.fail_json(msg=str(exc), kind=exc.kind, details=exc.details)
+    except OSError as exc:
+        module.fail_json(msg=f"{p['state']}: {exc}", kind="io", details={})
+    module.exit_json(changed=bool(summary.get("copied") or summary.get("deleted")), summary=summary)
+
+
+if __name__ == "__main__":
+    main()
