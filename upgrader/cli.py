@@ -56,7 +56,8 @@ def plan(target: str, config: Path | None, stage: bool, as_json: bool,
 
 def render_plan(p: Any) -> str:
     """The plan as lines for a terminal."""
-    lines = [f"plan for {p.environment}: OpenNebula {p.current_version} -> {p.target_version}, "
+    what = "OpenNebula" if p.current_version[:1].isdigit() else "storage"
+    lines = [f"plan for {p.environment}: {what} {p.current_version} -> {p.target_version}, "
              f"{len(p.steps)} steps, about {p.estimate / 60:.0f} min"]
     for s in p.steps:
         mark = "  <- point of no return" if s.point_of_no_return else ""
@@ -82,7 +83,7 @@ def render_plan(p: Any) -> str:
               help="run although staging has not passed this plan (the reason is journaled)")
 def run(target: str, config: Path | None, stage: bool, dry_run: bool, yes: bool,
         accept: tuple[str, ...], take_over: bool, without_rehearsal: str | None) -> None:
-    """Run the plan that takes the cloud to TARGET."""
+    """Run the plan that takes the cloud to TARGET: a version (3.4, 3.6) or a storage (nfs)."""
     from upgrader import runs
 
     ws = runs.workspace(config, _env(stage))

@@ -204,6 +204,8 @@ def _perform(
             **dict(step.vars),
             "upgrader_run_id": ctx.run_id,
             "upgrader_state_dir": str(ctx.run_dir),  # what a step records for its undo
+            # findings the operator accepted (--accept): a playbook may ask before refusing
+            "upgrader_accepted": [f.key for f in ctx.plan.findings if f.accepted],
         },
         secret_vars=ctx.secret_vars,
         limit=limit if limit is not None else getattr(step, "limit", None),

@@ -17,7 +17,7 @@ from typing import Any
 
 from upgrader.errors import UsageError
 from upgrader.runbook import GateSpec, Runbook, Step
-from upgrader.versions import hop_path, series_of
+from upgrader.versions import SERIES, hop_path, series_of
 
 INFO, WARNING, ERROR = "info", "warning", "error"
 
@@ -169,6 +169,45 @@ def vm_findings(facts: CloudFacts, hops: Sequence[tuple[str, str]]) -> list[Find
     return out
 
 
+def storage_findings(facts: CloudFacts, runbook: Runbook) -> list[Finding]:
+    """What a storage move means for the VMs: their writes stop for the switch-over; and a
+    way back (a runbook with a ``storage_check: unchanged`` step) may lose what they wrote
+    on the export since the switch, which that step refuses unless this is accepted."""
+    out = []
+    if any(step.vars.get("storage_check") == "unchanged" for step in runbook.steps):
+        out.append(
+            Finding(
+                "storage-writes-lost",
+                WARNING,
+                False,
+                "switching back to the old volume loses what the VMs wrote on the NFS export "
+                "since the switch: the run stops before the switch if any file changed there",
+                "copy the files it lists back to the old volume first, or accept losing them "
+                "with --accept storage-writes-lost",
+            )
+        )
+    running = [vm for vm in facts.vms if vm.state == "ACTIVE"]
+    if not running:
+        return out
+    return [
+        *out,
+        Finding(
+            "vms-suspended-for-switch",
+            INFO,
+            False,
+            f"{len(running)} VMs will be suspended in the window, for the delta copy, the "
+            "verification and the switch of the mounts, and resumed on the new storage",
+            "nothing to do: the runbook suspends and resumes them",
+        ),
+    ]
+
+
+def runbook_file(hop: Sequence[str]) -> str:
+    """``opennebula-3.2-to-3.4.yml`` for a version hop, ``storage-ocfs2-to-nfs.yml`` else."""
+    kind = "opennebula" if hop[0] in SERIES else "storage"
+    return f"{kind}-{hop[0]}-to-{hop[1]}.yml"
+
+
 def host_findings(facts: CloudFacts) -> list[Finding]:
     """Hosts that are not in a state to take part."""
     out = []
@@ -274,21 +313,27 @@ def build_plan(
     playbook_digests: Mapping[str, str],
     batch_size: int | None = None,
     accepted: Sequence[str] = (),
+    hops: Sequence[tuple[str, str]] | None = None,
 ) -> Plan:
     """The plan that takes ``facts`` to ``target`` with the runbook of each hop.
 
     ``playbook_digests`` maps every playbook path the runbooks name to the digest of its
     content (and of the roles it uses); ``accepted`` lists finding keys the operator
-    accepted with ``--accept``.
+    accepted with ``--accept``. ``hops`` is given for a storage move (one hop, e.g.
+    ``("ocfs2", "nfs")``, whose runbook works on any OpenNebula version); without it the
+    hops are the version path from the cloud's version to ``target``.
     """
-    hops = hop_path(facts.version, target)
+    storage = hops is not None
+    if hops is None:
+        hops = hop_path(facts.version, target)
+    hops = tuple(hops)
     steps: list[PlannedStep] = []
     for hop in hops:
         runbook = runbooks.get(hop)
         if runbook is None:
             raise UsageError(
-                f"no runbook for OpenNebula {hop[0]} -> {hop[1]}",
-                hint="runbooks/opennebula-<from>-to-<to>.yml is missing",
+                f"no runbook for {'storage' if storage else 'OpenNebula'} {hop[0]} -> {hop[1]}",
+                hint=f"runbooks/{runbook_file(hop)} is missing",
             )
         name = f"{hop[0]}-{hop[1]}"
         for group in _host_sequences([s for s in runbook.steps if not s.undo_only]):
@@ -296,17 +341,20 @@ def build_plan(
             # a host sequence runs batch by batch: all its steps on batch 1, then batch 2...
             steps.extend(s for batch in zip(*expanded, strict=True) for s in batch)
     findings = [*host_findings(facts), *vm_findings(facts, hops)]
+    if storage:
+        findings += storage_findings(facts, runbooks[hops[0]])
     findings = [Finding(**{**asdict(f), "accepted": f.key in accepted}) for f in findings]
     point = next((s.id for s in steps if s.point_of_no_return), None)
+    goal = hops[-1][1] if storage else series_of(target)
     identity = _digest(
-        series_of(target),
+        goal,
         [(hop, runbooks[hop].digest) for hop in hops],
         sorted(playbook_digests.items()),
     )
     return Plan(
         environment=facts.environment,
-        current_version=facts.version,
-        target_version=series_of(target),
+        current_version=hops[0][0] if storage else facts.version,
+        target_version=goal,
         hops=hops,
         steps=tuple(steps),
         findings=tuple(findings),

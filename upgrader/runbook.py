@@ -72,9 +72,6 @@ KNOWN_ACTIONS: frozenset[str] = frozenset({
     "enable-host",
     "drain-host",  # live-migrate the batch's VMs to hosts with room outside the batch
     "move-back-vms",  # live-migrate the VMs drained off the batch back to it
-    "storage-presync",
-    "storage-delta-sync",
-    "storage-verify",
 })
 """The orchestrator actions a step may name (``action:``); the executor implements them."""
 

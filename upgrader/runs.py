@@ -43,10 +43,18 @@ from upgrader.journal import (
     resume_decision,
 )
 from upgrader.opennebula import OneClient
-from upgrader.planner import CloudFacts, Finding, Plan, PlannedStep, _digest, build_plan
-from upgrader.runbook import GateSpec, Runbook, Step, load_runbook
+from upgrader.planner import (
+    CloudFacts,
+    Finding,
+    Plan,
+    PlannedStep,
+    _digest,
+    build_plan,
+)
+from upgrader.runbook import GateSpec, Runbook, Step
 from upgrader.runlock import RunLock, read_lock, stale_reason
-from upgrader.versions import hop_path, series_of
+from upgrader.targets import playbook_digests, runbooks_for, storage_hop, target_of
+from upgrader.versions import hop_path
 
 LOCK_EXPIRY = 12 * 3600.0
 ABORT_FILE = "abort-requested"
@@ -77,37 +85,6 @@ def client_for(env: Environment) -> OneClient:
     return OneClient(env.oned, read_credentials(env), timeout=30)
 
 
-def runbooks_for(
-    site: SiteConfig, hops: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], Runbook]:
-    """The runbook of every hop, from runbooks_dir/opennebula-<from>-to-<to>.yml."""
-    out = {}
-    for hop in hops:
-        path = site.runbooks_dir / f"opennebula-{hop[0]}-to-{hop[1]}.yml"
-        if not path.is_file():
-            raise UsageError(f"no runbook for OpenNebula {hop[0]} -> {hop[1]}: {path} is missing")
-        out[hop] = load_runbook(path, playbooks_dir=site.playbooks_dir)
-    return out
-
-
-def playbook_digests(site: SiteConfig, runbooks: Mapping[Any, Runbook]) -> dict[str, str]:
-    """Content digests of every playbook the runbooks name, and of the shared roles."""
-    out = {}
-    for rb in runbooks.values():
-        for step in rb.steps:
-            if step.playbook:
-                out[step.playbook] = hashlib.sha256(
-                    (site.playbooks_dir / step.playbook).read_bytes()
-                ).hexdigest()
-    roles = site.playbooks_dir / "roles"
-    if roles.is_dir():
-        h = hashlib.sha256()
-        for f in sorted(p for p in roles.rglob("*") if p.is_file()):
-            h.update(str(f.relative_to(roles)).encode() + b"\0" + f.read_bytes())
-        out["roles/"] = h.hexdigest()
-    return out
-
-
 def fingerprints(
     ws: Workspace,
     hops: Sequence[tuple[str, str]],
@@ -116,7 +93,7 @@ def fingerprints(
 ) -> tuple[str, str]:
     """(plan identity across environments, resume fingerprint of this environment)."""
     identity = _digest(
-        series_of(target),
+        target_of(hops, target),
         [(hop, runbooks[hop].digest) for hop in hops],
         sorted(playbook_digests(ws.site, runbooks).items()),
     )
@@ -142,7 +119,8 @@ def prepare_plan(
     ``facts`` gathered by the caller (a dry run shows the VMs of the very same look)."""
     if facts is None:
         facts = gather_facts(client, ws.env.name, ws.env.inventory)
-    hops = hop_path(facts.version, target)
+    move = storage_hop(ws.site, target)
+    hops = (move,) if move else hop_path(facts.version, target)
     runbooks = runbooks_for(ws.site, hops)
     plan = build_plan(
         facts,
@@ -151,6 +129,7 @@ def prepare_plan(
         playbook_digests=playbook_digests(ws.site, runbooks),
         batch_size=ws.env.batch_size,
         accepted=accepted,
+        hops=hops if move else None,
     )
     identity, resume = fingerprints(ws, hops, target, runbooks)
     plan = Plan(
@@ -456,9 +435,7 @@ def abort_run(ws: Workspace, run_id: str, progress: Callable[[str], None] = prin
         _kill_leftovers(journal)
         plan = plan_from_dict(state.plan)
         runbooks = runbooks_for(ws.site, plan.hops)
-        ctx = run_context(
-            ws, client_for(ws.env), plan, runbooks, journal, run_id, False, progress
-        )
+        ctx = run_context(ws, client_for(ws.env), plan, runbooks, journal, run_id, False, progress)
         journal.record(EventType.RUN_ABORT_REQUESTED, reason="upgrader abort")
         run_pending_undo(ctx, reason="aborted", failed=True)
         journal.record(EventType.RUN_ABORTED, reason="upgrader abort")
