@@ -92,16 +92,17 @@ def with_runbook_vars(lab: dict[str, Any], tmp_path: Path, step: str, **values: 
 
 # ------------------------------------------------------------------------------- the run
 class Run:
-    """``upgrader run 3.6 --stage --yes`` as a process, with its journal."""
+    """``upgrader run TARGET --stage --yes`` (3.6 unless told) as a process, with its journal."""
 
-    def __init__(self, config: Path, runs_dir: Path, tmp_path: Path) -> None:
+    def __init__(self, config: Path, runs_dir: Path, tmp_path: Path, target: str = "3.6",
+                 *more: str) -> None:
         self.runs_dir = runs_dir
         self.stderr_path = tmp_path / "run.stderr"
         self.started = time.monotonic()
         with self.stderr_path.open("w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "upgrader", "run", "3.6", "--stage", "--yes",
-                 "--config", str(config)],
+                [sys.executable, "-m", "upgrader", "run", target, "--stage", "--yes",
+                 "--config", str(config), *more],
                 stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True,
             )
 
