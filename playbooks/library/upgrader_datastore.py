@@ -78,6 +78,13 @@ options:
       behind by a controller that was killed) before failing.
     type: float
     default: 60
+  reread:
+    description: For C(sync), re-read each file from the storage right after its copy is
+      durable (while other files are being written) and record it verified; a copy that
+      reads back wrong fails the task naming the file. The pre-sync uses it, so a storage
+      that does not keep what it is given shows before the window, not in it.
+    type: bool
+    default: false
   progress_file:
     description: JSON the engine rewrites about once a second while it works.
     type: path
@@ -338,6 +345,7 @@ def main() -> None:
             "workers": {"type": "int", "default": 4},
             "margin": {"type": "float", "default": 0.05},
             "lock_wait": {"type": "float", "default": 60},
+            "reread": {"type": "bool", "default": False},
             "progress_file": {"type": "path"},
             "jid": {"type": "str"},
             "async_dir": {"type": "path", "default": "~/.ansible_async"},
@@ -377,6 +385,7 @@ def main() -> None:
             margin=p["margin"],
             progress_file=p["progress_file"],
             lock_wait=p["lock_wait"],
+            reread=p["reread"],
         )
     except CopyError as exc:
         module.fail_json(msg=str(exc), kind=exc.kind, details=exc.details)

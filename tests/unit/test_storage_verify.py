@@ -136,3 +136,44 @@ def test_verify_waits_for_a_running_copy_then_gives_locked_naming_the_pid(copied
     finally:
         os.close(fd)
     assert info.value.kind == "locked" and "pid 4343" in str(info.value)
+
+
+def test_a_sync_that_reads_back_records_every_copy_verified(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "vm").mkdir(parents=True)
+    dst.mkdir()
+    (src / "vm" / "disk.0").write_bytes(os.urandom(3 * MIB))
+    os.link(src / "vm" / "disk.0", src / "vm" / "disk.0.link")
+    (src / "empty").write_bytes(b"")
+    manifest = tmp_path / "m.jsonl"
+    sync(src, dst, manifest, reread=True)
+    entries = datastore_copy.load_manifest(str(manifest))
+    files = {p: e for p, e in entries.items() if e["type"] in ("file", "hardlink")}
+    assert {e["state"] for e in files.values()} == {"verified"}, files
+    assert files["vm/disk.0"]["checksum"] == plain_checksum(dst / "vm" / "disk.0")
+    # the window's verify of a copy read back already, and not touched since: by stat only
+    again = verify(dst, manifest, reread="unverified")
+    assert (again["reread"], again["mismatches"]) == (0, [])
+
+
+def test_a_copy_that_reads_back_wrong_stops_the_sync_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    (src / "disk.0").write_bytes(os.urandom(2 * MIB))
+    real = datastore_copy._hash_segment
+
+    def bad_storage(task):  # what a destination that flips a bit would give back
+        rel, first, digests, nread = real(task)
+        return rel, first, [hashlib.sha256(b"flipped").digest(), *digests[1:]], nread
+
+    monkeypatch.setattr(datastore_copy, "_hash_segment", bad_storage)
+    with pytest.raises(datastore_copy.CopyError) as failed:
+        sync(src, dst, tmp_path / "m.jsonl", reread=True)
+    assert failed.value.kind == "mismatch"
+    assert str(failed.value).startswith("disk.0: the copy on ")
+    assert "reads back as sha256-1m:" in str(failed.value)
+    entries = datastore_copy.load_manifest(str(tmp_path / "m.jsonl"))
+    assert entries.get("disk.0", {}).get("state") not in ("copied", "verified")

@@ -734,9 +734,10 @@ def _unchanged(old: dict | None, new: dict) -> bool:
 class _Sync:
     """One sync run: scan, plan (skip / delta / full), check room, then write."""
 
-    def __init__(self, src, dst, manifest, phase, workers, chunk_size, margin) -> None:
+    def __init__(self, src, dst, manifest, phase, workers, chunk_size, margin, reread) -> None:
         self.src, self.dst, self.manifest = src, dst, manifest
         self.phase, self.workers, self.margin = phase, workers, margin
+        self.reread = reread
         self.header, self.entries = _read_manifest(manifest)
         if self.header and (self.header["src"], self.header["dst"]) != (src, dst):
             raise CopyError(
@@ -952,9 +953,23 @@ class _Sync:
                 _remove(link)
                 os.link(dst_path, link)
         checksum = _combine(self.algorithm, digests)
+        state = "copied"
+        if self.reread:  # this worker reads back while the others write: the disk does both
+            found = self.read_back(dst_path, rel, st.st_size)
+            if found != checksum:
+                raise CopyError(
+                    "mismatch",
+                    f"{rel}: the copy on {self.dst} reads back as {found}, not {checksum} as "
+                    "it was written: the destination storage does not keep what it is given",
+                    path=rel,
+                    expected=checksum,
+                    found=found,
+                )
+            state = "verified"
         old = self.entries.get(rel) or {}
         record = _base_record(rel, "file", st, self.phase)
         record.update(
+            state=state,
             checksum=checksum,
             dst=_stat_key(os.lstat(dst_path)),
             written=written,
@@ -964,10 +979,26 @@ class _Sync:
         records = [record]
         for name in self.links[rel]:
             link = _base_record(name, "hardlink", st, self.phase)
-            link.update(target=rel, checksum=checksum, dst=record["dst"], copies=record["copies"])
+            link.update(
+                target=rel,
+                checksum=checksum,
+                dst=record["dst"],
+                copies=record["copies"],
+                state=state,
+            )
             records.append(link)
         self.writer.append(records)
         self.progress.add(files=1)
+
+    def read_back(self, path: str, rel: str, size: int) -> str:
+        """The checksum of the fsync'd copy as its storage returns it (O_DIRECT)."""
+        nchunks = (size + self.chunk_size - 1) // self.chunk_size
+        per = max(1, _SEGMENT // self.chunk_size)
+        digests: list[bytes] = []
+        for first in range(0, max(nchunks, 1), per):
+            task = (path, rel, size, self.chunk_size, first, min(first + per, nchunks))
+            digests += _hash_segment(task)[2]
+        return _combine(self.algorithm, digests)
 
     def write_data(self, sfd: int, st, dst_path: str, rel: str, how: str):
         """Copy the data ranges (full) or only the chunks whose digest changed (delta)."""
@@ -1099,12 +1130,16 @@ def sync(
     progress=None,
     progress_file=None,
     lock_wait: float = 60.0,
+    reread: bool = False,
 ) -> dict:
     """Copy the tree ``src`` into the existing directory ``dst``, recording ``manifest``.
 
     Files already copied (or verified) and unchanged on both sides are skipped; a changed file
     whose copy is still the recorded one gets only its changed chunks rewritten. Copies are
-    recorded ``copied``: run ``verify`` to re-read them and record them ``verified``.
+    recorded ``copied``: run ``verify`` to re-read them and record them ``verified``. With
+    ``reread``, each worker re-reads its file from the storage (O_DIRECT) right after its
+    fsync, while the other workers go on writing, and records it ``verified``; a copy that
+    reads back otherwise than written stops the sync (CopyError ``mismatch``).
     Returns a summary: copied (paths), skipped (count), deleted (paths), bytes_copied
     (written), bytes_total (data bytes read from src), apparent_bytes, allocated_bytes,
     files, seconds. Raises CopyError (full, locked, source) with the evidence.
@@ -1116,7 +1151,7 @@ def sync(
         raise CopyError("io", f"destination {dst} is not a directory", path=dst)
     lock = _acquire_lock(manifest, lock_wait)
     try:
-        return _Sync(src, dst, manifest, phase, workers, chunk_size, margin).run(
+        return _Sync(src, dst, manifest, phase, workers, chunk_size, margin, reread).run(
             progress, progress_file
         )
     finally:
