@@ -105,14 +105,14 @@ def tree(root: Path) -> dict[str, tuple[Any, ...]]:
     return out
 
 
-def checksum(path: Path) -> str:
+def checksum(path: Path, chunk: int = CHUNK) -> str:
     """The manifest's checksum, computed here by reading the whole file plainly: sha256 over
-    the sha256 digests of its 1 MiB chunks."""
+    the sha256 digests of its chunks (1 MiB unless the manifest says otherwise)."""
     digests = []
     with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digests.append(hashlib.sha256(chunk).digest())
-    return "sha256-1m:" + hashlib.sha256(b"".join(digests)).hexdigest()
+        while block := fh.read(chunk):
+            digests.append(hashlib.sha256(block).digest())
+    return f"sha256-{chunk >> 20}m:" + hashlib.sha256(b"".join(digests)).hexdigest()
 
 
 def allocated(path: Path) -> int:

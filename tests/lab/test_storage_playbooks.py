@@ -9,7 +9,6 @@ the staging cloud switched back, with the copy still on the export for the corru
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -22,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.lab.conftest import side_lab, upgrader
+from tests.lab.storage_runs import checksum
+from tests.lab.storage_runs import tree as snapshot
 from upgrader.ansible_adapter import PlaybookCall, PlaybookOutcome, run_playbook
 from upgrader.lab import hosts as hs
 
@@ -113,40 +114,6 @@ def _write_data(old: Path) -> None:
     (vm / "disk.1").symlink_to(f"../../{DENSE}")
 
 
-def snapshot(root: Path) -> dict[str, tuple]:
-    """Every entry under root: type, mode, owner, mtime, size, content hash or link target."""
-    out = {}
-    for top, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(top, name)
-            st = path.lstat()
-            if stat.S_ISLNK(st.st_mode):
-                what = os.readlink(path)
-            elif stat.S_ISREG(st.st_mode):
-                what = hashlib.sha256(path.read_bytes()).hexdigest()
-            else:
-                what = None
-            rel = str(path.relative_to(root))
-            out[rel] = (
-                stat.filemode(st.st_mode),
-                st.st_uid,
-                st.st_gid,
-                st.st_mtime_ns,
-                st.st_size if not stat.S_ISDIR(st.st_mode) else 0,
-                what,
-            )
-    return out
-
-
-def checksum(path: Path, chunk_size: int) -> str:
-    """The manifest's checksum recomputed plainly: sha256 over the per-chunk sha256 digests."""
-    digests = b""
-    with path.open("rb") as fh:
-        while chunk := fh.read(chunk_size):
-            digests += hashlib.sha256(chunk).digest()
-    return f"sha256-{chunk_size >> 20}m:" + hashlib.sha256(digests).hexdigest()
-
-
 def same_dir(lab: Lab, host: str, a: str, b: str) -> bool:
     """Whether two paths in a host are the same directory (a bind mount shows its source)."""
     return len(set(lab.out(host, f"stat -c %d:%i {a} {b}").split())) == 1
@@ -188,7 +155,7 @@ def test_a_dry_run_of_the_sync_lists_every_file_and_writes_nothing(lab):
     outcome = lab.play("storage-sync", storage_phase="presync", check=True)
     assert outcome.ok, lab.failure(outcome)
     plan = outcome.data["storage_sync"]
-    files = sorted(r for r, e in snapshot(lab.old).items() if e[0].startswith("-"))
+    files = sorted(r for r, e in snapshot(lab.old).items() if e[0] == stat.S_IFREG)
     assert plan["check_mode"] is True
     assert (plan["copied_count"], sorted(plan["copied_first"])) == (len(files), files)
     assert sorted(p.name for p in lab.export.iterdir()) == []
@@ -268,7 +235,7 @@ def test_sync_verify_switch_then_switch_back(lab):
     chunk = next(r for r in lines if "manifest" in r)["chunk_size"]
     records = {r["path"]: r for r in lines if "path" in r}
     files = {p: r for p, r in records.items() if r["type"] == "file"}
-    assert sorted(files) == sorted(r for r, e in before.items() if e[0].startswith("-"))
+    assert sorted(files) == sorted(r for r, e in before.items() if e[0] == stat.S_IFREG)
     for rel, record in files.items():
         assert record["state"] == "verified"
         assert (
