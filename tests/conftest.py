@@ -39,30 +39,3 @@ def oned_factory(tmp_path: Path) -> Iterator[OnedFactory]:
     yield factory
     for sim in started:
         sim.stop()
-
-
-# The lab modules that take minutes, longest first (CI wall times of one run, 3 workers).
-# scripts/test runs xdist with --dist loadfile --no-loadscope-reorder, which hands whole files
-# to workers in collection order: these start at once, on different workers, instead of the
-# whole-job run starting last and alone (xdist's default order is by number of tests).
-SLOW_FIRST = (
-    "tests/lab/test_lab_whole_job.py",  # 600 s
-    "tests/lab/test_lab_storage.py",  # 300 s
-    "tests/lab/test_lab_storage_kill.py",  # 230 s
-    "tests/lab/test_lab_fault_package_missing.py",  # 220 s
-    "tests/lab/test_lab_fault_libvirtd_crash.py",  # 180 s
-    "tests/lab/test_lab_dry_run.py",  # 150 s
-    "tests/lab/test_lab_fault_slow_migration.py",  # 150 s
-    "tests/lab/test_lab_storage_faults.py",  # 150 s
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The SLOW_FIRST modules first, in that order; every other test keeps its place."""
-    rank = {path: n for n, path in enumerate(SLOW_FIRST)}
-    root = Path(__file__).resolve().parents[1]
-
-    def key(item: pytest.Item) -> int:
-        return rank.get(str(Path(item.fspath).resolve().relative_to(root)), len(rank))
-
-    items.sort(key=key)  # stable: the rest stays in collection order
