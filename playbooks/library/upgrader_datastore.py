@@ -27,6 +27,7 @@ try:
         load_manifest,
         sync,
         verify,
+        would_sync,
     )
 except ImportError:  # reported by main(), as a one-line failure of the task
     ENGINE_ERROR: str | None = traceback.format_exc()
@@ -223,34 +224,6 @@ def same(recorded: dict | None, st: os.stat_result | None) -> bool:
     return bool(recorded) and st is not None and recorded == stat_key(st)
 
 
-def plan(src: str, dst: str, records: dict) -> dict:
-    """What a sync would do (check mode), as the engine decides it: a verified file whose
-    source and copy are both as recorded is skipped, any other is copied; copies of files gone
-    from the source are deleted."""
-    would_copy, skipped, seen = [], 0, set()
-    for rel, st in walk(src):
-        seen.add(rel)
-        if not stat.S_ISREG(st.st_mode):
-            continue
-        record = records.get(rel) or {}
-        try:
-            copy = os.lstat(os.path.join(dst, rel))
-        except OSError:
-            copy = None
-        if (
-            record.get("state") in IN_PLACE
-            and same(record.get("src"), st)
-            and same(record.get("dst"), copy)
-        ):
-            skipped += 1
-        else:
-            would_copy.append(rel)
-    would_delete = sorted(
-        p for p, r in records.items() if r.get("state") != "deleted" and p not in seen
-    )
-    return {"would_copy": would_copy, "would_delete": would_delete, "skipped": skipped}
-
-
 def changes(dst: str, records: dict) -> dict:
     """Files on ``dst`` written since the verified copy: the engine's recorded stat of each
     copy (inode, size, mtime, ctime) against what is there now."""
@@ -374,7 +347,7 @@ def main() -> None:
         if p["state"] == "changed":
             module.exit_json(changed=False, **changes(p["dst"], load_manifest(p["manifest"])))
         if module.check_mode:
-            todo = plan(p["src"], p["dst"], load_manifest(p["manifest"]))
+            todo = would_sync(p["src"], p["dst"], p["manifest"], margin=p["margin"])
             module.exit_json(changed=bool(todo["would_copy"] or todo["would_delete"]), summary=todo)
         summary = sync(
             p["src"],

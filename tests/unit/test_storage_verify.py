@@ -177,3 +177,16 @@ def test_a_copy_that_reads_back_wrong_stops_the_sync_naming_the_file(
     assert "reads back as sha256-1m:" in str(failed.value)
     entries = datastore_copy.load_manifest(str(tmp_path / "m.jsonl"))
     assert entries.get("disk.0", {}).get("state") not in ("copied", "verified")
+
+
+def test_would_sync_names_what_the_next_sync_copies_and_writes_nothing(copied) -> None:
+    src, dst, manifest = copied
+    (src / "vm" / "disk.0").write_bytes(os.urandom(MIB))
+    (src / "vm" / "empty").unlink()
+    before = manifest.read_bytes()
+    todo = datastore_copy.would_sync(str(src), str(dst), str(manifest))
+    assert manifest.read_bytes() == before and (dst / "vm" / "empty").exists()
+    done = sync(src, dst, manifest, phase="delta")
+    assert todo["would_copy"] == done["copied"] == ["vm/disk.0"]
+    assert todo["would_delete"] == done["deleted"] == ["vm/empty"]
+    assert todo["skipped"] == done["skipped"]

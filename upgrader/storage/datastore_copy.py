@@ -52,6 +52,7 @@ __all__ = [
     "load_manifest",
     "sync",
     "verify",
+    "would_sync",
 ]
 
 MANIFEST_VERSION = 1
@@ -1156,6 +1157,20 @@ def sync(
         )
     finally:
         _release_lock(lock)
+
+
+def would_sync(src: str, dst: str, manifest: str, *, margin: float = 0.05) -> dict:
+    """What ``sync`` would do now, decided by the same rules, writing nothing (check mode):
+    ``{would_copy, would_delete, skipped}``. No room raises CopyError(full) as sync would."""
+    src, dst, manifest = (os.path.abspath(p) for p in (src, dst, manifest))
+    job = _Sync(src, dst, manifest, "presync", 1, CHUNK_SIZE, margin, False)
+    job.scan()
+    job.plan()
+    return {
+        "would_copy": sorted(t[0] for t in job.tasks),
+        "would_delete": list(job.gone),
+        "skipped": job.skipped,
+    }
 
 
 # --------------------------------------------------------------------------- verify
