@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import xmlrpc.client
 from collections.abc import Iterator
 
@@ -193,3 +194,19 @@ def test_unknown_faults_are_refused(sim):
         sim.lab("lab.fault.set", "meteor", "", {})
     with pytest.raises(xmlrpc.client.Fault, match="known host"):
         sim.lab("lab.fault.set", "libvirtd-crash", "nohost", {})
+
+
+def test_the_first_scheduler_pass_waits_one_sched_interval(tmp_path):
+    """mm_sched places nothing before its first interval: a VM deployed by hand right after
+    oned starts is still PENDING for the operator who deploys it."""
+    oned.seed(tmp_path, "3.2.1", hosts=2, vms=1)
+    s = oned.start(tmp_path, "3.2.1", "--sched-interval", "60", speed=100)
+    try:
+        vmid = s.call("one.vm.allocate", "NAME=by-hand\nCPU=0.5\nMEMORY=64")
+        time.sleep(0.5)  # 50 simulated seconds: short of the interval
+        assert states(s, vmid) == (1, 0)
+        s.call("one.vm.deploy", vmid, 1)
+        wait_for(lambda: states(s, vmid) == (3, 3))
+        assert hosts_of(s, vmid) == ["node02"]
+    finally:
+        s.stop()

@@ -715,4 +715,5 @@ def rearm(c: Cloud) -> None:
         c.virt.add_host(host.name)
         if host.state != H_DISABLED:
             start_monitoring(c, host)
-    c.at(min(c.t.sched_interval, 5.0), schedule, c)
+    # mm_sched's timer first fires one SCHED_INTERVAL after it starts, as later passes do
+    c.at(c.t.sched_interval, schedule, c)
