@@ -14,7 +14,6 @@ waits and looks again gathers afresh what it reads.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,9 +91,6 @@ class HostObserver:
 
     def _run(self, parts: frozenset[str]) -> Gathered:
         with tempfile.TemporaryDirectory(prefix="upgrader-gates-") as tmp:
-            out = Path(tmp) / "out"
-            for sub in (out, out / "frontends", out / "nfs"):
-                sub.mkdir(mode=0o700)
             outcome = run_playbook(
                 PlaybookCall(
                     step_id="gates",
@@ -103,7 +99,6 @@ class HostObserver:
                     inventory=self.inventory,
                     private_data_dir=Path(tmp) / "pdd",
                     extra_vars={
-                        "gate_out_dir": str(out),
                         "gate_hosts": self.hosts if HYPERVISORS in parts else _NOTHING,
                         "gate_frontends": self.frontends if FRONTENDS in parts else _NOTHING,
                         "gate_agents_check": AGENTS in parts,
@@ -112,31 +107,27 @@ class HostObserver:
                     timeout=GATHER_TIMEOUT,
                 )
             )
-            if outcome.rc not in (0, 2, 4):
-                raise UpgraderError(
-                    f"the gate play could not run: {' '.join(outcome.stdout_tail)}",
-                    hint="run `ansible-inventory -i <inventory> --graph` and check ssh "
-                    "to the hosts",
-                )
-            members_file = out / "members.json"
-            if not members_file.exists():
-                raise UpgraderError(
-                    "the gate play did not say which hosts it visits: "
-                    f"{' '.join(outcome.stdout_tail)}"
-                )
-            members = json.loads(members_file.read_text())
-            return Gathered(
-                hypervisors=_read(out, members["hypervisors"]),
-                frontends=_read(out / "frontends", members["frontends"]),
-                nfs_servers=_read(out / "nfs", members["nfs_servers"]),
+        if outcome.rc not in (0, 2, 4):
+            raise UpgraderError(
+                f"the gate play could not run: {' '.join(outcome.stdout_tail)}",
+                hint="run `ansible-inventory -i <inventory> --graph` and check ssh to the hosts",
             )
+        members = outcome.data.get("gate_members")
+        if not isinstance(members, Mapping):
+            raise UpgraderError(
+                "the gate play did not say which hosts it visits: "
+                f"{' '.join(outcome.stdout_tail)}"
+            )
+        return Gathered(
+            **{group: _read(outcome.data.get(f"gate_{group}"), members.get(group) or [])
+               for group in GROUPS}
+        )
 
 
-def _read(directory: Path, members: list[str]) -> dict[str, HostData]:
-    """host -> its JSON file's content; members without a file (no answer) map to None."""
+def _read(answers: Any, members: list[str]) -> dict[str, HostData]:
+    """host -> what it answered; members that did not answer map to None."""
     seen: dict[str, HostData] = dict.fromkeys(members)
-    for path in directory.glob("*.json"):
-        if path.name == "members.json":
-            continue
-        seen[path.stem] = json.loads(path.read_text())
+    if isinstance(answers, Mapping):
+        seen.update({str(host): data for host, data in answers.items()
+                     if isinstance(data, Mapping)})
     return dict(sorted(seen.items()))
