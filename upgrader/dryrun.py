@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from upgrader import runs
+from upgrader import run_window, runs
 from upgrader.actions import placement
 from upgrader.ansible_adapter import PlaybookCall, PlaybookOutcome
 from upgrader.dryrun_plan import (
@@ -84,6 +84,7 @@ class DryRun:
 def start(ws: runs.Workspace, opts: runs.StartOptions) -> DryRun:
     """Plan, journal and walk a dry run of ``opts.target`` on ``ws.env``."""
     lock_note = _lock_note(ws)
+    window = run_window.forecast(ws, opts.window, run_window.now())
     client = runs.client_for(ws.env)
     facts = gather_facts(client, ws.env.name, ws.env.inventory)
     plan, runbooks = runs.prepare_plan(
@@ -110,6 +111,8 @@ def start(ws: runs.Workspace, opts: runs.StartOptions) -> DryRun:
         plan=plan.to_dict(),
         dry_run=True,
         command=command,
+        window=run_window.window_dict(window),
+        estimates=run_window.estimates(ws, plan),
     )
     for f in plan.findings:
         if f.accepted:
@@ -296,6 +299,8 @@ def _check(ctx: RunContext, group: CheckGroup) -> CheckResult:
         limit=group.limit, predicted=result.predicted, changes=dict(result.changes),
         tasks=tasks, reason=result.reason, duration=duration,
         **({"status": str(outcome.status), "rc": outcome.rc} if outcome is not None else {}),
+        # what the play handed over with set_stats, e.g. storage_sync: the data a copy moves
+        **({"data": dict(outcome.data)} if outcome is not None and outcome.data else {}),
     )
     ctx.progress(f"{tag} {summary} ({duration:.1f} s)")
     return result

@@ -14,14 +14,25 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from upgrader.ansible_adapter import PlaybookCall, PlaybookOutcome
-from upgrader.errors import GateFailedError, PlaybookFailedError, UpgraderError
+from upgrader.errors import (
+    GateFailedError,
+    PlaybookFailedError,
+    UpgraderError,
+    WindowClosedError,
+)
+from upgrader.estimates import unit_of
 from upgrader.journal import EventType, Journal, StepStatus, replay
 from upgrader.planner import Plan, PlannedStep
 from upgrader.runbook import GateSpec, Step
+from upgrader.window import fits
+
+if TYPE_CHECKING:
+    from upgrader.window import Window
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
@@ -69,6 +80,14 @@ class RunContext:
     abort_file: Path | None = None  # `upgrader abort` from another process creates it
     # (step, gate) -> what a gate recorded before the step (journaled; resume refills it)
     snapshots: dict[tuple[str, str], Any] = field(default_factory=dict)
+    # the maintenance window the run must finish its steps in (None: not limited)
+    window: Window | None = None
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    estimates: Mapping[str, float] = field(default_factory=dict)  # step id -> seconds
+    # the next window after a time (said when the run pauses), from the site config
+    next_window: Callable[[datetime], Window | None] = lambda now: None
+    # journals the cloud's state (versions, hosts, VMs) as the run ends, finished or not
+    observe_cloud: Callable[[str], None] = lambda when: None
 
 
 def _slug(text: str) -> str:
@@ -98,14 +117,67 @@ def execute(
             ctx.journal.record(EventType.RUN_ABORT_REQUESTED, reason="upgrader abort")
             abort(ctx, "abort requested")
             return
+        _check_window(ctx, step)
         attempts[step.id] = attempts.get(step.id, 0) + 1
         _run_step(ctx, step, n, attempts[step.id])
     finish(ctx)
 
 
+def estimate(ctx: RunContext, step: PlannedStep) -> float:
+    """The seconds the run expects ``step`` to take (measured or the runbook's)."""
+    return float(ctx.estimates.get(step.id, step.estimate))
+
+
+def _check_window(ctx: RunContext, step: PlannedStep) -> None:
+    """Pause before ``step`` (a safe point) when it, with the steps that must finish in the
+    same window (its host batch, its sequence), would not end before the window closes."""
+    if ctx.window is None:
+        return
+    unit = unit_of(ctx.plan, step.id)
+    if not unit:
+        return  # inside a batch or sequence that was judged as a whole at its first step
+    need = sum(estimate(ctx, s) for s in unit)
+    now = ctx.now()
+    left = (ctx.window.end - now).total_seconds()
+    if ctx.window.contains(now) and fits(ctx.window, now, need):
+        return
+    what = step.id if len(unit) == 1 else f"{unit[0].id} .. {unit[-1].id}"
+    later = ctx.next_window(now)
+    held = [u.description for u in replay(ctx.journal.events()).pending_undo]
+    ctx.observe_cloud("end")
+    reason = (f"the window closes at {_hhmm(ctx.window.end)} (in {_minutes(left)}); "
+              f"{what} needs about {_minutes(need)}")
+    ctx.journal.record(
+        EventType.RUN_PAUSED, reason=reason, next_step=step.id, window=ctx.window.as_dict(),
+        next_window=later.as_dict() if later else None, need=round(need, 1),
+        left=round(max(left, 0.0), 1), held=held,
+    )
+    ctx.progress(f"[run] {ctx.run_id} paused before {step.id}: {reason}")
+    when = (f"in the next window (opens {later.start.isoformat(timespec='minutes')})"
+            if later else "in a window (`--window now+2h` declares one)")
+    still = f"; until then these stay as they are: {'; '.join(held)}" if held else ""
+    raise WindowClosedError(
+        f"paused before {step.id}: {reason}",
+        hint=f"`upgrader resume {ctx.run_id}` {when}{still}",
+    )
+
+
+def _hhmm(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _minutes(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
 def finish(ctx: RunContext) -> None:
     """The end of a run whose steps are all done: the pending undo actions, then finished."""
     run_pending_undo(ctx, reason="run finished")
+    ctx.observe_cloud("end")
     ctx.journal.record(EventType.RUN_FINISHED, dry_run=ctx.dry_run)
     ctx.progress(f"[run] {ctx.run_id} finished")
 
@@ -126,6 +198,8 @@ def _run_step(ctx: RunContext, step: PlannedStep, n: int, attempt: int) -> None:
         attempt=attempt,
         idempotent=step.idempotent,
         marker=mark,
+        estimate=estimate(ctx, step),
+        extent=dict(step.extent),
     )
     ctx.progress(f"{tag} started ({step.title})")
     started = ctx.clock()
@@ -291,6 +365,7 @@ def fail(ctx: RunContext, reason: str) -> None:
     """Undo what the run registered (rolling back, before the point of no return), then
     journal the failure."""
     run_pending_undo(ctx, reason="run failed", failed=True)
+    ctx.observe_cloud("end")
     ctx.journal.record(
         EventType.RUN_FAILED,
         reason=reason,
@@ -301,6 +376,7 @@ def fail(ctx: RunContext, reason: str) -> None:
 def abort(ctx: RunContext, reason: str) -> None:
     """Stop at this safe point and undo what the run registered."""
     run_pending_undo(ctx, reason=reason, failed=True)
+    ctx.observe_cloud("end")
     ctx.journal.record(EventType.RUN_ABORTED, reason=reason)
     ctx.progress(f"[run] {ctx.run_id} aborted: {reason}")
 

@@ -34,13 +34,15 @@ class EventType(enum.StrEnum):
     UNDO_DONE = "undo_done"  # undo_id
     UNDO_FAILED = "undo_failed"  # undo_id, error
     FINDING_ACCEPTED = "finding_accepted"  # key, reason
-    RUN_PAUSED = "run_paused"  # reason, next_step
+    RUN_PAUSED = "run_paused"  # reason, next_step, window, next_window, held
     RUN_FAILED = "run_failed"  # reason, hint
     RUN_ABORT_REQUESTED = "run_abort_requested"  # reason
     RUN_ABORTED = "run_aborted"  # reason
     RUN_FINISHED = "run_finished"  # (none)
     SNAPSHOT = "snapshot"  # step, what, data
     NOTE = "note"  # text
+    WINDOW = "window"  # window ({start, end, source}), how ("config" | "ad hoc"), command
+    CLOUD_STATE = "cloud_state"  # when (start|end), oned_version, db_version, hosts, vms
     # A dry run (run_started dry_run=true) journals what it predicts instead of doing it:
     DRY_RUN_VMS = "dry_run_vms"  # shut_down, shut_down_hop, drains, ids_change
     DRY_RUN_CHECK = "dry_run_check"  # check, hop, playbook, steps, limit, predicted, changes, ...

@@ -99,6 +99,10 @@ class PlannedStep:
     gates_after: tuple[GateSpec, ...]
     vars: Mapping[str, Any] = field(default_factory=dict)
     sequence_start: bool = False
+    sequence_end: bool = False
+    # what the step touches ({"hosts": n, "vms": m}): scales its estimate, and a measured
+    # duration of an earlier run (upgrader.estimates)
+    extent: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -278,27 +282,51 @@ def _expand(hop: str, step: Step, facts: CloudFacts, batch_size: int | None) -> 
         "gates_after": step.gates_after,
         "vars": dict(step.vars),
         "sequence_start": step.sequence_start,
+        "sequence_end": step.sequence_end,
     }
     if not step.per_host:
+        extent = _extent(step, facts, None)
         return [
             PlannedStep(
-                id=f"{hop}/{step.id}", hosts=(), limit=None, estimate=step.estimate, **common
+                id=f"{hop}/{step.id}", hosts=(), limit=None, estimate=_estimate(step, extent),
+                extent=extent, **common
             )
         ]
     names = sorted(h.name for h in facts.hosts)
     size = batch_size or step.serial or 1  # an environment may batch differently
     out = []
     for n, batch in enumerate(_batches(names, size), 1):
+        extent = _extent(step, facts, batch)
         out.append(
             PlannedStep(
                 id=f"{hop}/{step.id}@{n}",
                 hosts=batch,
                 limit=",".join(batch),
-                estimate=step.estimate,
+                estimate=_estimate(step, extent),
+                extent=extent,
                 **common,
             )
         )
     return out
+
+
+def _extent(step: Step, facts: CloudFacts, batch: Sequence[str] | None) -> dict[str, int]:
+    """The hosts a step works on (its batch; every host for a hypervisor-wide step, else
+    none counted) and the live VMs on them (every live VM for a step of the whole cloud)."""
+    if batch is not None:
+        hosts = set(batch)
+        vms = sum(1 for vm in facts.vms if vm.host in hosts and vm.state in _ACTIVE)
+        return {"hosts": len(hosts), "vms": vms}
+    on_hosts = step.target in ("hypervisors", "all")
+    return {"hosts": len(facts.hosts) if on_hosts else 0,
+            "vms": sum(1 for vm in facts.vms if vm.state in _ACTIVE)}
+
+
+def _estimate(step: Step, extent: Mapping[str, int]) -> float:
+    """The runbook's estimate of ``step`` on ``extent``: its base, plus its per-host and
+    per-VM parts (a drain of a host with twelve VMs takes longer than of an empty one)."""
+    return (step.estimate + step.estimate_per_host * extent.get("hosts", 0)
+            + step.estimate_per_vm * extent.get("vms", 0))
 
 
 def _digest(*parts: Any) -> str:

@@ -17,10 +17,13 @@ A runbook (``runbooks/opennebula-3.2-to-3.4.yml``)::
           - name: hosts-monitored  # a gate with parameters
             timeout: 5m
         estimate: 2m               # seconds, or "90s", "5m", "1h30m"
+        estimate_per_host: 30s     # optional: added per host of the step's batch/target
+        estimate_per_vm: 1m        # optional: added per VM on those hosts (a drain)
         idempotent: true
         undo: restore-db           # an `undo_only: true` step that reverses this one
         point_of_no_return: false  # at most one step in a runbook
-        sequence_start: false
+        sequence_start: false      # starts a sequence that must finish in the same window
+        sequence_end: false        # ...up to and including the step marked sequence_end
         vars: {keep_backups: 3}
       - id: restore-db
         undo_only: true            # runs when a step that names it is undone: always at the
@@ -108,6 +111,10 @@ class Step:
     vars: Mapping[str, Any]
     undo_only: bool
     sequence_start: bool
+    # a maintenance window must hold the whole sequence_start..sequence_end run of steps
+    sequence_end: bool = False
+    estimate_per_host: float = 0.0  # seconds added per host the step touches
+    estimate_per_vm: float = 0.0  # seconds added per VM on those hosts
     # an undo_only step that only rolls back a failure before the point of no return (restore
     # the database), instead of always putting things back at the end (release Puppet)
     rollback: bool = False
@@ -132,7 +139,8 @@ _TOP_KEYS = ("name", "kind", "from_version", "to_version", "from_storage", "to_s
 _KIND_KEYS = {"upgrade": ("from_version", "to_version"), "storage": ("from_storage", "to_storage")}
 _STEP_KEYS = ("id", "title", "playbook", "action", "target", "serial", "per_host",
               "gates_before", "gates_after", "estimate", "idempotent", "undo", "undo_only",
-              "point_of_no_return", "sequence_start", "vars", "rollback")
+              "point_of_no_return", "sequence_start", "sequence_end", "vars", "rollback",
+              "estimate_per_host", "estimate_per_vm")
 
 
 # ------------------------------------------------------------------- loading
@@ -246,7 +254,10 @@ class _StepContext:
             idempotent=doc.scalar(keys["idempotent"][1], f"{path}.idempotent", BOOL),
             undo=get("undo", doc.text, None), point_of_no_return=flag("point_of_no_return"),
             vars=get("vars", self._vars, {}), undo_only=flag("undo_only"),
-            sequence_start=flag("sequence_start"), rollback=flag("rollback"))
+            sequence_start=flag("sequence_start"), sequence_end=flag("sequence_end"),
+            rollback=flag("rollback"),
+            estimate_per_host=get("estimate_per_host", doc.seconds, 0.0),
+            estimate_per_vm=get("estimate_per_vm", doc.seconds, 0.0))
         if step.rollback and not step.undo_only:
             doc.fail(keys["rollback"][0], f"{path}.rollback", "rollback needs undo_only: true")
         if step.undo is not None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from upgrader import rehearsal
+from upgrader import rehearsal, run_window
 from upgrader.actions import build_actions
 from upgrader.ansible_adapter import kill_marked, run_playbook
 from upgrader.config import (
@@ -185,6 +185,7 @@ class StartOptions:
     without_rehearsal: str | None = None  # the operator's reason for skipping staging
     progress: Callable[[str], None] = print
     confirm: Callable[[Plan], bool] = lambda plan: True
+    window: str | None = None  # --window SPEC: an ad-hoc maintenance window
 
 
 def start_run(ws: Workspace, opts: StartOptions) -> str:
@@ -196,6 +197,7 @@ def start_run(ws: Workspace, opts: StartOptions) -> str:
         from upgrader import dryrun  # noqa: PLC0415 - dryrun builds on this module
 
         return dryrun.start(ws, opts).run_id
+    window = run_window.choose(ws, opts.window, run_window.now(), f"run {opts.target}")
     client = client_for(ws.env)
     plan, runbooks = prepare_plan(
         ws, client, opts.target, opts.accept, without_rehearsal=opts.without_rehearsal
@@ -216,6 +218,7 @@ def start_run(ws: Workspace, opts: StartOptions) -> str:
         ws.lock_dir, ws.env.name, run_id, expiry_seconds=LOCK_EXPIRY, take_over=opts.take_over
     )
     try:
+        figures = run_window.estimates(ws, plan, run_id)
         journal = Journal.create(ws.site.runs_dir / run_id, run_id)
         journal.record(
             EventType.RUN_STARTED,
@@ -226,7 +229,10 @@ def start_run(ws: Workspace, opts: StartOptions) -> str:
             identity=plan.fingerprint,
             plan=plan.to_dict(),
             dry_run=False,
+            window=run_window.window_dict(window),
+            estimates=figures,
         )
+        run_window.record(journal, window, opts.window, "run", opts.progress)
         if lock.previous is not None:
             journal.record(
                 EventType.NOTE,
@@ -241,10 +247,22 @@ def start_run(ws: Workspace, opts: StartOptions) -> str:
             f"[run] {run_id}: {len(plan.steps)} steps, {plan.current_version} -> "
             f"{plan.target_version} on {ws.env.name}"
         )
-        execute(run_context(ws, client, plan, runbooks, journal, run_id, False, opts.progress))
+        ctx = run_context(ws, client, plan, runbooks, journal, run_id, False, opts.progress)
+        _limit(ctx, ws, window, figures)
+        run_window.record_cloud(journal, client, "start")
+        execute(ctx)
     finally:
         lock.release()
     return run_id
+
+
+def _limit(ctx: RunContext, ws: Workspace, window: Any,
+           figures: Mapping[str, float] | None = None) -> None:
+    """Give the run its window and the estimates it judges each step's fit with."""
+    ctx.window = window
+    ctx.next_window = run_window.next_after(ws)
+    ctx.estimates = (figures if figures is not None
+                     else run_window.estimates(ws, ctx.plan, ctx.run_id))
 
 
 def accepted_reason(finding: Finding, without_rehearsal: str | None) -> str:
@@ -278,6 +296,7 @@ def run_context(
         dry_run=dry_run,
         progress=progress,
         abort_file=ws.site.runs_dir / run_id / ABORT_FILE,
+        observe_cloud=lambda when: run_window.record_cloud(journal, client, when),
     )
 
 
@@ -341,8 +360,9 @@ def resume_run(
     yes: bool,
     take_over: bool,
     progress: Callable[[str], None] = print,
+    window_spec: str | None = None,
 ) -> str:
-    """Continue a paused, failed or interrupted run from its journal."""
+    """Continue a paused, failed or interrupted run from its journal (inside a window)."""
     run_dir = find_run(ws, run_id, real_only=True)
     state = replay(read_events(run_dir / "journal.jsonl"))
     _refuse_dry_run(state, "resume")
@@ -361,6 +381,7 @@ def resume_run(
             "what it did on the cloud before running it again",
             hint=f"upgrader resume {state.run_id} --yes runs it again",
         )
+    window = run_window.choose(ws, window_spec, run_window.now(), f"resume {state.run_id}")
     holder = read_lock(ws.lock_dir, ws.env.name)
     own_stale = holder is not None and holder.run_id == state.run_id
     lock = RunLock.acquire(
@@ -390,11 +411,14 @@ def resume_run(
             step=decision.step,
             rerun=decision.rerun,
             accepted_rerun=yes,
+            window=run_window.window_dict(window),
         )
+        run_window.record(journal, window, window_spec, "resume", progress)
         progress(f"[run] {state.run_id} resumes at {decision.step or 'the end'}")
         client = client_for(ws.env)
         ctx = run_context(ws, client, plan, runbooks, journal, state.run_id, False, progress)
         ctx.snapshots.update(state.snapshots)
+        _limit(ctx, ws, window)
         if decision.step is None:  # every step is done: only the end of the run is left
             finish(ctx)
         else:

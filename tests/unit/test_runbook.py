@@ -130,8 +130,9 @@ BAD = {
                         "'name'?)"),
     "unknown-key-no-match": (HEAD + STEP + "    zzz: 2\n",
                              "rb.yml:10:5: steps[0].zzz: unknown key 'zzz' (expected one of: "
-                             "action, estimate, gates_after, gates_before, id, idempotent, "
-                             "per_host, playbook, point_of_no_return, rollback, sequence_start, "
+                             "action, estimate, estimate_per_host, estimate_per_vm, "
+                             "gates_after, gates_before, id, idempotent, per_host, playbook, "
+                             "point_of_no_return, rollback, sequence_end, sequence_start, "
                              "serial, target, title, undo, undo_only, vars)"),
     "duplicate-key": (HEAD + STEP + "    estimate: 2\n",
                       "rb.yml:10:5: steps[0].estimate: duplicate key (first on line 8)"),
