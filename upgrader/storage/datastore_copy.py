@@ -1168,6 +1168,7 @@ def would_sync(src: str, dst: str, manifest: str, *, margin: float = 0.05) -> di
     job.plan()
     return {
         "would_copy": sorted(t[0] for t in job.tasks),
+        "would_copy_bytes": sum(t[1].st_blocks * 512 for t in job.tasks),  # as sync counts it
         "would_delete": list(job.gone),
         "skipped": job.skipped,
     }
