@@ -11,6 +11,8 @@ from typing import Any
 import click
 
 from upgrader import __version__
+from upgrader.cli_report import report_option
+from upgrader.cli_windows import schedule, windows
 from upgrader.errors import EXIT_INHIBITED, UpgraderError, UsageError
 from upgrader.runbook import GateSpec
 
@@ -39,6 +41,7 @@ _stage = click.option("--stage", is_flag=True, help="the staging environment (el
 @_stage
 @click.option("--json", "as_json", is_flag=True, help="the plan as JSON on stdout")
 @click.option("--accept", multiple=True, metavar="KEY", help="accept a finding by its key")
+@report_option("plan")
 def plan(target: str, config: Path | None, stage: bool, as_json: bool,
          accept: tuple[str, ...]) -> None:
     """Read-only: detect the version and print the plan and its findings."""
@@ -70,6 +73,14 @@ def render_plan(p: Any) -> str:
     return "\n".join(lines)
 
 
+def _window(f: Any) -> Any:
+    return click.option(
+        "--window", metavar="SPEC",
+        help="an ad-hoc maintenance window (journaled): now+2h, START/END or START+4h "
+        "(ISO 8601 with a UTC offset); default: the window configured for the environment",
+    )(f)
+
+
 @cli.command()
 @click.argument("target")
 @_config
@@ -81,8 +92,11 @@ def render_plan(p: Any) -> str:
 @click.option("--take-over", is_flag=True, help="take over a stale run lock")
 @click.option("--without-rehearsal", metavar="REASON",
               help="run although staging has not passed this plan (the reason is journaled)")
+@_window
+@report_option("run")
 def run(target: str, config: Path | None, stage: bool, dry_run: bool, yes: bool,
-        accept: tuple[str, ...], take_over: bool, without_rehearsal: str | None) -> None:
+        accept: tuple[str, ...], take_over: bool, without_rehearsal: str | None,
+        window: str | None) -> None:
     """Run the plan that takes the cloud to TARGET: a version (3.4, 3.6) or a storage (nfs)."""
     from upgrader import runs
 
@@ -96,7 +110,7 @@ def run(target: str, config: Path | None, stage: bool, dry_run: bool, yes: bool,
         raise UsageError("--without-rehearsal needs a reason",
                          hint='e.g. --without-rehearsal "staging is down, CAB 4711 approved"')
     opts = runs.StartOptions(target, dry_run, accept, take_over, without_rehearsal, _progress,
-                             confirm)
+                             confirm, window)
     if dry_run:
         from upgrader import dryrun
 
@@ -161,13 +175,15 @@ def _render_vms(impact: Any) -> list[str]:
 @_stage
 @click.option("--yes", is_flag=True, help="run an interrupted non-idempotent step again")
 @click.option("--take-over", is_flag=True, help="take over a stale run lock of another run")
+@_window
 def resume(run_id: str | None, config: Path | None, stage: bool, yes: bool,
-           take_over: bool) -> None:
+           take_over: bool, window: str | None) -> None:
     """Continue a paused, failed or interrupted run from its journal."""
     from upgrader import runs
 
     ws = runs.workspace(config, _env(stage))
-    click.echo(runs.resume_run(ws, run_id, yes=yes, take_over=take_over, progress=_progress))
+    click.echo(runs.resume_run(ws, run_id, yes=yes, take_over=take_over, progress=_progress,
+                               window_spec=window))
 
 
 @cli.command()
@@ -210,24 +226,18 @@ def abort(run_id: str, config: Path | None, stage: bool) -> None:
 @click.argument("run_id")
 @_config
 @_stage
-@click.option("--format", "fmt", type=click.Choice(["json"]), default="json")
-@click.option("-o", "output", type=click.Path(path_type=Path), help="write to FILE")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md",
+              show_default=True, help="Markdown, a self-contained HTML page, or JSON")
+@click.option("-o", "output", type=click.Path(path_type=Path), help="write to FILE (mode 0600)")
 def report(run_id: str, config: Path | None, stage: bool, fmt: str, output: Path | None) -> None:
-    """The run's report (JSON; Markdown and HTML come later)."""
-    from upgrader import runs
-    from upgrader.journal import read_events, replay
+    """The report of a run (what happened) or of a dry run (what would happen)."""
+    from upgrader import cli_report, runs
 
-    ws = runs.workspace(config, _env(stage))
-    events = read_events(runs.find_run(ws, run_id) / "journal.jsonl")
-    doc = {"schema": 1, "run": runs.summary(replay(events)),
-           "events": [{"seq": e.seq, "ts": e.ts, "type": str(e.type), **dict(e.fields)}
-                      for e in events]}
-    text = json.dumps(doc, indent=1, default=str)
+    text = cli_report.report_text(runs.workspace(config, _env(stage)), run_id, fmt)
     if output:
-        output.write_text(text)
-        output.chmod(0o600)
+        cli_report.write_private(output, text)
     else:
-        click.echo(text)
+        click.echo(text, nl=False)
 
 
 @cli.command()
@@ -333,6 +343,10 @@ def lab_fault(fault: str, name: str, host: str | None, cloud: str | None, clear:
 
     preflight()
     click.echo(apply(name, fault, host=host, cloud=cloud, clear=clear))
+
+
+cli.add_command(windows)
+cli.add_command(schedule)
 
 
 def main(argv: list[str] | None = None) -> None:
