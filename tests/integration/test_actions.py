@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -238,6 +239,11 @@ def test_drain_moves_every_vm_off_the_batch_and_never_onto_it_then_back(
     moved = {name for name, host in before.items() if host in batch}
     assert len(moved) == 4
     assert sorted(drained["drained"]) == list(batch)
+    # each migration says how far the host's drain is, with an ETA from the pace so far
+    said = [line for line in run.progress.__self__ if ": node01 -> " in line]  # type: ignore
+    assert [re.search(r"\((drain \d+ %, \d of 2 VMs moved)", line).group(1) for line in said] == [
+        "drain 0 %, 0 of 2 VMs moved", "drain 50 %, 1 of 2 VMs moved"]
+    assert re.search(r"ETA \d+s\)$", said[1])
     states = {h.name: h.state for h in client.host_pool()}
     assert states["node01"] is HostState.DISABLED and states["node02"] is HostState.DISABLED
     record = json.loads((run.run_dir / "drained-node01.json").read_text())["3.2-3.4"]

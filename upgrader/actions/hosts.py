@@ -8,6 +8,7 @@ the run took: a host an operator had disabled stays disabled), and ``drained-<ho
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,7 @@ def _drain_one(
             _await(client, ctx, int(vid), entry, budget, interval)
             entry["status"] = "moved"
     _save_drained(ctx, host.name, hop, vms)
+    started, moved_now = time.monotonic(), 0
     while True:
         here = _on(client.vm_pool(), host)
         if not here:
@@ -256,13 +258,24 @@ def _drain_one(
         entry = {"name": vm.name, "from": host.name, "to": target.name, "status": "migrating"}
         vms[str(vm.id)] = {**vms.get(str(vm.id), {}), **entry}
         _save_drained(ctx, host.name, hop, vms)
-        ctx.progress(f"{_tag(step)} VM {vm.id} ({vm.name}): {host.name} -> {target.name}")
+        ctx.progress(f"{_tag(step)} VM {vm.id} ({vm.name}): {host.name} -> {target.name} "
+                     f"({_share(moved_now, moved_now + len(here), time.monotonic() - started)})")
         vm_migrate(client, vm.id, target.id, live=True)
         _await(client, ctx, vm.id, entry, budget, interval)
         vms[str(vm.id)]["status"] = "moved"
+        moved_now += 1
         _save_drained(ctx, host.name, hop, vms)
     ctx.progress(f"{_tag(step)} host {host.name} drained ({len(vms)} VMs moved)")
     return {vid: e["to"] for vid, e in sorted(vms.items())}
+
+
+def _share(done: int, total: int, elapsed: float) -> str:
+    """``drain 40 %, 2 of 5 VMs moved, ETA 1m30s``: the ETA from the pace so far."""
+    line = f"drain {done * 100 // max(total, 1)} %, {done} of {total} VMs moved"
+    if done:
+        minutes, secs = divmod(round(elapsed / done * (total - done)), 60)
+        line += f", ETA {minutes}m{secs:02d}s" if minutes else f", ETA {secs}s"
+    return line
 
 
 def _back_on_source(client: OneClient, vid: int, entry: Mapping[str, Any]) -> bool:
