@@ -8,6 +8,7 @@ writes all the time), no backup directory, no run lock left behind."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.lab.conftest import side_lab, upgrader
+from tests.support.report_checks import check_reports, reports_of
 from upgrader.lab import hosts as hs
 from upgrader.lab.lab import load_spec
 from upgrader.opennebula import OneClient
@@ -113,7 +115,7 @@ def dry_run(lab: dict[str, Any], *args: str) -> Any:
     return result
 
 
-def test_a_production_dry_run_shows_the_plan_and_changes_nothing(dry_lab) -> None:
+def test_a_production_dry_run_shows_the_plan_and_changes_nothing(dry_lab, tmp_path) -> None:
     lab = dry_lab
     before = what_a_user_sees(lab)
     assert before["oned"] == "3.2" and len(before["vms"]) == 4
@@ -127,7 +129,12 @@ def test_a_production_dry_run_shows_the_plan_and_changes_nothing(dry_lab) -> Non
     assert "point of no return: 3.2-3.4/upgrade-frontend, 3.4-3.6/upgrade-frontend" in out
     assert ["3.2-3.4/upgrade-frontend", "600", "s", "<-", "point", "of", "no", "return"] in [
         line.split() for line in out.splitlines()]
-    assert "plan for production: OpenNebula 3.2 -> 3.6, 36 steps, about 155 min" in out
+    # 36 steps; a drain's estimate grows with the VMs on its host (2 min + 2 min a VM)
+    assert re.search(r"plan for production: OpenNebula 3\.2 -> 3\.6, 36 steps, about \d+ min", out)
+    drains = re.findall(r"3\.2-3\.4/drain@\d +(\d+) s", out)
+    assert sorted(int(d) for d in drains) == sorted(
+        120 + 120 * sum(1 for *_, host, _ in before["vms"].values() if host == h)
+        for h in production(lab))
     shut = out.split("VMs shut down for onedb in 3.2-3.4")[1].split("VMs live-migrated")[0]
     assert [n for n in names if n in shut] == names
     assert "INHIBITOR: no-rehearsal:" in out
@@ -148,3 +155,12 @@ def test_a_production_dry_run_shows_the_plan_and_changes_nothing(dry_lab) -> Non
     assert not (lab["dir"] / "runs" / "locks" / "production.lock").exists()
     runs = sorted(p.name for p in (lab["dir"] / "runs").glob("production-*"))
     assert len(runs) == 2 and runs[0] in refused.stdout and runs[1] in ready.stdout
+
+    # The report of each, in the three formats: what would happen, and what blocks it.
+    config = str(lab["dir"] / "upgrader.yml")
+    blocked = reports_of(upgrader, runs[0], tmp_path, "--config", config)
+    check_reports(blocked, kind="dry-run", status="failed")  # an inhibitor stops the real run
+    assert '`--without-rehearsal "REASON"`' in blocked.md  # how it is lifted, not --accept
+    assert "rehearse it first" in blocked.md and "rehearse it first" in blocked.html
+    check_reports(reports_of(upgrader, runs[1], tmp_path, "--config", config),
+                  kind="dry-run", status="succeeded")

@@ -22,6 +22,7 @@ from tests.lab.fault_runs import (
     undo_outcomes,
 )
 from tests.lab.test_lab import hosts_of
+from tests.support.report_checks import check_reports, reports_of
 from upgrader.lab import hosts as hs
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1200)]
@@ -73,6 +74,11 @@ def test_a_package_gone_after_the_backup_rolls_back_to_321_with_every_vm_running
         seen = gates_now(lab, "no-duplicate-vms", "vms-settled", "hosts-monitored")
         assert {g: r["verdict"] for g, r in seen.items()} == dict.fromkeys(seen, "pass"), seen
         assert cluster_holds(lab) == holds
+        # the report says what failed, what was undone and what to do next
+        run_id = events[0]["run_id"]
+        report = reports_of(upgrader, run_id, tmp_path, "--stage", "--config", lab["config"])
+        check_reports(report, kind="run", status="failed")
+        assert "restore-frontend" in report.md and "restore-frontend" in report.html
         # and --clear gave the repository its packages back
         offered = hs.enter(lab["dir"], hosts_of(lab, "staging")[0], "sh", "-c",
                            "apt-get update -qq && apt-cache madison opennebula").stdout

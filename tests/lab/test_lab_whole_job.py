@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.lab.conftest import side_lab, upgrader
+from tests.support.report_checks import check_reports, reports_of
 from upgrader.lab import hosts as hs
 from upgrader.lab.lab import load_spec
 from upgrader.opennebula import OneClient
@@ -160,7 +161,8 @@ def check_backups_journaled(lab: dict[str, Any], cloud: str, events: list[dict[s
             assert entry["sha256"] == on_host
 
 
-def test_staging_then_production_take_both_clouds_to_3_6_with_nothing_lost(job_lab) -> None:
+def test_staging_then_production_take_both_clouds_to_3_6_with_nothing_lost(
+        job_lab, tmp_path) -> None:
     lab = job_lab
     config = str(lab["dir"] / "upgrader.yml")
     before = {c: (vms_of(lab, c), cluster_state(lab, c)) for c in ("staging", "production")}
@@ -184,6 +186,8 @@ def test_staging_then_production_take_both_clouds_to_3_6_with_nothing_lost(job_l
         table = check_journal(events)
         print(f"\n[{cloud}] {run_id}\n" + "\n".join(table))
         check_backups_journaled(lab, cloud, events)
+        report = reports_of(upgrader, run_id, tmp_path, *args, "--config", config)
+        check_reports(report, kind="run", status="succeeded")
 
         assert oned_version(lab, cloud) == "3.6 3.6.0-1"
         vms_before, cluster_before = before[cloud]

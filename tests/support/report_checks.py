@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import markupsafe
+
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -103,7 +105,8 @@ def _check_dry_run(r: Reports) -> None:
     assert all(s["expected_start"] and s["expected_end"] for s in doc["steps"])
     assert r.html.count('<rect class="bar step planned') == len(doc["steps"])
     for f in doc["findings"]:  # key, severity, inhibitor or not, how to accept it
-        assert f"`--accept {f['key']}`" in md and f"<code>--accept {f['key']}</code>" in r.html
+        way = f["accept_with"]
+        assert f"`{way}`" in md and f"<code>{markupsafe.escape(way)}</code>" in r.html, way
     if doc["findings"]:
         assert '<table class="findings">' in r.html
     assert "## Preflight gates" in md and "## VMs" in md and "## Ansible check mode" in md

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from upgrader.rehearsal import KEY as REHEARSAL_KEY
+
 SCHEMA_VERSION = 1
 """Bumped when a field of the JSON report changes meaning or goes away (adding one does not)."""
 
@@ -189,7 +191,9 @@ def _findings(plan: Mapping[str, Any], reasons: Mapping[str, str]) -> list[Findi
             message=str(f.get("message", "")), remediation=str(f.get("remediation", "")),
             accepted=bool(f.get("accepted")) or key in reasons,
             accepted_reason=reasons.get(key),
-            accept_with=f"--accept {key}",
+            # staging not passed is waived with a reason, not accepted by key
+            accept_with=('--without-rehearsal "REASON"' if key == REHEARSAL_KEY
+                         else f"--accept {key}"),
         ))
     return out
 
