@@ -13,100 +13,17 @@ from typing import Any
 
 import pytest
 
-from tests.support import oned, site
+from tests.support import dry_run_cloud, oned, site
+from tests.support.dry_run_cloud import ACCEPT
 from upgrader.journal import read_events
 from upgrader.runlock import RunLock
-
-HOSTS = ["node01", "node02"]
-ACCEPT = ("--accept", "vm-nonpersistent-disk/0", "--accept", "vm-nonpersistent-disk/1")
-
-# The shape of the real runbooks, on the fixture's marker playbook. Every gate after the
-# preflight would fail or error if a dry run evaluated it on the 3.2 cloud it leaves alone.
-HOP_32 = """
-name: dry-run-3.2-to-3.4
-kind: upgrade
-from_version: "3.2"
-to_version: "3.4"
-steps:
-  - id: preflight
-    action: record-vms
-    estimate: 1m
-    idempotent: true
-    gates_before: [oned-reachable, {name: hosts-monitored, timeout: 0}, vms-settled]
-  - id: hold
-    playbook: mark.yml
-    vars: {marker_name: hold}
-    estimate: 30s
-    idempotent: true
-    undo: release
-    gates_after: [puppet-held]
-  - id: shutdown-vms
-    action: shutdown-vms
-    estimate: 10m
-    idempotent: true
-    gates_after: [vms-settled]
-  - id: upgrade-frontend
-    playbook: mark.yml
-    target: frontends
-    vars: {marker_name: front-end, target_group: frontends}
-    estimate: 10m
-    idempotent: true
-    point_of_no_return: true
-    gates_after: [{name: oned-version, expect: "3.4"}]
-  - id: recreate-vms
-    action: recreate-vms
-    estimate: 10m
-    idempotent: true
-  - id: drain
-    action: drain-host
-    target: hypervisors
-    serial: 1
-    estimate: 10m
-    idempotent: true
-  - id: upgrade-node
-    playbook: mark.yml
-    target: hypervisors
-    serial: 1
-    vars: {marker_name: node, target_group: hypervisors}
-    estimate: 3m
-    idempotent: true
-    gates_after: [{name: oned-version, expect: "3.4"}]
-  - id: release
-    playbook: mark.yml
-    vars: {marker_name: release}
-    undo_only: true
-    estimate: 30s
-    idempotent: true
-"""
-HOP_34 = """
-name: dry-run-3.4-to-3.6
-kind: upgrade
-from_version: "3.4"
-to_version: "3.6"
-steps:
-  - id: preflight
-    action: record-vms
-    estimate: 1m
-    idempotent: true
-    gates_before: [{name: oned-version, expect: "3.4"}]
-  - id: second-hop
-    playbook: mark.yml
-    vars: {marker_name: second-hop}
-    estimate: 5m
-    idempotent: true
-"""
 
 
 @pytest.fixture
 def cloud(tmp_path: Path) -> Iterator[tuple[Path, Path, oned.Simulator]]:
     """A 3.2 cloud of two hosts with two VMs (non-persistent disks: two inhibitors)."""
-    books = tmp_path / "books"
-    books.mkdir()
-    (books / "opennebula-3.2-to-3.4.yml").write_text(HOP_32)
-    (books / "opennebula-3.4-to-3.6.yml").write_text(HOP_34)
-    oned.seed(tmp_path / "sim", "3.2.1", hosts=2, vms=2)
-    sim = oned.start(tmp_path / "sim", "3.2.1", speed=50)
-    yield tmp_path, site.make_site(tmp_path, sim, HOSTS, runbooks=books), sim
+    sim, config = dry_run_cloud.start(tmp_path)
+    yield tmp_path, config, sim
     sim.stop()
 
 

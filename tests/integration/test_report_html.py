@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_dry_run import ACCEPT, HOP_32, HOP_34
-from tests.support import oned, site
+from tests.support import dry_run_cloud, site
+from tests.support.dry_run_cloud import ACCEPT
 
 EVIL = "<script>alert(1)</script> & 'q'"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -29,19 +29,14 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 @pytest.fixture
 def cloud(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """test_dry_run's 3.2 cloud (two VMs, two inhibitors), plus a running VM named EVIL."""
-    books = tmp_path / "books"
-    books.mkdir()
-    (books / "opennebula-3.2-to-3.4.yml").write_text(HOP_32)
-    (books / "opennebula-3.4-to-3.6.yml").write_text(HOP_34)
-    oned.seed(tmp_path / "sim", "3.2.1", hosts=2, vms=2)
-    sim = oned.start(tmp_path / "sim", "3.2.1", speed=50)
+    sim, config = dry_run_cloud.start(tmp_path)
     vm = sim.call("one.vm.allocate", f'NAME="{EVIL}"\nCPU=0.1\nMEMORY=64\n')
     sim.call("one.vm.deploy", vm, 0)
     deadline = time.monotonic() + 30
     while "<STATE>3</STATE><LCM_STATE>3</LCM_STATE>" not in sim.call("one.vm.info", vm):
         assert time.monotonic() < deadline, "the VM did not come up"
         time.sleep(0.2)
-    yield tmp_path, site.make_site(tmp_path, sim, ["node01", "node02"], runbooks=books)
+    yield tmp_path, config
     sim.stop()
 
 

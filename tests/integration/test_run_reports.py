@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.test_dry_run import ACCEPT, HOP_32, HOP_34
-from tests.support import oned, site
+from tests.support import dry_run_cloud, oned, site
+from tests.support.dry_run_cloud import ACCEPT
 from tests.support.report_checks import check_reports, reports_of
 
 HOSTS = ["node01", "node02"]
@@ -31,13 +31,8 @@ def cloud(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 @pytest.fixture
 def vm_cloud(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """test_dry_run's cloud: two VMs with non-persistent disks (two inhibitors to accept)."""
-    books = tmp_path / "books"
-    books.mkdir()
-    (books / "opennebula-3.2-to-3.4.yml").write_text(HOP_32)
-    (books / "opennebula-3.4-to-3.6.yml").write_text(HOP_34)
-    oned.seed(tmp_path / "sim", "3.2.1", hosts=2, vms=2)
-    sim = oned.start(tmp_path / "sim", "3.2.1", speed=50)
-    yield tmp_path, site.make_site(tmp_path, sim, HOSTS, runbooks=books)
+    sim, config = dry_run_cloud.start(tmp_path)
+    yield tmp_path, config
     sim.stop()
 
 
