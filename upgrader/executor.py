@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
+# Set on SIGTERM (systemd ending a scheduled run, an operator's kill): the run lets the step
+# in progress finish and pauses before the next batch or sequence instead of dying in a step.
+STOP_REQUESTED = threading.Event()
+
 
 @dataclass(frozen=True)
 class GateResult:
@@ -117,6 +121,8 @@ def execute(
             ctx.journal.record(EventType.RUN_ABORT_REQUESTED, reason="upgrader abort")
             abort(ctx, "abort requested")
             return
+        if STOP_REQUESTED.is_set() and unit_of(ctx.plan, step.id):
+            pause(ctx, step, "a stop was requested (SIGTERM): paused at a safe point")
         _check_window(ctx, step)
         attempts[step.id] = attempts.get(step.id, 0) + 1
         _run_step(ctx, step, n, attempts[step.id])
@@ -142,15 +148,21 @@ def _check_window(ctx: RunContext, step: PlannedStep) -> None:
     if ctx.window.contains(now) and fits(ctx.window, now, need):
         return
     what = step.id if len(unit) == 1 else f"{unit[0].id} .. {unit[-1].id}"
-    later = ctx.next_window(now)
-    held = [u.description for u in replay(ctx.journal.events()).pending_undo]
-    ctx.observe_cloud("end")
     reason = (f"the window closes at {_hhmm(ctx.window.end)} (in {_minutes(left)}); "
               f"{what} needs about {_minutes(need)}")
+    pause(ctx, step, reason, window=ctx.window.as_dict(), need=round(need, 1),
+          left=round(max(left, 0.0), 1))
+
+
+def pause(ctx: RunContext, step: PlannedStep, reason: str, **fields: Any) -> None:
+    """Journal the pause before ``step`` (a safe point) and stop the run with exit 3; the
+    hint says when and how it goes on, and what stays held until then."""
+    later = ctx.next_window(ctx.now())
+    held = [u.description for u in replay(ctx.journal.events()).pending_undo]
+    ctx.observe_cloud("end")
     ctx.journal.record(
-        EventType.RUN_PAUSED, reason=reason, next_step=step.id, window=ctx.window.as_dict(),
-        next_window=later.as_dict() if later else None, need=round(need, 1),
-        left=round(max(left, 0.0), 1), held=held,
+        EventType.RUN_PAUSED, reason=reason, next_step=step.id,
+        next_window=later.as_dict() if later else None, held=held, **fields,
     )
     ctx.progress(f"[run] {ctx.run_id} paused before {step.id}: {reason}")
     when = (f"in the next window (opens {later.start.isoformat(timespec='minutes')})"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -29,7 +31,7 @@ from upgrader.config import (
     read_credentials,
 )
 from upgrader.errors import InhibitedError, JournalError, UsageError
-from upgrader.executor import RunContext, execute, finish, run_pending_undo
+from upgrader.executor import STOP_REQUESTED, RunContext, execute, finish, run_pending_undo
 from upgrader.facts import gather_facts
 from upgrader.gates import build_gates
 from upgrader.gates.hosts import HostObserver
@@ -256,9 +258,17 @@ def start_run(ws: Workspace, opts: StartOptions) -> str:
     return run_id
 
 
+def _pause_on_sigterm() -> None:
+    """SIGTERM asks the run to pause at its next safe point (see executor.STOP_REQUESTED)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: STOP_REQUESTED.set())
+
+
 def _limit(ctx: RunContext, ws: Workspace, window: Any,
            figures: Mapping[str, float] | None = None) -> None:
-    """Give the run its window and the estimates it judges each step's fit with."""
+    """Give the run its window and the estimates it judges each step's fit with, and let
+    SIGTERM pause it at a safe point."""
+    _pause_on_sigterm()
     ctx.window = window
     ctx.next_window = run_window.next_after(ws)
     ctx.estimates = (figures if figures is not None

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from upgrader.errors import WindowClosedError
-from upgrader.executor import RunContext, execute
+from upgrader.executor import STOP_REQUESTED, RunContext, execute
 from upgrader.journal import EventType, Journal, RunStatus, read_events, replay
 from upgrader.planner import Plan, PlannedStep
 from upgrader.runbook import Step
@@ -143,3 +143,25 @@ def test_no_window_means_no_limit(tmp_path):
     ctx = context(tmp_path, NODE_STAGE, None, clock, done, journal, lines)  # type: ignore[arg-type]
     execute(ctx)
     assert done[-1] == "release"
+
+
+def test_sigterm_lets_the_batch_in_progress_finish_then_pauses(tmp_path):
+    clock, done, lines = Clock(), [], []
+    journal = start(tmp_path, NODE_STAGE)
+    ctx = context(tmp_path, NODE_STAGE, None, clock, done, journal, lines)  # type: ignore[arg-type]
+    drain = ctx.actions["drain@1"]
+
+    def drain_then_stopped(step: Any, ctx: RunContext) -> Mapping[str, Any]:
+        STOP_REQUESTED.set()  # systemd's SIGTERM arrives while the host drains
+        return drain(step, ctx)
+
+    ctx.actions = {**ctx.actions, "drain@1": drain_then_stopped}
+    try:
+        with pytest.raises(WindowClosedError, match="stop was requested") as info:
+            execute(ctx)
+    finally:
+        STOP_REQUESTED.clear()
+    assert info.value.exit_code == 3
+    assert done == ["hold", "drain@1", "upgrade@1"]  # not left half-way through its batch
+    state = replay(read_events(tmp_path / "run" / "journal.jsonl"))
+    assert state.status == RunStatus.PAUSED and state.resume_point == "drain@2"
