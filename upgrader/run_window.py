@@ -9,13 +9,17 @@ figures with what earlier runs measured (``upgrader.estimates``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from upgrader import estimates as est
 from upgrader import window as win
 from upgrader.errors import UpgraderError, UsageError, WindowClosedError
+from upgrader.executor import STOP_REQUESTED, RunContext
 from upgrader.journal import EventType, Journal
 from upgrader.planner import Plan
 
@@ -113,6 +117,29 @@ def cloud_state(client: OneClient) -> dict[str, Any]:
 def record_cloud(journal: Journal, client: OneClient, when: str) -> None:
     """Journal the cloud's state at the start or end of a run (never fails the run)."""
     journal.record(EventType.CLOUD_STATE, when=when, **cloud_state(client))
+
+
+@contextlib.contextmanager
+def sigterm_pauses() -> Iterator[None]:
+    """While the run executes, SIGTERM asks it to pause at its next safe point (see
+    executor.STOP_REQUESTED); the process's own handling comes back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: STOP_REQUESTED.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def limit(ctx: RunContext, ws: Workspace, window: Any,
+           figures: Mapping[str, float] | None = None) -> None:
+    """Give the run its window and the estimates it judges each step's fit with."""
+    ctx.window = window
+    ctx.next_window = next_after(ws)
+    ctx.estimates = (figures if figures is not None
+                     else estimates(ws, ctx.plan, ctx.run_id))
 
 
 def _when(moment: datetime) -> str:

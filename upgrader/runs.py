@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import signal
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -31,7 +29,7 @@ from upgrader.config import (
     read_credentials,
 )
 from upgrader.errors import InhibitedError, JournalError, UsageError
-from upgrader.executor import STOP_REQUESTED, RunContext, execute, finish, run_pending_undo
+from upgrader.executor import RunContext, execute, finish, run_pending_undo
 from upgrader.facts import gather_facts
 from upgrader.gates import build_gates
 from upgrader.gates.hosts import HostObserver
@@ -250,29 +248,13 @@ def start_run(ws: Workspace, opts: StartOptions) -> str:
             f"{plan.target_version} on {ws.env.name}"
         )
         ctx = run_context(ws, client, plan, runbooks, journal, run_id, False, opts.progress)
-        _limit(ctx, ws, window, figures)
+        run_window.limit(ctx, ws, window, figures)
         run_window.record_cloud(journal, client, "start")
-        execute(ctx)
+        with run_window.sigterm_pauses():
+            execute(ctx)
     finally:
         lock.release()
     return run_id
-
-
-def _pause_on_sigterm() -> None:
-    """SIGTERM asks the run to pause at its next safe point (see executor.STOP_REQUESTED)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda signum, frame: STOP_REQUESTED.set())
-
-
-def _limit(ctx: RunContext, ws: Workspace, window: Any,
-           figures: Mapping[str, float] | None = None) -> None:
-    """Give the run its window and the estimates it judges each step's fit with, and let
-    SIGTERM pause it at a safe point."""
-    _pause_on_sigterm()
-    ctx.window = window
-    ctx.next_window = run_window.next_after(ws)
-    ctx.estimates = (figures if figures is not None
-                     else run_window.estimates(ws, ctx.plan, ctx.run_id))
 
 
 def accepted_reason(finding: Finding, without_rehearsal: str | None) -> str:
@@ -428,11 +410,12 @@ def resume_run(
         client = client_for(ws.env)
         ctx = run_context(ws, client, plan, runbooks, journal, state.run_id, False, progress)
         ctx.snapshots.update(state.snapshots)
-        _limit(ctx, ws, window)
+        run_window.limit(ctx, ws, window)
         if decision.step is None:  # every step is done: only the end of the run is left
             finish(ctx)
         else:
-            execute(ctx, start_at=decision.step, attempt_of=dict(state.attempts))
+            with run_window.sigterm_pauses():
+                execute(ctx, start_at=decision.step, attempt_of=dict(state.attempts))
     finally:
         lock.release()
     return state.run_id
