@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,9 +104,15 @@ def marker(run_id: str, step_id: str, attempt: int) -> str:
 
 
 def execute(
-    ctx: RunContext, *, start_at: str | None = None, attempt_of: Mapping[str, int] | None = None
+    ctx: RunContext,
+    *,
+    start_at: str | None = None,
+    attempt_of: Mapping[str, int] | None = None,
+    redo: Sequence[str] = (),
 ) -> None:
-    """Run the plan's steps from ``start_at`` (default: the first) to the end.
+    """Run the plan's steps from ``start_at`` (default: the first) to the end; first the
+    ``redo`` steps (done before, then undone when the run failed: the holds, the suspended
+    VMs), so the steps after them find the cloud as they expect it.
 
     Raises ``GateFailedError`` / ``PlaybookFailedError`` after undoing what the run
     registered; every transition is in the journal before the next one starts.
@@ -116,6 +122,11 @@ def execute(
     steps = list(ctx.plan.steps)
     index = 0 if start_at is None else next(i for i, s in enumerate(steps) if s.id == start_at)
     attempts = dict(attempt_of or {})
+    for n, step in enumerate(steps[:index], 1):
+        if step.id in redo:
+            ctx.progress(f"[run] {step.id} again: its undo ran when the run stopped")
+            attempts[step.id] = attempts.get(step.id, 0) + 1
+            _run_step(ctx, step, n, attempts[step.id])
     for n, step in enumerate(steps[index:], index + 1):
         if ctx.cancel.is_set() or (ctx.abort_file is not None and ctx.abort_file.exists()):
             ctx.journal.record(EventType.RUN_ABORT_REQUESTED, reason="upgrader abort")
@@ -218,10 +229,17 @@ def _run_step(ctx: RunContext, step: PlannedStep, n: int, attempt: int) -> None:
     try:
         outcome = _perform(ctx, step, n, attempt, mark)
     except UpgraderError as exc:
+        # The operator's line names the step, whatever failed inside it (oned, a host...),
+        # and says how to go on.
+        if not str(exc).startswith(f"step {step.id}"):
+            exc.args = (f"step {step.id}: {exc}", *exc.args[1:])
+        if "upgrader resume" not in (exc.hint or ""):
+            then = f"`upgrader resume {ctx.run_id}`"
+            exc.hint = f"{exc.hint}, then {then}" if exc.hint else f"fix the cause, then {then}"
         ctx.journal.record(
             EventType.STEP_FAILED, step=step.id, error=str(exc), evidence={"hint": exc.hint}
         )
-        fail(ctx, f"step {step.id} failed: {exc}")
+        fail(ctx, str(exc))
         raise
     duration = round(ctx.clock() - started, 3)
     if isinstance(outcome, PlaybookOutcome) and outcome.status != "successful":

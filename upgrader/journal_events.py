@@ -23,7 +23,7 @@ class EventType(enum.StrEnum):
     """What a journal line records; the fields each one carries are listed beside it."""
 
     RUN_STARTED = "run_started"  # run_id, environment, target, fingerprint, plan, dry_run
-    RUN_RESUMED = "run_resumed"  # fingerprint, step, rerun, accepted_rerun
+    RUN_RESUMED = "run_resumed"  # fingerprint, step, rerun, accepted_rerun, redo
     STEP_STARTED = "step_started"  # step, attempt, idempotent
     STEP_FINISHED = "step_finished"  # step, outcome (e.g. Ansible stats), duration
     STEP_SKIPPED = "step_skipped"  # step, reason

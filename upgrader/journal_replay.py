@@ -74,7 +74,9 @@ class RunState:
     """A run as its journal tells it; built only by ``replay``.
 
     ``pending_undo`` is in the order to run it (last registered first); ``resume_point`` is
-    the first step in plan order that has neither succeeded nor been skipped.
+    the first step in plan order that has neither succeeded nor been skipped. ``undone_steps``
+    are the steps that succeeded and whose undo then ran (a failed run gave back its holds,
+    resumed its suspended VMs...), in plan order: a resume takes them again before it goes on.
     """
 
     run_id: str
@@ -100,6 +102,7 @@ class RunState:
     hint: str | None
     next_step: str | None
     last_seq: int
+    undone_steps: tuple[str, ...] = ()
 
 
 def _need(event: JournalEvent, key: str) -> Any:
@@ -123,6 +126,7 @@ class _Fold:
                                hint=CORRUPT_HINT)
         self.order = [s["id"] for s in steps]
         self.steps = dict.fromkeys(self.order, StepStatus.PENDING)
+        self.undone: dict[str, None] = {}  # steps whose undo ran after they succeeded
         self.idempotent = {s["id"]: bool(s.get("idempotent", False)) for s in steps}
         self.attempts: dict[str, int] = {}
         self.undo: dict[str, PendingUndo] = {}
@@ -155,6 +159,10 @@ class _Fold:
     def mark(self, e: JournalEvent, status: StepStatus) -> None:
         self.steps[str(_need(e, "step"))] = status
 
+    def step_finished(self, e: JournalEvent) -> None:
+        self.mark(e, StepStatus.SUCCEEDED)
+        self.undone.pop(str(e.fields["step"]), None)  # taken again: its effect is back
+
     def step_started(self, e: JournalEvent) -> None:
         self.mark(e, StepStatus.RUNNING)
         step = str(e.fields["step"])
@@ -177,7 +185,9 @@ class _Fold:
         if undo_id not in self.undo:
             return
         if e.type is EventType.UNDO_DONE:
-            del self.undo[undo_id]
+            owner = self.undo.pop(undo_id).step
+            if owner:
+                self.undone[owner] = None
         elif e.type is EventType.UNDO_STARTED:
             self.undo[undo_id] = dataclasses.replace(self.undo[undo_id], started=True)
         else:
@@ -210,6 +220,7 @@ class _Fold:
             snapshots=MappingProxyType(self.snapshots), abort_requested=self.abort_requested,
             started=start.ts, finished=self.finished, reason=self.reason, hint=self.hint,
             next_step=self.next_step, last_seq=last.seq,
+            undone_steps=tuple(s for s in self.order if s in self.undone),
         )
 
 
@@ -217,7 +228,7 @@ _HANDLERS: dict[EventType, Callable[[_Fold, JournalEvent], None]] = {
     EventType.RUN_STARTED: _Fold.run_started,
     EventType.RUN_RESUMED: lambda f, e: f.set_status(RunStatus.RUNNING, e),
     EventType.STEP_STARTED: _Fold.step_started,
-    EventType.STEP_FINISHED: lambda f, e: f.mark(e, StepStatus.SUCCEEDED),
+    EventType.STEP_FINISHED: _Fold.step_finished,
     EventType.STEP_SKIPPED: lambda f, e: f.mark(e, StepStatus.SKIPPED),
     EventType.STEP_FAILED: lambda f, e: f.mark(e, StepStatus.FAILED),
     EventType.GATE_VERDICT: _Fold.gate_verdict,

@@ -165,3 +165,34 @@ def test_sigterm_lets_the_batch_in_progress_finish_then_pauses(tmp_path):
     assert done == ["hold", "drain@1", "upgrade@1"]  # not left half-way through its batch
     state = replay(read_events(tmp_path / "run" / "journal.jsonl"))
     assert state.status == RunStatus.PAUSED and state.resume_point == "drain@2"
+
+
+def test_a_resume_after_a_failure_takes_again_what_the_undo_gave_back(tmp_path):
+    # drain@2 fails: the undo releases the hold. The resume must hold again before it goes
+    # on with drain@2, or the rest of the node stage runs with Puppet free to rewrite hosts.
+    from upgrader.errors import UpgraderError
+
+    clock, done, lines = Clock(), [], []
+    journal = start(tmp_path, NODE_STAGE)
+    ctx = context(tmp_path, NODE_STAGE, None, clock, done, journal, lines)  # type: ignore[arg-type]
+    drain = ctx.actions["drain@2"]
+
+    def oned_gone(step: Any, ctx: RunContext) -> Mapping[str, Any]:
+        raise UpgraderError("cannot reach oned", hint="check that oned runs")
+
+    ctx.actions = {**ctx.actions, "drain@2": oned_gone}
+    with pytest.raises(UpgraderError) as info:
+        execute(ctx)
+    assert str(info.value) == "step drain@2: cannot reach oned"  # the line names the step
+    assert info.value.hint == "check that oned runs, then `upgrader resume r1`"
+    assert done == ["hold", "drain@1", "upgrade@1", "release"]
+    state = replay(read_events(tmp_path / "run" / "journal.jsonl"))
+    assert (state.resume_point, state.undone_steps) == ("drain@2", ("hold",))
+
+    done.clear()
+    ctx.actions = {**ctx.actions, "drain@2": drain}
+    execute(ctx, start_at=state.resume_point, attempt_of=dict(state.attempts),
+            redo=state.undone_steps)
+    assert done == ["hold", "drain@2", "upgrade@2", "last", "release"]
+    state = replay(read_events(tmp_path / "run" / "journal.jsonl"))
+    assert state.status == RunStatus.SUCCEEDED and state.attempts["hold"] == 2
