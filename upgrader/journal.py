@@ -40,6 +40,7 @@ from upgrader.journal_replay import (
     RunState,
     RunStatus,
     StepStatus,
+    redo_plan,
     replay,
     resume_decision,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "fsync_dir",
     "make_private_dir",
     "read_events",
+    "redo_plan",
     "replay",
     "resume_decision",
     "utc_iso",

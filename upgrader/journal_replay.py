@@ -326,3 +326,22 @@ def resume_decision(state: RunState, *, fingerprint: str, accept_rerun: bool) ->
     again = " again" if rerun else ""
     return ResumeDecision(ResumeAction.CONTINUE, step, rerun,
                           f"run {run} continues with step {step}{again}")
+
+
+def redo_plan(state: RunState, start: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """Where a resume starts and which done steps it takes again first. Pure.
+
+    A step whose undo ran is taken again (the holds); when it opens a sequence (the VMs
+    suspended or shut down until its end), the whole sequence runs again from it: what ran
+    inside it before the failure was done on a cloud the undo has changed since.
+    """
+    undone = state.undone_steps
+    if start is None or not undone:
+        return start, ()
+    steps = [s for s in state.plan.get("steps", ()) if isinstance(s, Mapping)]
+    order = [str(s.get("id")) for s in steps]
+    opens = [str(s["id"]) for s in steps if s.get("sequence_start") and s.get("id") in undone]
+    if opens and order.index(opens[0]) < order.index(start):
+        start = opens[0]
+    return start, tuple(u for u in undone if order.index(u) < order.index(start))
+

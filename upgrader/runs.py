@@ -39,6 +39,7 @@ from upgrader.journal import (
     ResumeAction,
     RunStatus,
     read_events,
+    redo_plan,
     replay,
     resume_decision,
 )
@@ -374,7 +375,7 @@ def resume_run(
             hint=f"upgrader resume {state.run_id} --yes runs it again",
         )
     # what the failed run's undo gave back (holds, suspended VMs) is taken again first
-    redo = state.undone_steps if decision.step is not None else ()
+    start, redo = redo_plan(state, decision.step)
     window = run_window.choose(ws, window_spec, run_window.now(), f"resume {state.run_id}")
     holder = read_lock(ws.lock_dir, ws.env.name)
     own_stale = holder is not None and holder.run_id == state.run_id
@@ -402,14 +403,14 @@ def resume_run(
         journal.record(
             EventType.RUN_RESUMED,
             fingerprint=fingerprint,
-            step=decision.step,
+            step=start,
             rerun=decision.rerun,
             accepted_rerun=yes,
             redo=list(redo),
             window=run_window.window_dict(window),
         )
         run_window.record(journal, window, window_spec, "resume", progress)
-        progress(f"[run] {state.run_id} resumes at {decision.step or 'the end'}"
+        progress(f"[run] {state.run_id} resumes at {start or 'the end'}"
                  + (f", after taking again {', '.join(redo)}" if redo else ""))
         client = client_for(ws.env)
         ctx = run_context(ws, client, plan, runbooks, journal, state.run_id, False, progress)
@@ -419,8 +420,7 @@ def resume_run(
             finish(ctx)
         else:
             with run_window.sigterm_pauses():
-                execute(ctx, start_at=decision.step, attempt_of=dict(state.attempts),
-                        redo=redo)
+                execute(ctx, start_at=start, attempt_of=dict(state.attempts), redo=redo)
     finally:
         lock.release()
     return state.run_id

@@ -196,3 +196,35 @@ def test_a_resume_after_a_failure_takes_again_what_the_undo_gave_back(tmp_path):
     assert done == ["hold", "drain@2", "upgrade@2", "last", "release"]
     state = replay(read_events(tmp_path / "run" / "journal.jsonl"))
     assert state.status == RunStatus.SUCCEEDED and state.attempts["hold"] == 2
+
+
+def test_a_sequence_whose_undo_ran_is_run_again_from_its_start(tmp_path):
+    # The storage move: verify fails inside suspend-vms .. resume-vms; the undo resumed the
+    # VMs, which may have written since the delta. The resume holds again, then starts the
+    # sequence over (suspend, delta, verify), never at verify with the VMs running.
+    from upgrader.journal import redo_plan
+
+    steps = (planned("hold", 60, undo="release"), planned("presync", 60),
+             planned("suspend", 60, undo="resume-undo", start=True), planned("delta", 60),
+             planned("verify", 60), planned("switch", 60), planned("resume", 60, end=True))
+    journal = Journal.create(tmp_path / "run", "r1")
+    journal.record(EventType.RUN_STARTED, run_id="r1", environment="staging", target="nfs",
+                   fingerprint="r" * 64, dry_run=False,
+                   plan={"steps": [{"id": s.id, "sequence_start": s.sequence_start}
+                                   for s in steps]})
+    for sid, undo in (("hold", "release"), ("presync", None), ("suspend", "resume-undo"),
+                      ("delta", None)):
+        if undo:
+            journal.record(EventType.UNDO_REGISTERED, step=sid, undo_id=undo, description=undo)
+        journal.record(EventType.STEP_STARTED, step=sid, attempt=1, idempotent=True)
+        journal.record(EventType.STEP_FINISHED, step=sid, outcome={}, duration=1.0)
+    journal.record(EventType.STEP_STARTED, step="verify", attempt=1, idempotent=True)
+    journal.record(EventType.STEP_FAILED, step="verify", error="checksum differs")
+    for undo in ("resume-undo", "release"):
+        journal.record(EventType.UNDO_STARTED, undo_id=undo, reason="run failed")
+        journal.record(EventType.UNDO_DONE, undo_id=undo, outcome={})
+    journal.record(EventType.RUN_FAILED, reason="verify failed")
+    state = replay(read_events(tmp_path / "run" / "journal.jsonl"))
+    assert state.resume_point == "verify"
+    assert redo_plan(state, state.resume_point) == ("suspend", ("hold",))
+    assert redo_plan(state, None) == (None, ())  # nothing left but the end: nothing to redo
