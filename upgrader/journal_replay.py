@@ -126,7 +126,7 @@ class _Fold:
                                hint=CORRUPT_HINT)
         self.order = [s["id"] for s in steps]
         self.steps = dict.fromkeys(self.order, StepStatus.PENDING)
-        self.undone: dict[str, None] = {}  # steps whose undo ran after they succeeded
+        self.undone: dict[str, None] = {}  # steps whose undo ran (or began) after they succeeded
         self.idempotent = {s["id"]: bool(s.get("idempotent", False)) for s in steps}
         self.attempts: dict[str, int] = {}
         self.undo: dict[str, PendingUndo] = {}
@@ -184,10 +184,11 @@ class _Fold:
         undo_id = str(_need(e, "undo_id"))
         if undo_id not in self.undo:
             return
+        owner = self.undo[undo_id].step
+        if owner:  # an undo that started may have given back part of it, even if it failed
+            self.undone[owner] = None
         if e.type is EventType.UNDO_DONE:
-            owner = self.undo.pop(undo_id).step
-            if owner:
-                self.undone[owner] = None
+            del self.undo[undo_id]
         elif e.type is EventType.UNDO_STARTED:
             self.undo[undo_id] = dataclasses.replace(self.undo[undo_id], started=True)
         else:

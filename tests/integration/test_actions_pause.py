@@ -113,3 +113,31 @@ def test_an_unknown_stop_with_is_refused_before_any_vm_is_touched(
         act(client, run, pstep("suspend-vms", hop="ocfs2-nfs", stop_with="poweroff"))
     assert where(client) == before
     assert not (run.run_dir / "suspended.json").exists()
+
+
+def test_resume_leaves_suspended_the_vms_of_a_host_oned_cannot_reach_and_says_so_at_once(
+    tmp_path: Path, oned_factory: Any, run: RunContext
+) -> None:
+    # The host lost during the storage switch: resuming its VMs there would FAIL them. They
+    # stay SUSPENDED (resumable once the host is back), the others run, and the action says
+    # which host and VMs at once instead of waiting out its budget.
+    sim, client = cloud(tmp_path, oned_factory, "3.4.1")
+    before = where(client)
+    done = act(client, run, pstep("suspend-vms", hop="ocfs2-nfs"))
+    assert len(done["suspended"]) == 4
+    lost = "node02"
+    sim.lab("lab.fault.set", "host-unreachable", lost, {})
+    oned.wait_for(lambda: any(h.name == lost and h.state.name == "ERROR"
+                              for h in client.host_pool()))
+    with pytest.raises(UpgraderError, match=rf"cannot run again: oned cannot reach their host "
+                                            rf"\({lost}\)") as info:
+        act(client, run, pstep("resume-vms", hop="ocfs2-nfs", resume_timeout=600))
+    assert f"bring {lost} back" in (info.value.hint or "")
+    after = where(client)
+    for name, (host, _) in before.items():
+        assert after[name] == (host, "SUSPENDED" if host == lost else "RUNNING"), after
+    sim.lab("lab.fault.clear", "host-unreachable", lost)
+    oned.wait_for(lambda: all(h.state.name == "MONITORED" for h in client.host_pool()))
+    back = act(client, run, pstep("resume-vms", hop="ocfs2-nfs"))
+    assert back["resumed"] == done["suspended"]
+    assert where(client) == before

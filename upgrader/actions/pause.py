@@ -31,7 +31,7 @@ from upgrader.actions.state import (
 )
 from upgrader.errors import OneStateError, UpgraderError
 from upgrader.opennebula.client import OneClient
-from upgrader.opennebula.enums import LcmState, VmState
+from upgrader.opennebula.enums import HostState, LcmState, VmState
 from upgrader.opennebula.writes import vm_action, vm_deploy
 
 SUSPENDED_FILE = "suspended.json"
@@ -131,6 +131,9 @@ def suspend_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[
 
 
 # ------------------------------------------------------------------------ resume-vms
+_LOST = (HostState.ERROR, HostState.MONITORING_ERROR)
+
+
 def resume_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[str, Any]:
     """Resume the VMs this run suspended and wait until each RUNs again."""
     saved = read_json(ctx.run_dir / SUSPENDED_FILE)
@@ -147,8 +150,13 @@ def resume_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[s
 
     def running() -> bool:
         now = _states(client)
+        # Never resume onto a host oned cannot reach: the VM would FAIL there. Left
+        # SUSPENDED, it resumes once the host is back.
+        lost = {h.name for h in client.host_pool() if h.state in _LOST}
         for vid, name in targets.items():
             state = now.get(vid, (None,))[0]
+            if infos[vid].get("host") in lost:
+                continue
             if state in (VmState.SUSPENDED, VmState.STOPPED) and vid not in sent:
                 try:
                     vm_action(client, "resume", vid)
@@ -165,9 +173,20 @@ def resume_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[s
                         continue
                     deployed.append(vid)
                     ctx.progress(f"{_tag(step)} VM {vid} ({name}): deploy on {host}")
-        return all(
-            now.get(v, (None, None))[:2] == (VmState.ACTIVE, LcmState.RUNNING) for v in targets
-        )
+        waiting = [
+            v for v in targets if now.get(v, (None, None))[:2] != (VmState.ACTIVE, LcmState.RUNNING)
+        ]
+        # A VM whose host oned cannot reach will not run again however long we wait: say so
+        # now (the host lost mid-window), not after the whole budget.
+        if waiting and all(infos[v].get("host") in lost for v in waiting):
+            hosts = ", ".join(sorted({str(infos[v].get("host")) for v in waiting}))
+            raise UpgraderError(
+                f"{len(waiting)} VMs cannot run again: oned cannot reach their host ({hosts}): "
+                f"{_named(waiting, now)}",
+                hint=f"bring {hosts} back until oned monitors it, then resume the run; the "
+                "other VMs run",
+            )
+        return not waiting
 
     deadline = ctx.clock() + seconds(step, "resume_timeout", 300.0)
     if not wait_until(ctx, deadline, seconds(step, "poll_interval", 2.0), running):
