@@ -19,7 +19,18 @@ import pytest
 
 from tests.support.oned import Simulator, start
 
+# Tables printed at the end of the run (fault matrix, bad input, crash trials).
+pytest_plugins = ["tests.support.tallies"]
+
 OnedFactory = Callable[..., Simulator]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("upgrader")
+    group.addoption("--trials", type=int, default=5,
+                    help="crash-and-resume trials on the lab (tests/reliability)")
+    group.addoption("--crash-seed", type=int, default=None,
+                    help="seed of the crash trials' kill moments (default: a new one, printed)")
 
 
 @pytest.fixture

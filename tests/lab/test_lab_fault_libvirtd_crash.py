@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,13 +19,14 @@ from tests.lab.fault_runs import (
     last_line,
 )
 from tests.lab.test_lab import client, hosts_of
+from tests.reliability import fault_matrix
 from tests.support.oned import wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1200)]
 
 
 def test_libvirtd_crashing_during_the_node_stage_stops_the_run_at_no_duplicate_vms(
-    tmp_path: Path,
+    tmp_path: Path, tally_row: Any,
 ) -> None:
     with fault_lab(3, "3.4.1") as lab:
         upgraded, crashing = hosts_of(lab, "staging")
@@ -54,6 +56,9 @@ def test_libvirtd_crashing_during_the_node_stage_stops_the_run_at_no_duplicate_v
         )
         events = run.events()
         assert crashed.is_set()
+        matrix_row = fault_matrix.check("libvirtd-crash", code, stderr, events)
+        tally_row("fault_matrix", **matrix_row)
+        assert matrix_row["check"] == "pass", matrix_row
 
         assert code == 1, stderr
         runs_twice = "; ".join(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from tests.lab.fault_runs import (
     undo_outcomes,
 )
 from tests.lab.test_lab import hosts_of
+from tests.reliability import fault_matrix
 from tests.support.report_checks import check_reports, reports_of
 from upgrader.lab import hosts as hs
 
@@ -29,7 +31,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(1200)]
 
 
 def test_a_package_gone_after_the_backup_rolls_back_to_321_with_every_vm_running(
-    tmp_path: Path,
+    tmp_path: Path, tally_row: Any,
 ) -> None:
     with fault_lab(2, "3.2.1") as lab:
         before = running_where(lab)
@@ -47,6 +49,9 @@ def test_a_package_gone_after_the_backup_rolls_back_to_321_with_every_vm_running
         code, stderr = finish_then_clear(run, injected, lab, "package-missing")
         events = run.events()
         assert injected.is_set()
+        matrix_row = fault_matrix.check("package-missing", code, stderr, events)
+        tally_row("fault_matrix", **matrix_row)
+        assert matrix_row["check"] == "pass", matrix_row
 
         assert code == 1, stderr
         fronts = ", ".join(hosts_of(lab, "staging"))

@@ -4,6 +4,7 @@ again and no VM lost (lab at 3.4.1; the budget lowered through a copied runbooks
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,13 +20,14 @@ from tests.lab.fault_runs import (
     with_runbook_vars,
 )
 from tests.lab.test_lab import client, hosts_of
+from tests.reliability import fault_matrix
 from tests.support.oned import wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1200)]
 
 
 def test_a_migration_past_its_budget_stops_the_drain_with_the_host_enabled_and_no_vm_lost(
-    tmp_path: Path,
+    tmp_path: Path, tally_row: Any,
 ) -> None:
     with fault_lab(1, "3.4.1") as lab:
         first, other = hosts_of(lab, "staging")
@@ -38,6 +40,9 @@ def test_a_migration_past_its_budget_stops_the_drain_with_the_host_enabled_and_n
             run = Run(config, lab["dir"] / "runs", tmp_path)
             code, stderr = run.finish()
             events = run.events()
+            matrix_row = fault_matrix.check("slow-migration", code, stderr, events)
+            tally_row("fault_matrix", **matrix_row)
+            assert matrix_row["check"] == "pass", matrix_row
 
             # 1: a step failed and the cloud was left in a described state (DESIGN.md 4)
             assert code == 1, stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,12 +22,13 @@ from tests.lab.fault_runs import (
 )
 from tests.lab.storage_runs import cib_device, fstab, mounts, storage_lab, tree
 from tests.lab.test_lab import hosts_of
+from tests.reliability import fault_matrix
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1500)]
 
 
 def test_a_full_export_stops_in_preflight_and_a_corrupt_copy_before_the_switch(
-    tmp_path: Path,
+    tmp_path: Path, tally_row: Any,
 ) -> None:
     with storage_lab(2) as lab:
         hosts = hosts_of(lab, "staging")
@@ -46,6 +48,9 @@ def test_a_full_export_stops_in_preflight_and_a_corrupt_copy_before_the_switch(
             upgrader(
                 "lab", "fault", "nfs-full", "--name", lab["name"], "--cloud", "staging", "--clear"
             )
+        matrix_row = fault_matrix.check("nfs-full", code, stderr, full.events())
+        tally_row("fault_matrix", **matrix_row)
+        assert matrix_row["check"] == "pass", matrix_row
         assert code == 1, stderr
         line = last_line(stderr)
         # the preflight gate reads the export's room before any step starts
@@ -71,6 +76,9 @@ def test_a_full_export_stops_in_preflight_and_a_corrupt_copy_before_the_switch(
         run.when(is_event("step_finished", "ocfs2-nfs/delta-sync"), corrupt)
         code, stderr = finish_then_clear(run, injected, lab, "corrupt-copy")
         events = run.events()
+        matrix_row = fault_matrix.check("corrupt-copy", code, stderr, events)
+        tally_row("fault_matrix", **matrix_row)
+        assert matrix_row["check"] == "pass", matrix_row
         assert injected.is_set()
         assert code == 1, stderr
         line = last_line(stderr)
