@@ -21,6 +21,7 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import sys
 import threading
 import time
@@ -42,6 +43,7 @@ from upgrader.ansible_events import (
     build_outcome,
 )
 from upgrader.errors import PlaybookSetupError
+from upgrader.journal import make_private_dir
 
 __all__ = [
     "MARKER_VAR",
@@ -74,6 +76,8 @@ class PlaybookCall:
     ``secret_vars`` values (``str`` or ``upgrader.opennebula.Secret``) are written to a 0600
     JSON file in ``private_data_dir``, passed as ``-e @file`` and deleted after the run;
     they never appear on a command line. Tasks that use them must set ``no_log: true``.
+    ``vault_password_file`` (the environment's) lets plays read the inventory's ``!vault``
+    values: only its path goes on ansible-playbook's command line.
     ``marker`` names the run's processes (a fresh uuid when empty); journal it before the
     run so a later resume can ``kill_marked`` what a crashed upgrader left behind.
     """
@@ -91,6 +95,7 @@ class PlaybookCall:
     timeout: float | None = None
     marker: str = ""
     forks: int = 10
+    vault_password_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.step_id:
@@ -131,6 +136,8 @@ def run_playbook(
     cmdline = [*(["--check"] if call.check else []), *(["--diff"] if call.diff else [])]
     if call.secret_vars:
         cmdline += ["-e", shlex.quote(f"@{_write_secret_vars(pdd, call.secret_vars)}")]
+    if call.vault_password_file is not None:
+        cmdline += ["--vault-password-file", shlex.quote(str(call.vault_password_file.resolve()))]
     started = time.monotonic()
     killed: list[int] = []
     try:
@@ -154,6 +161,7 @@ def run_playbook(
         raise
     finally:
         (pdd / _PRIVATE_VARS_FILE).unlink(missing_ok=True)
+        _make_private(pdd)
     if watch.reason is not None:
         killed = kill_marked(marker)
         watch.say(f"[step/{call.step_id}] {watch.reason}: killed {len(killed)} process(es)")
@@ -229,11 +237,30 @@ def _fresh_private_data_dir(path: Path) -> Path:
                 )
             # Stale env/extravars, inventory or artifacts must never reach the new run.
             shutil.rmtree(pdd)
-    (pdd / "env").mkdir(mode=0o700, parents=True)
+    make_private_dir(pdd / "env")  # and the parents it creates: steps/, steps/NN-<step>/
     pdd.chmod(0o700)
     (pdd / _STAMP).write_text("private data directory of one upgrader playbook run\n")
     (pdd / "env" / "settings").write_text(json.dumps({"pexpect_timeout": _PEXPECT_TIMEOUT}))
     return pdd
+
+
+def _make_private(root: Path) -> None:
+    """Take group and other permissions off everything under ``root``.
+
+    ansible-runner and ansible-playbook create their artifacts (stdout, events, the command
+    and its environment) with the process umask, 0644 under the usual 022. ``root`` is 0700
+    from the start, so nobody else could reach them meanwhile; this keeps them private when
+    the run directory is copied or its mode is relaxed later.
+    """
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            path = os.path.join(dirpath, name)
+            try:
+                mode = os.lstat(path).st_mode
+                if not stat.S_ISLNK(mode) and mode & 0o077:
+                    os.chmod(path, stat.S_IMODE(mode) & 0o700)
+            except OSError:
+                continue  # gone meanwhile
 
 
 def _write_secret_vars(pdd: Path, secrets: Mapping[str, Any]) -> Path:
@@ -261,6 +288,9 @@ def _envvars(marker: str) -> dict[str, str]:
     env = {
         "PATH": os.pathsep.join([venv_bin, os.environ.get("PATH", os.defpath)]),
         "ANSIBLE_NOCOLOR": "1",
+        # An inventory Ansible cannot parse (a tag its loader refuses, a broken script) would
+        # otherwise be a warning: every play then matches no host and the step "succeeds".
+        "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True",
         MARKER_VAR: marker,
     }
     if (REPO_ROOT / "ansible.cfg").is_file():

@@ -17,6 +17,7 @@ A site config::
         inventory: /etc/upgrader/inventory/production.yml
         requires_rehearsal_on: staging # a plan must have passed there first
         batch_size: 2                  # default host batch for per-host steps
+        vault_password_file: /etc/upgrader/production.vault  # optional, mode 0600 or 0400
         windows:
           - {weekly: "Sat 01:00", duration: 4h, timezone: Europe/Berlin}
           - {start: "2024-06-01T01:00:00+02:00", end: "2024-06-01T05:00:00+02:00"}
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
@@ -52,7 +53,7 @@ REQUIRED_ENVIRONMENTS = ("staging", "production")
 
 _TOP_KEYS = ("lab", "environments", "runs_dir", "runbooks_dir", "playbooks_dir")
 _ENV_KEYS = ("oned", "credentials", "inventory", "requires_rehearsal_on", "windows",
-             "batch_size")
+             "batch_size", "vault_password_file")
 _WEEKLY_KEYS = ("weekly", "duration", "timezone")
 _DATED_KEYS = ("start", "end")
 _WEEKLY = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([01]\d|2[0-3]):[0-5]\d")
@@ -69,6 +70,8 @@ class Environment:
     requires_rehearsal_on: str | None
     windows: tuple[Mapping[str, Any], ...]  # validated, not yet interpreted (window.py)
     batch_size: int | None
+    # Ansible Vault's password for the inventory's ``!vault`` values (given to every play)
+    vault_password_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,8 @@ def load_config(path: Path) -> SiteConfig:
         if key not in top:
             return default
         found = base / doc.text(top[key][1], key)
-        if must_exist and not found.is_dir():
+        # runs_dir may be created later, but not in place of a file
+        if (must_exist or found.exists()) and not found.is_dir():
             doc.fail(top[key][1], key, f"'{found}' is not a directory")
         return found
 
@@ -184,13 +188,19 @@ def _environment(doc: YamlFile, name: str, node: yaml.Node, base: Path) -> Envir
     keys = doc.fields(node, path, _ENV_KEYS, required=("oned", "credentials", "inventory"))
     oned = doc.text(keys["oned"][1], f"{path}.oned")
     url = urlsplit(oned)
-    if url.scheme not in ("http", "https") or not url.hostname:
+    if url.scheme not in ("http", "https") or not url.hostname or not _valid_port(url):
         doc.fail(keys["oned"][1], f"{path}.oned", f"'{oned}' is not an http(s) URL like "
                  "http://frontend:2633/RPC2")
     windows = ()
     if "windows" in keys:
         windows = tuple(_window(doc, item, f"{path}.windows[{i}]") for i, item in
                         enumerate(doc.items(keys["windows"][1], f"{path}.windows")))
+    vault = None
+    if "vault_password_file" in keys:
+        # Checked now, like ssh checks a key: a run must not stop at its first play for it.
+        vault = base / doc.text(keys["vault_password_file"][1], f"{path}.vault_password_file")
+        os.close(_open_private(vault, "vault password file", name,
+                               "write the vault password to it, then chmod 600 it"))
     return Environment(
         name=name, oned=oned,
         credentials=base / doc.text(keys["credentials"][1], f"{path}.credentials"),
@@ -200,7 +210,17 @@ def _environment(doc: YamlFile, name: str, node: yaml.Node, base: Path) -> Envir
                                if "requires_rehearsal_on" in keys else None),
         windows=windows,
         batch_size=(doc.integer(keys["batch_size"][1], f"{path}.batch_size", minimum=1)
-                    if "batch_size" in keys else None))
+                    if "batch_size" in keys else None),
+        vault_password_file=vault)
+
+
+def _valid_port(url: SplitResult) -> bool:
+    """Whether the URL's port (if any) is a number from 0 to 65535 (``.port`` raises if not)."""
+    try:
+        url.port  # noqa: B018 - read for its check
+    except ValueError:
+        return False
+    return True
 
 
 def _window(doc: YamlFile, node: yaml.Node, path: str) -> Mapping[str, Any]:
@@ -275,24 +295,9 @@ def read_credentials(env: Environment) -> Secret:
     message ever contains the file's content.
     """
     path = env.credentials
+    fd = _open_private(path, "credentials file", env.name,
+                       "write 'user:password' to it, then chmod 600 it")
     try:
-        # Non-blocking, so that a FIFO in its place is refused instead of hanging the run.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except FileNotFoundError:
-        raise ConfigError(f"credentials file '{path}' for environment '{env.name}' does not "
-                          "exist", hint="write 'user:password' to it, then chmod 600 it") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read credentials file '{path}' for environment "
-                          f"'{env.name}': {exc.strerror or exc}") from None
-    try:
-        info = os.fstat(fd)  # of the file opened, not of whatever the path names now
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"credentials file '{path}' is not a regular file")
-        mode = stat.S_IMODE(info.st_mode)
-        if mode & 0o077:
-            raise ConfigError(f"permissions {mode:04o} for '{path}' are too open: it must be "
-                              f"readable by its owner only (chmod 600 {path})",
-                              hint=f"chmod 600 {path}")
         data = os.read(fd, 64 * 1024)
     finally:
         os.close(fd)
@@ -301,3 +306,33 @@ def read_credentials(env: Environment) -> Secret:
     if not (user and sep and password):
         raise ConfigError(f"credentials file '{path}' must hold one line 'user:password'")
     return Secret(lines[0].strip())
+
+
+def _open_private(path: Path, what: str, env_name: str, missing_hint: str) -> int:
+    """A read-only descriptor of the secret file ``path`` (``what``: "credentials file").
+
+    Like ssh with a private key, refuses a file that its group or others may read, or that
+    is not a regular file; no message ever contains the file's content.
+    """
+    try:
+        # Non-blocking, so that a FIFO in its place is refused instead of hanging the run.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} '{path}' for environment '{env_name}' does not exist",
+                          hint=missing_hint) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} '{path}' for environment '{env_name}': "
+                          f"{exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)  # of the file opened, not of whatever the path names now
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{what} '{path}' is not a regular file")
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            raise ConfigError(f"permissions {mode:04o} for '{path}' are too open: it must be "
+                              f"readable by its owner only (chmod 600 {path})",
+                              hint=f"chmod 600 {path}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

@@ -276,6 +276,7 @@ def _check(ctx: RunContext, group: CheckGroup) -> CheckResult:
         diff=True,
         timeout=CHECK_TIMEOUT,
         marker=marker(ctx.run_id, f"check-{group.index}", 1),
+        vault_password_file=ctx.vault_password_file,
     )
     started = ctx.clock()
     outcome: PlaybookOutcome | None = None

@@ -82,6 +82,7 @@ class RunContext:
     cancel: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], float] = time.monotonic
     abort_file: Path | None = None  # `upgrader abort` from another process creates it
+    vault_password_file: Path | None = None  # the environment's, for every play
     # (step, gate) -> what a gate recorded before the step (journaled; resume refills it)
     snapshots: dict[tuple[str, str], Any] = field(default_factory=dict)
     # the maintenance window the run must finish its steps in (None: not limited)
@@ -316,6 +317,7 @@ def _perform(
         check=ctx.dry_run,
         diff=ctx.dry_run,
         marker=mark,
+        vault_password_file=ctx.vault_password_file,
     )
     return ctx.run_playbook(
         call,

@@ -156,7 +156,8 @@ def prepare_plan(
 
 def observer(ws: Workspace) -> HostObserver:
     """The host-side observer of the environment (the tool's own gather play)."""
-    return HostObserver(ws.env.inventory, PROJECT_DIR / "playbooks")
+    return HostObserver(ws.env.inventory, PROJECT_DIR / "playbooks",
+                        vault_password_file=ws.env.vault_password_file)
 
 
 def undo_steps(runbooks: Mapping[Any, Runbook]) -> dict[str, Step]:
@@ -289,6 +290,7 @@ def run_context(
         dry_run=dry_run,
         progress=progress,
         abort_file=ws.site.runs_dir / run_id / ABORT_FILE,
+        vault_password_file=ws.env.vault_password_file,
         observe_cloud=lambda when: run_window.record_cloud(journal, client, when),
     )
 

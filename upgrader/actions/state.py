@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from upgrader.errors import UsageError
+from upgrader.journal import make_private_dir
 
 
 class StepLike(Protocol):
@@ -49,10 +50,13 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON atomically (tmp + fsync + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``data`` as JSON atomically (tmp + fsync + rename), readable by its owner only:
+    the state names the cloud's VMs and hosts, like the journal (0600) it sits beside."""
+    make_private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a tmp left by a killed run keeps its old mode otherwise
+    with os.fdopen(fd, "w") as fh:
         json.dump(data, fh, indent=1, sort_keys=True)
         fh.write("\n")
         fh.flush()

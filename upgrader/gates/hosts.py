@@ -57,12 +57,14 @@ class HostObserver:
         *,
         frontends: str = "frontends",
         nfs_servers: str = "nfs_servers",
+        vault_password_file: Path | None = None,
     ) -> None:
         self.inventory = inventory
         self.playbooks_dir = playbooks_dir
         self.hosts = hosts
         self.frontends = frontends
         self.nfs_servers = nfs_servers
+        self.vault_password_file = vault_password_file
         self._round = Gathered(hypervisors={})
         self._have: frozenset[str] = frozenset()
         self._planned: frozenset[str] = frozenset()
@@ -105,6 +107,7 @@ class HostObserver:
                         "gate_nfs_hosts": self.nfs_servers if NFS_SERVERS in parts else _NOTHING,
                     },
                     timeout=GATHER_TIMEOUT,
+                    vault_password_file=self.vault_password_file,
                 )
             )
         if outcome.rc not in (0, 2, 4):

@@ -1,0 +1,1 @@
+"""Security checks (issue 9): secrets, file modes, hostile names, safe YAML, stale locks."""
