@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from upgrader import __version__
+from upgrader.cli_checks import check_accepted, workspace
 from upgrader.cli_report import report_option
 from upgrader.cli_windows import schedule, windows
 from upgrader.errors import EXIT_INHIBITED, UpgraderError, UsageError
@@ -47,8 +48,9 @@ def plan(target: str, config: Path | None, stage: bool, as_json: bool,
     """Read-only: detect the version and print the plan and its findings."""
     from upgrader import runs
 
-    ws = runs.workspace(config, _env(stage))
+    ws = workspace(config, _env(stage))
     the_plan, _ = runs.prepare_plan(ws, runs.client_for(ws.env), target, accept)
+    check_accepted(the_plan, accept)
     if as_json:
         click.echo(json.dumps(the_plan.to_dict(), indent=1, default=str))
     else:
@@ -100,9 +102,14 @@ def run(target: str, config: Path | None, stage: bool, dry_run: bool, yes: bool,
     """Run the plan that takes the cloud to TARGET: a version (3.4, 3.6) or a storage (nfs)."""
     from upgrader import runs
 
-    ws = runs.workspace(config, _env(stage))
+    if dry_run and take_over:
+        raise UsageError("--take-over with --dry-run: a dry run takes no lock, so there is "
+                         "none to take over", hint="drop --take-over; the dry run says "
+                         "whether the real run needs it")
+    ws = workspace(config, _env(stage))
 
     def confirm(p: Any) -> bool:
+        check_accepted(p, accept)
         click.echo(render_plan(p), err=True)
         return yes or click.confirm(f"run this plan on {ws.env.name}?", err=True)
 
@@ -181,7 +188,7 @@ def resume(run_id: str | None, config: Path | None, stage: bool, yes: bool,
     """Continue a paused, failed or interrupted run from its journal."""
     from upgrader import runs
 
-    ws = runs.workspace(config, _env(stage))
+    ws = workspace(config, _env(stage))
     click.echo(runs.resume_run(ws, run_id, yes=yes, take_over=take_over, progress=_progress,
                                window_spec=window))
 
@@ -256,7 +263,7 @@ def gates(config: Path | None, stage: bool, as_json: bool, names: tuple[str, ...
     from upgrader.gates import STANDING, build_gates
     from upgrader.planner import PlannedStep
 
-    ws = runs.workspace(config, _env(stage))
+    ws = workspace(config, _env(stage))
     now = PlannedStep("now", "", "gates", "gates", "action", None, None, "all", (), None, 0,
                       True, None, False, (), ())
     known = build_gates(runs.client_for(ws.env), _progress, runs.observer(ws), run_id=run_id)
@@ -276,7 +283,11 @@ def gates(config: Path | None, stage: bool, as_json: bool, names: tuple[str, ...
     for r in results if not as_json else ():
         click.echo(f"[gate/{r.gate}] {r.verdict.upper()}: {r.evidence.get('summary', '')}"
                    + (f" (hint: {r.hint})" if r.hint and r.verdict != "pass" else ""))
-    if any(r.verdict != "pass" for r in results):
+    failed = [r.gate for r in results if r.verdict != "pass"]
+    if failed:  # the one line every non-zero exit prints (DESIGN.md section 4)
+        click.echo(f"error: {len(failed)} of {len(results)} gates did not pass: "
+                   f"{', '.join(failed)} (hint: each gate's line says why and what to do)",
+                   err=True)
         sys.exit(1)
 
 

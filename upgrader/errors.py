@@ -158,6 +158,10 @@ class ConfigFileError(InvalidFileError, ConfigError):
     """The site config is malformed YAML or not a valid site config."""
 
 
+class InventoryFileError(InvalidFileError):
+    """An environment's YAML inventory is malformed or lacks a group upgrader needs."""
+
+
 class GateFailedError(UpgraderError):
     """A gate failed or stayed inconclusive; the run stopped after undoing what it registered."""
 

@@ -171,9 +171,12 @@ class OneClient:
                 hint=f"check that oned runs and listens at {self._endpoint}",
             ) from exc
         except _NOT_XMLRPC as exc:
+            # xmlrpc's ResponseError says nothing but its own name: say what it means
+            detail = ("XML, but not an XML-RPC methodResponse"
+                      if isinstance(exc, xmlrpc.client.ResponseError)
+                      else f"{type(exc).__name__}: {self._scrub(str(exc))}")
             raise OneResponseError(
-                f"{method}: {self._endpoint} did not answer with XML-RPC "
-                f"({type(exc).__name__}: {self._scrub(str(exc))})",
+                f"{method}: {self._endpoint} did not answer with XML-RPC ({detail})",
                 hint="is the endpoint an OpenNebula oned (port 2633, path /RPC2)?",
             ) from None
 
