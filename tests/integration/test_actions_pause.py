@@ -115,7 +115,7 @@ def test_an_unknown_stop_with_is_refused_before_any_vm_is_touched(
     assert not (run.run_dir / "suspended.json").exists()
 
 
-def test_resume_leaves_suspended_the_vms_of_a_host_oned_cannot_reach_and_says_so_at_once(
+def test_resume_leaves_suspended_the_vms_of_a_lost_host_and_a_second_suspend_takes_the_rest(
     tmp_path: Path, oned_factory: Any, run: RunContext
 ) -> None:
     # The host lost during the storage switch: resuming its VMs there would FAIL them. They
@@ -136,6 +136,9 @@ def test_resume_leaves_suspended_the_vms_of_a_host_oned_cannot_reach_and_says_so
     after = where(client)
     for name, (host, _) in before.items():
         assert after[name] == (host, "SUSPENDED" if host == lost else "RUNNING"), after
+    # the run's resume starts the sequence again: the VMs that run again are suspended again
+    act(client, run, pstep("suspend-vms", hop="ocfs2-nfs"))
+    assert {vm.state for vm in client.vm_pool()} == {VmState.SUSPENDED}
     sim.lab("lab.fault.clear", "host-unreachable", lost)
     oned.wait_for(lambda: all(h.state.name == "MONITORED" for h in client.host_pool()))
     back = act(client, run, pstep("resume-vms", hop="ocfs2-nfs"))

@@ -88,6 +88,14 @@ def suspend_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[
         saved = {"vms": running}
         write_json(path, saved)  # before the first suspend: the undo knows whom to resume
     targets = {int(v): info for v, info in saved["vms"].items()}
+    # A VM that RUNs again at the start of this attempt was resumed since (a failed run's
+    # undo): this attempt suspends it again. Within one attempt a move is sent only once.
+    again = [v for v, info in targets.items() if info["sent"]
+             and now.get(v, (None, None))[:2] == (VmState.ACTIVE, LcmState.RUNNING)]
+    for vid in again:
+        targets[vid]["sent"] = []
+    if again:
+        write_json(path, {"vms": {str(k): v for k, v in targets.items()}})
     word = {"suspend": "suspending", "stop": "stopping"}[how]
     ctx.progress(f"{_tag(step)} {word} {len(targets)} VMs")
 
