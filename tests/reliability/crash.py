@@ -10,13 +10,16 @@ migration), and the storage move from OCFS2 to NFS (copy, switch, VMs suspended)
 
 The moment: a step of the plan picked at random (or the preflight before any step), then a
 random 0-4 s after that step started, so kills land inside steps, between a step and its gate,
-and inside gate rounds, whatever the lab's speed.
+and inside gate rounds, whatever the lab's speed. In a storage trial the VMs write files after
+the pre-sync, so the delta has work; every other storage trial dies inside the delta copy,
+0-1 s after it recorded its first file (what tests/lab/test_lab_storage_kill.py did).
 
 Invariants after the resumed run finished:
 - every VM of before exists and runs (by name);
 - no domain runs on two hosts (``virsh list`` on every host);
 - storage: every verified manifest entry's checksum matches the file on the export, computed
-  here; no file verified before the kill was copied again; the old datastore is unchanged;
+  here; every file the VMs wrote after the pre-sync is verified there; no file verified before
+  the kill was copied again; the old datastore is unchanged (since the VMs' writes);
 - every journal of the lab replays cleanly, and the run ends ``succeeded``;
 - no Ansible or copy process is left, on the controller or on any lab host;
 - Pacemaker's maintenance-mode and every host's Puppet hold are as they were before the run.
@@ -30,7 +33,9 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +49,7 @@ from upgrader.lab import hosts as hs
 from upgrader.lab.lab import load_spec
 
 LAB_ROOT = Path("/var/lib/upgrader-lab")
+DELTA = "ocfs2-nfs/delta-sync (a copied file)"
 RUN_TIMEOUT = 1200
 
 
@@ -168,12 +174,40 @@ def snapshot(lab: dict[str, Any], kind: Kind) -> dict[str, Any]:
     return state
 
 
+def vms_write(lab: dict[str, Any], proc: subprocess.Popen[str], before: dict[str, Any],
+              changed: list[str]) -> None:  # fmt: skip
+    """Once the pre-sync finished, write 4 MiB files in each VM's directory of the old
+    datastore, as running VMs do; the old tree of reference is then the one after them."""
+    while proc.poll() is None:
+        if any(e["type"] == "step_finished" and e.get("step") == "ocfs2-nfs/presync"
+               for e in events(lab)):  # fmt: skip
+            for vm_dir in sorted(p for p in (lab["old"] / "0").iterdir() if p.is_dir()):
+                for i in range(3):
+                    target = vm_dir / f"snap.{i}"
+                    target.write_bytes(os.urandom(4 << 20))
+                    changed.append(str(target.relative_to(lab["old"])))
+            before["old"] = tree(lab["old"])
+            return
+        time.sleep(0.05)
+
+
+def in_the_delta(lab: dict[str, Any]) -> bool:
+    try:
+        return any(e.get("phase") == "delta" for e in manifest(lab).values())
+    except Exception:  # no manifest yet
+        return False
+
+
 def kill_at(proc: subprocess.Popen[str], lab: dict[str, Any], victim: str, after: float) -> bool:
     """SIGKILL the run's process group ``after`` s once ``victim`` started (at once: the
-    preflight); False when the run ended first."""
-    while victim and proc.poll() is None:
-        if any(e["type"] == "step_started" and e.get("step") == victim for e in events(lab)):
+    preflight; DELTA: once the delta copy recorded its first file); False when the run ended
+    first."""
+    step = "ocfs2-nfs/delta-sync" if victim == DELTA else victim
+    while step and proc.poll() is None:
+        if any(e["type"] == "step_started" and e.get("step") == step for e in events(lab)):
             break
+        time.sleep(0.05)
+    while victim == DELTA and proc.poll() is None and not in_the_delta(lab):
         time.sleep(0.05)
     deadline = time.monotonic() + after
     while proc.poll() is None and time.monotonic() < deadline:
@@ -203,8 +237,10 @@ def run_trial(number: int, name: str, subnet: str, workdir: Path, *, seed: int,
     try:
         steps = planned_steps(lab, kind)
         before = snapshot(lab, kind)
-        trial.victim = rng.choice(["(preflight)", *steps])
-        trial.killed_after = rng.uniform(0.0, 4.0)
+        # every other storage trial dies inside the delta copy, the moment a crash costs most
+        in_delta = kind.storage and number % (2 * len(KINDS)) == 1
+        trial.victim = DELTA if in_delta else rng.choice(["(preflight)", *steps])
+        trial.killed_after = rng.uniform(0.0, 1.0 if in_delta else 4.0)
         workdir.mkdir(parents=True, exist_ok=True)
         with (workdir / f"trial-{number:02d}.stderr").open("w") as err:
             proc = subprocess.Popen(
@@ -212,14 +248,23 @@ def run_trial(number: int, name: str, subnet: str, workdir: Path, *, seed: int,
                  "--config", str(lab["config"])],
                 stdout=subprocess.DEVNULL, stderr=err, text=True, start_new_session=True,
             )  # fmt: skip
+            changed: list[str] = []
+            if kind.storage:  # the VMs write after the pre-sync: the delta has work
+                writer = threading.Thread(target=vms_write, args=(lab, proc, before, changed))
+                writer.start()
             victim = "" if trial.victim == "(preflight)" else trial.victim
             trial.killed = kill_at(proc, lab, victim, trial.killed_after)
+            if kind.storage:
+                writer.join(timeout=120)
         log(f"[crash] trial {number}: {kind.name}, "
             f"{'killed' if trial.killed else 'NOT killed'} {trial.killed_after:.1f} s "
             f"into {trial.victim}")  # fmt: skip
         at_kill = verified_copies(lab) if kind.storage else {}
+        if changed:
+            done = sum(rel in at_kill for rel in changed)
+            trial.notes.append(f"{done} of {len(changed)} files the VMs wrote verified at the kill")
         finish(lab, kind, trial)
-        check(lab, kind, trial, before, at_kill)
+        check(lab, kind, trial, before, at_kill, changed)
     except Exception as exc:  # a trial that breaks is a failed trial, with its reason
         trial.failures.append(f"{type(exc).__name__}: {exc}")
     finally:
@@ -246,7 +291,7 @@ def finish(lab: dict[str, Any], kind: Kind, trial: Trial) -> None:
 
 
 def check(lab: dict[str, Any], kind: Kind, trial: Trial, before: dict[str, Any],
-          at_kill: dict[str, int]) -> None:  # fmt: skip
+          at_kill: dict[str, int], changed: Sequence[str] = ()) -> None:  # fmt: skip
     fail = trial.failures.append
     now = running_where(lab)
     for vm in before["vms"]:
@@ -270,6 +315,11 @@ def check(lab: dict[str, Any], kind: Kind, trial: Trial, before: dict[str, Any],
             verified = entry.get("type") == "file" and entry.get("state") == "verified"
             if verified and checksum(lab["export"] / rel) != entry["checksum"]:
                 fail(f"{rel}: checksum on the export differs from the manifest")
+        for rel in changed:
+            if entries.get(rel, {}).get("state") != "verified":
+                fail(f"{rel} changed after the pre-sync and is not verified on the export")
+            elif checksum(lab["old"] / rel) != entries[rel]["checksum"]:
+                fail(f"{rel}: the manifest's checksum is not the old datastore's")
         for rel, copies in at_kill.items():
             if entries.get(rel, {}).get("copies") != copies:
                 fail(f"{rel} was verified before the kill and copied again")
