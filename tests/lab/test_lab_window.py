@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.lab.conftest import side_lab, upgrader
+from tests.reliability import fault_matrix
 from tests.support.oned import wait_for
 from tests.support.report_checks import check_reports, reports_of
 from upgrader.lab.lab import load_spec
@@ -65,7 +66,7 @@ def placement(one: OneClient) -> dict[str, str | None]:
 
 
 def test_a_window_closing_in_the_node_stage_pauses_after_the_batch_and_resume_finishes(
-        window_lab: dict[str, Any], tmp_path: Path) -> None:
+        window_lab: dict[str, Any], tmp_path: Path, tally_row: Any) -> None:
     config = window_lab["config"]
     first, second = (h.name for h in window_lab["spec"].cloud_hosts("staging"))
     one = client(window_lab)
@@ -90,6 +91,9 @@ def test_a_window_closing_in_the_node_stage_pauses_after_the_batch_and_resume_fi
     assert (status["status"], status["next_step"]) == ("paused", "3.4-3.6/drain@2")
     journal = [json.loads(line) for line in
                (window_lab["dir"] / "runs" / run_id / "journal.jsonl").read_text().splitlines()]
+    matrix_row = fault_matrix.check("window closes", ran.returncode, ran.stderr, journal)
+    tally_row("fault_matrix", **matrix_row)
+    assert matrix_row["check"] == "pass", matrix_row
     done = [e["step"] for e in journal if e["type"] == "step_finished"]
     assert done[-5:] == [f"3.4-3.6/{s}@1" for s in
                          ("drain", "disable", "upgrade-node", "enable", "move-back")]

@@ -5,7 +5,8 @@ follow. One table, read by every test that injects a fault during a run:
   the controller's network lost for 30 s, each in the node stage, and a fence agent broken as
   Pacemaker is released (one 3.4 -> 3.6 run, resumed after each);
 - tests/lab/test_lab_fault_*.py and test_lab_storage_faults.py: a migration that hangs, the
-  package gone after the backup, libvirtd crashing, the NFS export full, a corrupt copy.
+  package gone after the backup, libvirtd crashing, the NFS export full, a corrupt copy;
+- tests/lab/test_lab_window.py: the run's window closing in the node stage (a pause).
 
 ``check(fault, code, stderr, events)`` compares what happened with the row and returns the
 row as printed at the end of the test run (tests/support/tallies.py), with ``check`` "pass" or
@@ -77,6 +78,11 @@ MATRIX = {
                 "release-puppet (failed)"), 1,
                r"error: step ocfs2-nfs/switch: playbook storage-switch.yml failed",
                row="host-unreachable in the storage switch"),
+        # not a lab fault: the window the run was given closes in the node stage (a pause,
+        # not a failure: nothing is undone, the holds stay until the resume)
+        Expect("window closes", "run 3.6 --window now+20m, 4 VMs on host 2",
+               f"paused before step {H}/drain@2", (), 3,
+               rf"error: paused before {H}/drain@2: the window closes at "),
         Expect("stonith-agent-broken", f"{H}/release-pacemaker-now started",
                f"gate fencing-ready after step {H}/release-pacemaker-now", RELEASES, 1,
                rf"error: gate fencing-ready fail after step {H}/release-pacemaker-now: "),
@@ -87,6 +93,8 @@ MATRIX = {
 def stopped_at(events: list[dict[str, Any]]) -> str:
     """The first failure the journal shows: a failed step or a failed gate verdict."""
     for e in events:
+        if e["type"] == "run_paused":
+            return f"paused before step {e['next_step']}"
         if e["type"] == "step_failed":
             return f"step {e['step']}"
         if e["type"] == "gate_verdict" and e.get("verdict") == "fail":
