@@ -18,6 +18,7 @@ A site config::
         requires_rehearsal_on: staging # a plan must have passed there first
         batch_size: 2                  # default host batch for per-host steps
         vault_password_file: /etc/upgrader/production.vault  # optional, mode 0600 or 0400
+        oned_timeout: 30s              # optional: how long one XML-RPC call may take
         windows:
           - {weekly: "Sat 01:00", duration: 4h, timezone: Europe/Berlin}
           - {start: "2024-06-01T01:00:00+02:00", end: "2024-06-01T05:00:00+02:00"}
@@ -50,10 +51,11 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 LAB_ROOT = Path("/var/lib/upgrader-lab")
 CONFIG_NAME = "upgrader.yml"
 REQUIRED_ENVIRONMENTS = ("staging", "production")
+DEFAULT_ONED_TIMEOUT = 30.0
 
 _TOP_KEYS = ("lab", "environments", "runs_dir", "runbooks_dir", "playbooks_dir")
 _ENV_KEYS = ("oned", "credentials", "inventory", "requires_rehearsal_on", "windows",
-             "batch_size", "vault_password_file")
+             "batch_size", "vault_password_file", "oned_timeout")
 _WEEKLY_KEYS = ("weekly", "duration", "timezone")
 _DATED_KEYS = ("start", "end")
 _WEEKLY = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([01]\d|2[0-3]):[0-5]\d")
@@ -72,6 +74,8 @@ class Environment:
     batch_size: int | None
     # Ansible Vault's password for the inventory's ``!vault`` values (given to every play)
     vault_password_file: Path | None = None
+    # how long one call to oned may go unanswered before the run calls oned unreachable
+    oned_timeout: float = DEFAULT_ONED_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -201,8 +205,13 @@ def _environment(doc: YamlFile, name: str, node: yaml.Node, base: Path) -> Envir
         vault = base / doc.text(keys["vault_password_file"][1], f"{path}.vault_password_file")
         os.close(_open_private(vault, "vault password file", name,
                                "write the vault password to it, then chmod 600 it"))
+    timeout = DEFAULT_ONED_TIMEOUT
+    if "oned_timeout" in keys:
+        timeout = doc.seconds(keys["oned_timeout"][1], f"{path}.oned_timeout")
+        if not timeout > 0:
+            doc.fail(keys["oned_timeout"][1], f"{path}.oned_timeout", "must be longer than 0")
     return Environment(
-        name=name, oned=oned,
+        name=name, oned=oned, oned_timeout=timeout,
         credentials=base / doc.text(keys["credentials"][1], f"{path}.credentials"),
         inventory=base / doc.text(keys["inventory"][1], f"{path}.inventory"),
         requires_rehearsal_on=(doc.text(keys["requires_rehearsal_on"][1],

@@ -83,7 +83,7 @@ def workspace(config: Path | None, environment: str) -> Workspace:
 
 def client_for(env: Environment) -> OneClient:
     """A client for the environment's oned, logged in with its credentials file."""
-    return OneClient(env.oned, read_credentials(env), timeout=30)
+    return OneClient(env.oned, read_credentials(env), timeout=env.oned_timeout)
 
 
 def fingerprints(

@@ -18,12 +18,13 @@ def test_bad_input(case: Case, check) -> None:
 
 
 def test_an_oned_that_never_answers_is_given_up_on_within_the_timeout(cloud) -> None:
-    """The stand-in accepts the call and stays silent. The CLI's client waits 30 s for it
-    (``runs.client_for``; no config key shortens it), too long for this suite, so this holds
-    the client itself to a 1 s timeout: it must give up then, not hang."""
+    """The stand-in accepts the call and stays silent: the client gives up after its timeout
+    and says so, instead of hanging (through the CLI: the corpus rows oned-silent*, with the
+    environment's ``oned_timeout``)."""
     client = OneClient(cloud.stand_in.url("silent"), "oneadmin:secret", timeout=1.0)
+    asked_before = len(cloud.stand_in.calls["silent"])  # the stand-in serves every case
     started = time.monotonic()
     with pytest.raises(OneUnavailableError, match=r"\(one\.hostpool\.info\): no answer within 1s"):
         client.host_pool()
     assert time.monotonic() - started < 3
-    assert cloud.stand_in.calls["silent"] == ["one.hostpool.info"]
+    assert cloud.stand_in.calls["silent"][asked_before:] == ["one.hostpool.info"]

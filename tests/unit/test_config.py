@@ -109,6 +109,12 @@ def test_windows_and_batch_size(tmp_path):
         {"start": "2024-06-01T01:00:00+02:00", "end": "2024-06-01T05:00:00+02:00"})
 
 
+def test_oned_timeout_is_per_environment_and_defaults_to_30_s(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL + "    oned_timeout: 2m\n"))
+    assert config.environment("production").oned_timeout == 120.0
+    assert config.environment("staging").oned_timeout == 30.0
+
+
 def test_unknown_environment_lists_the_known_ones(tmp_path):
     config = load_config(write(tmp_path, LAB_CONFIG))
     with pytest.raises(ConfigError) as info:

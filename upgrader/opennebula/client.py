@@ -166,9 +166,11 @@ class OneClient:
         except pyone.OneException as exc:
             raise self._fault(method, str(exc)) from None
         except _UNREACHABLE as exc:
+            slow = (" (if it is only slow, raise the environment's oned_timeout)"
+                    if isinstance(exc, requests.Timeout) else "")
             raise OneUnavailableError(
                 f"cannot reach oned at {self._endpoint} ({method}): {self._reason(exc)}",
-                hint=f"check that oned runs and listens at {self._endpoint}",
+                hint=f"check that oned runs and listens at {self._endpoint}{slow}",
             ) from exc
         except _NOT_XMLRPC as exc:
             # xmlrpc's ResponseError says nothing but its own name: say what it means
