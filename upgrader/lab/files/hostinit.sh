@@ -25,10 +25,16 @@ if [ -n "$cloud" ] && [ -d "$lab/share/$cloud/datastores" ]; then
   mount --bind "$lab/share/$cloud/datastores" "$r/var/lib/one/datastores"
 fi
 # The product's code, read-only, where the lab packages expect it; the lab's own
-# directory and the machine's /root, /home and /mnt stay out of sight.
+# directory and the machine's /home and /mnt stay out of sight.
 mkdir -p "$r/opt/upgrader"; mount --bind "$checkout" "$r/opt/upgrader"
 mount -o remount,bind,ro "$r/opt/upgrader"
 for d in "$lab" "$checkout" /home /mnt; do [ -d "$r$d" ] && mount -t tmpfs -o mode=0755,size=1m mask "$r$d"; done
+# root's dot files as on a new Debian host (written to the overlay, not the machine's /root):
+# the machine's (a pyenv set-up, say) would run at every SSH command, each of Ansible's
+# tasks included. /root itself stays: the venv's interpreter may live there.
+for f in bashrc profile; do
+  [ -f "/usr/share/base-files/dot.$f" ] && cp "/usr/share/base-files/dot.$f" "$r/root/.$f"
+done
 cp "$lab/etc-hosts" "$r/etc/hosts"
 echo "nameserver 127.0.0.1" > "$r/etc/resolv.conf"
 cd "$r"; mkdir -p .oldroot; pivot_root . .oldroot; cd /; umount -l /.oldroot; rmdir /.oldroot
