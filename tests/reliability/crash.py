@@ -12,7 +12,7 @@ The moment: a step of the plan picked at random (or the preflight before any ste
 random 0-4 s after that step started, so kills land inside steps, between a step and its gate,
 and inside gate rounds, whatever the lab's speed. In a storage trial the VMs write files after
 the pre-sync, so the delta has work; every other storage trial dies inside the delta copy,
-0-1 s after it recorded its first file (what tests/lab/test_lab_storage_kill.py did).
+0-1 s after it recorded its first file.
 
 Invariants after the resumed run finished:
 - every VM of before exists and runs (by name);
