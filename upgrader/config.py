@@ -205,13 +205,10 @@ def _environment(doc: YamlFile, name: str, node: yaml.Node, base: Path) -> Envir
         vault = base / doc.text(keys["vault_password_file"][1], f"{path}.vault_password_file")
         os.close(_open_private(vault, "vault password file", name,
                                "write the vault password to it, then chmod 600 it"))
-    timeout = DEFAULT_ONED_TIMEOUT
-    if "oned_timeout" in keys:
-        timeout = doc.seconds(keys["oned_timeout"][1], f"{path}.oned_timeout")
-        if not timeout > 0:
-            doc.fail(keys["oned_timeout"][1], f"{path}.oned_timeout", "must be longer than 0")
     return Environment(
-        name=name, oned=oned, oned_timeout=timeout,
+        name=name, oned=oned,
+        oned_timeout=(doc.seconds(keys["oned_timeout"][1], f"{path}.oned_timeout", positive=True)
+                      if "oned_timeout" in keys else DEFAULT_ONED_TIMEOUT),
         credentials=base / doc.text(keys["credentials"][1], f"{path}.credentials"),
         inventory=base / doc.text(keys["inventory"][1], f"{path}.inventory"),
         requires_rehearsal_on=(doc.text(keys["requires_rehearsal_on"][1],
@@ -239,8 +236,7 @@ def _window(doc: YamlFile, node: yaml.Node, path: str) -> Mapping[str, Any]:
         keys = doc.fields(node, path, _WEEKLY_KEYS, required=("weekly", "duration"))
         weekly = doc.text(keys["weekly"][1], f"{path}.weekly", pattern=_WEEKLY,
                           what="a weekly start like 'Sat 01:00'")
-        if doc.seconds(keys["duration"][1], f"{path}.duration") <= 0:
-            doc.fail(keys["duration"][1], f"{path}.duration", "must be longer than 0")
+        doc.seconds(keys["duration"][1], f"{path}.duration", positive=True)
         out: dict[str, Any] = {"weekly": weekly, "duration": doc.value(keys["duration"][1],
                                                                 f"{path}.duration")}
         if "timezone" in keys:

@@ -83,7 +83,8 @@ def workspace(config: Path | None, environment: str) -> Workspace:
 
 def client_for(env: Environment) -> OneClient:
     """A client for the environment's oned, logged in with its credentials file."""
-    return OneClient(env.oned, read_credentials(env), timeout=env.oned_timeout)
+    return OneClient(env.oned, read_credentials(env), timeout=env.oned_timeout,
+                     timeout_setting=f"environments.{env.name}.oned_timeout")
 
 
 def fingerprints(

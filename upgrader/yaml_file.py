@@ -111,8 +111,9 @@ class YamlFile:
             self.fail(node, path, f"must be at least {minimum}, got {value}")
         return value
 
-    def seconds(self, node: yaml.Node, path: str) -> float:
-        """A duration: a number of seconds, or text like ``90s``, ``5m``, ``1h30m``."""
+    def seconds(self, node: yaml.Node, path: str, *, positive: bool = False) -> float:
+        """A duration: a number of seconds, or text like ``90s``, ``5m``, ``1h30m``; with
+        ``positive``, longer than 0."""
         if isinstance(node, yaml.ScalarNode) and node.tag in (INT, FLOAT):
             value = float(self.value(node, path))
         elif isinstance(node, yaml.ScalarNode) and node.tag == STR:
@@ -126,6 +127,8 @@ class YamlFile:
                       f"{describe(node)}")
         if not value >= 0 or value == float("inf"):
             self.fail(node, path, f"must be a finite duration of 0 or more, got {node.value}")
+        if positive and value == 0:
+            self.fail(node, path, "must be longer than 0")
         return value
 
     def value(self, node: yaml.Node, path: str) -> Any:

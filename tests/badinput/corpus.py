@@ -366,7 +366,8 @@ CASES: tuple[Case, ...] = (
     Case("oned-http-500", "oned", PLAN, r"HTTP 500", code=1, setup=oned("http500")),
     # accepts the call and never answers: given up on after the environment's oned_timeout
     Case("oned-silent", "oned", PLAN,
-         r"no answer within 1s \(hint: .*raise the environment's oned_timeout", code=1,
+         r"no answer within 1s \(hint: .*raise environments\.staging\.oned_timeout\)",
+         code=1,
          setup=steps(oned("silent"), set_key("environments.staging.oned_timeout", "1s"))),
     Case("oned-silent-during-gates", "oned", (*GATES, "--gate", "oned-reachable"),
          r"error: 1 of 1 gates did not pass: oned-reachable", code=1,

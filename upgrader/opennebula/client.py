@@ -98,11 +98,14 @@ class OneClient:
         endpoint: the XML-RPC URL, e.g. ``http://frontend:2633/RPC2``.
         session: ``username:password``, preferably wrapped in a Secret.
         timeout: seconds to wait for each call (this client only, not process-wide).
+        timeout_setting: where the operator sets ``timeout`` (a config key), named in the
+            hint when a call times out.
     """
 
-    __slots__ = ("_endpoint", "_secrets", "_server", "_timeout")
+    __slots__ = ("_endpoint", "_secrets", "_server", "_timeout", "_timeout_setting")
 
-    def __init__(self, endpoint: str, session: str | Secret, *, timeout: float = 30.0) -> None:
+    def __init__(self, endpoint: str, session: str | Secret, *, timeout: float = 30.0,
+                 timeout_setting: str = "") -> None:
         self._endpoint = _display_endpoint(endpoint)
         parts = urlsplit(endpoint)
         if (
@@ -127,6 +130,7 @@ class OneClient:
         scrub = [value] + ([password] if len(password) >= _MIN_SCRUBBED_PASSWORD else [])
         self._secrets = tuple(scrub)
         self._timeout = float(timeout)
+        self._timeout_setting = timeout_setting
         self._server = RawOneServer(endpoint, value, self._timeout)
 
     @property
@@ -166,8 +170,8 @@ class OneClient:
         except pyone.OneException as exc:
             raise self._fault(method, str(exc)) from None
         except _UNREACHABLE as exc:
-            slow = (" (if it is only slow, raise the environment's oned_timeout)"
-                    if isinstance(exc, requests.Timeout) else "")
+            slow = (f" (if it is only slow, raise {self._timeout_setting})"
+                    if isinstance(exc, requests.Timeout) and self._timeout_setting else "")
             raise OneUnavailableError(
                 f"cannot reach oned at {self._endpoint} ({method}): {self._reason(exc)}",
                 hint=f"check that oned runs and listens at {self._endpoint}{slow}",
