@@ -64,9 +64,17 @@ def test_libvirtd_crash_fails_libvirtd_alive_and_no_duplicate_vms_until_cleared(
     assert placed_there
     with fault(lab, "libvirtd-crash", "--cloud", "staging"):
         # the resubmit hook starts the host's VMs a second time elsewhere
-        wait_for(lambda: all(one.vm(vm.id).host not in (None, host) and
-                             one.vm(vm.id).lcm_state.name == "RUNNING" for vm in placed_there),
-                 timeout=90)
+        try:
+            wait_for(lambda: all(one.vm(vm.id).host not in (None, host) and
+                                 one.vm(vm.id).lcm_state.name == "RUNNING"
+                                 for vm in placed_there),
+                     timeout=90)
+        except AssertionError:  # say what oned saw: the lab is shared by the worker's files
+            vms = {v.name: (v.host, v.state.name, v.lcm_state.name) for v in one.vm_pool()}
+            states = {h.name: h.state.name for h in one.host_pool()}
+            pytest.fail(f"90 s after libvirtd crashed on {host}, not every VM it ran "
+                        f"({', '.join(v.name for v in placed_there)}) runs elsewhere: "
+                        f"VMs {vms}; hosts {states}")
         code, seen = gates(lab, "libvirtd-alive", "no-duplicate-vms", wait=0)
         assert code == 1
         alive = seen["libvirtd-alive"]
