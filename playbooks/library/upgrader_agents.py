@@ -1,4 +1,5 @@
-#!/usr/bin/python3
+#!/usr/bin/python
+# WANT_JSON
 """Ansible module: check every fence and resource agent the Pacemaker CIB references.
 
 Read-only. For each primitive of ``cibadmin -Q -o resources`` (the live CIB, or the file
@@ -7,16 +8,18 @@ whether it exists, is executable, passes its interpreter's own syntax check (``b
 or Python's ``compile`` without writing a ``.pyc``) and answers its ``metadata`` action.
 Only file names, return codes and the checkers' messages are returned, never the
 primitives' parameters (they hold the fencing devices' passwords).
+
+A "want JSON" module on the standard library alone, like upgrader_probe (which says why).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
-
-from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 module: upgrader_agents
@@ -132,29 +135,53 @@ def check(prim: ET.Element, ocf_root: str, timeout: int) -> dict[str, object] | 
     return out
 
 
+def finish(**result: object) -> None:
+    print(json.dumps(result))
+    sys.exit(1 if result.get("failed") else 0)
+
+
+def arguments(argv: list[str]) -> dict[str, object]:
+    """The task's options from the JSON file Ansible names, checked; fails the task if not."""
+    try:
+        with open(argv[1], encoding="utf-8") as handle:
+            given = json.load(handle)
+    except (IndexError, OSError, ValueError) as exc:
+        finish(failed=True, msg=f"upgrader_agents: cannot read its arguments: {exc}")
+    if not isinstance(given, dict):
+        finish(failed=True, msg="upgrader_agents: its arguments are not a mapping")
+    params: dict[str, object] = {"ocf_root": "/usr/lib/ocf", "timeout": 20}
+    for name, value in given.items():
+        if name.startswith("_ansible_") or value is None:
+            continue  # Ansible's own (check mode, verbosity...): read-only either way
+        if name == "ocf_root" and isinstance(value, str):
+            params[name] = value
+        elif name == "timeout" and str(value).isdigit():
+            params[name] = int(value)
+        elif name in params:
+            finish(failed=True, msg=f"upgrader_agents: option '{name}' has a wrong type")
+        else:
+            finish(failed=True, msg=f"upgrader_agents: unsupported option '{name}'")
+    return params
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "ocf_root": {"type": "str", "default": "/usr/lib/ocf"},
-            "timeout": {"type": "int", "default": 20},
-        },
-        supports_check_mode=True,
-    )
-    rc, stdout, err = run(["cibadmin", "-Q", "-o", "resources"], module.params["timeout"])
+    params = arguments(sys.argv)
+    ocf_root, timeout = str(params["ocf_root"]), int(params["timeout"])  # type: ignore[call-overload]
+    rc, stdout, err = run(["cibadmin", "-Q", "-o", "resources"], timeout)
     if rc != 0:
-        module.fail_json(msg=f"cibadmin -Q -o resources failed (rc {rc}): {err.strip()}")
+        finish(failed=True, msg=f"cibadmin -Q -o resources failed (rc {rc}): {err.strip()}")
     try:
         root = ET.fromstring(stdout)  # noqa: S314 - the local cibadmin's answer
     except ET.ParseError as exc:
-        module.fail_json(msg=f"cibadmin answered something that is not XML: {exc}")
+        finish(failed=True, msg=f"cibadmin answered something that is not XML: {exc}")
     agents: dict[str, dict[str, object]] = {}
     for prim in root.iter("primitive"):
-        found = check(prim, module.params["ocf_root"], module.params["timeout"])
+        found = check(prim, ocf_root, timeout)
         if found is None:
             continue
         entry = agents.setdefault(str(found["path"]), {**found, "resources": []})
         entry["resources"].append(prim.get("id", ""))  # type: ignore[union-attr]
-    module.exit_json(changed=False, agents=list(agents.values()))
+    finish(changed=False, agents=list(agents.values()))
 
 
 if __name__ == "__main__":
