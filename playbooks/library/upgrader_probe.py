@@ -41,6 +41,13 @@ options:
     description: Seconds allowed to each command.
     type: int
     default: 60
+  accept_rc:
+    description:
+      - name -> the return codes that are an answer for that command; any other fails the
+        task, with the command and its stderr in the message. Commands not named here never
+        fail the task.
+    type: dict
+    default: {}
 """
 
 RETURN = r"""
@@ -52,7 +59,7 @@ files:
   type: dict
 """
 
-OPTIONS = {"commands": dict, "files": dict, "timeout": int}
+OPTIONS = {"commands": dict, "files": dict, "timeout": int, "accept_rc": dict}
 
 
 def finish(**result: object) -> None:
@@ -69,7 +76,7 @@ def arguments(argv: list[str]) -> dict[str, object]:
         finish(failed=True, msg=f"upgrader_probe: cannot read its arguments: {exc}")
     if not isinstance(given, dict):
         finish(failed=True, msg="upgrader_probe: its arguments are not a mapping")
-    params: dict[str, object] = {"commands": {}, "files": {}, "timeout": 60}
+    params: dict[str, object] = {"commands": {}, "files": {}, "timeout": 60, "accept_rc": {}}
     for name, given_value in given.items():
         if name.startswith("_ansible_"):
             continue  # Ansible's own (check mode, verbosity...): read-only either way
@@ -120,6 +127,15 @@ def main() -> None:
             finish(failed=True, msg=f"command '{name}' is empty")
         commands[name] = run(argv, params["timeout"])  # type: ignore[arg-type]
     files = {name: read(str(path)) for name, path in params["files"].items()}  # type: ignore[attr-defined]
+    for name, accepted in params["accept_rc"].items():  # type: ignore[attr-defined]
+        answer = commands.get(name)
+        if answer is None:
+            finish(failed=True, msg=f"accept_rc names '{name}', which is not a command")
+        if answer["rc"] not in [int(rc) for rc in accepted]:
+            command = params["commands"][name]  # type: ignore[index]
+            shown = command if isinstance(command, str) else shlex.join(map(str, command))
+            finish(failed=True, changed=False, commands=commands, files=files,
+                   msg=f"{shown} exited {answer['rc']}: {answer['stderr'] or answer['stdout']}")
     finish(changed=False, commands=commands, files=files)
 
 

@@ -82,3 +82,16 @@ def test_a_module_without_its_arguments_file_fails_with_a_message(tmp_path):
     )  # fmt: skip
     assert done.returncode == 1
     assert json.loads(done.stdout)["msg"].startswith("upgrader_probe: cannot read its arguments")
+
+
+def test_probe_fails_the_task_when_a_command_answers_a_code_not_accepted(tmp_path):
+    commands = {"unset": ["sh", "-c", "exit 6"], "broken": ["sh", "-c", "echo no cib >&2; exit 1"]}
+    rc, result = module("upgrader_probe", {"commands": commands, "accept_rc": {"unset": [0, 6]}},
+                        tmp_path)  # fmt: skip
+    assert rc == 0 and result["commands"]["unset"]["rc"] == 6 and not result.get("failed")
+    rc, result = module("upgrader_probe",
+                        {"commands": commands, "accept_rc": {"unset": [0, 6], "broken": [0]}},
+                        tmp_path)  # fmt: skip
+    assert rc == 1 and result["failed"] is True
+    assert result["msg"] == "sh -c 'echo no cib >&2; exit 1' exited 1: no cib"
+    assert result["commands"]["unset"]["rc"] == 6  # every answer still comes back
