@@ -272,7 +272,21 @@ def _run_step(ctx: RunContext, step: PlannedStep, n: int, attempt: int) -> None:
     result = _summary(outcome)
     ctx.journal.record(EventType.STEP_FINISHED, step=step.id, outcome=result, duration=duration)
     ctx.progress(f"{tag} finished in {duration:.1f} s")
+    _undo_done_by(ctx, step)
     _gates(ctx, step, step.gates_after, "after")
+
+
+def _undo_done_by(ctx: RunContext, step: PlannedStep) -> None:
+    """A step that does a pending undo's work (release Puppet now) discharges that undo: the
+    end of the run does not do it again. A crash before this record only means it is done
+    twice, which such an undo allows (it is idempotent)."""
+    if not step.does_undo or ctx.dry_run:
+        return
+    pending = {u.undo_id for u in replay(ctx.journal.events()).pending_undo}
+    if step.does_undo in pending:
+        ctx.journal.record(EventType.UNDO_DONE, undo_id=step.does_undo, done_by=step.id,
+                           outcome={})
+        ctx.progress(f"[undo/{step.does_undo}] done by {step.id}: not run again at the end")
 
 
 def _first(failures: tuple[str, ...], limit: int = 600) -> str:

@@ -103,6 +103,7 @@ class PlannedStep:
     # what the step touches ({"hosts": n, "vms": m}): scales its estimate, and a measured
     # duration of an earlier run (upgrader.estimates)
     extent: Mapping[str, int] = field(default_factory=dict)
+    does_undo: str | None = None  # runbook.Step.does_undo
 
 
 @dataclass(frozen=True)
@@ -283,6 +284,7 @@ def _expand(hop: str, step: Step, facts: CloudFacts, batch_size: int | None) -> 
         "vars": dict(step.vars),
         "sequence_start": step.sequence_start,
         "sequence_end": step.sequence_end,
+        "does_undo": step.does_undo,
     }
     if not step.per_host:
         extent = _extent(step, facts, None)

@@ -21,6 +21,8 @@ A runbook (``runbooks/opennebula-3.2-to-3.4.yml``)::
         estimate_per_vm: 1m        # optional: added per VM on those hosts (a drain)
         idempotent: true
         undo: restore-db           # an `undo_only: true` step that reverses this one
+        does_undo: release-puppet  # this step does that undo step's work: once it finished,
+                                   # the undo is no longer pending (not run again at the end)
         point_of_no_return: false  # at most one step in a runbook
         sequence_start: false      # starts a sequence that must finish in the same window
         sequence_end: false        # ...up to and including the step marked sequence_end
@@ -118,6 +120,9 @@ class Step:
     # an undo_only step that only rolls back a failure before the point of no return (restore
     # the database), instead of always putting things back at the end (release Puppet)
     rollback: bool = False
+    # the undo_only step whose work this step does (release Puppet "now"): once this step has
+    # finished, that undo is done, and the end of the run does not do it again
+    does_undo: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ _KIND_KEYS = {"upgrade": ("from_version", "to_version"), "storage": ("from_stora
 _STEP_KEYS = ("id", "title", "playbook", "action", "target", "serial", "per_host",
               "gates_before", "gates_after", "estimate", "idempotent", "undo", "undo_only",
               "point_of_no_return", "sequence_start", "sequence_end", "vars", "rollback",
-              "estimate_per_host", "estimate_per_vm")
+              "does_undo", "estimate_per_host", "estimate_per_vm")
 
 
 # ------------------------------------------------------------------- loading
@@ -219,6 +224,7 @@ class _StepContext:
         self.doc, self.playbooks_dir, self.actions, self.gates = doc, playbooks_dir, actions, gates
         self.id_nodes: dict[str, yaml.Node] = {}
         self.undo_nodes: dict[str, yaml.Node] = {}
+        self.does_undo_nodes: dict[str, yaml.Node] = {}
         self.ponr_node: dict[str, yaml.Node] = {}
 
     def step(self, node: yaml.Node, path: str) -> Step:
@@ -255,16 +261,23 @@ class _StepContext:
             undo=get("undo", doc.text, None), point_of_no_return=flag("point_of_no_return"),
             vars=get("vars", self._vars, {}), undo_only=flag("undo_only"),
             sequence_start=flag("sequence_start"), sequence_end=flag("sequence_end"),
-            rollback=flag("rollback"),
+            rollback=flag("rollback"), does_undo=get("does_undo", doc.text, None),
             estimate_per_host=get("estimate_per_host", doc.seconds, 0.0),
             estimate_per_vm=get("estimate_per_vm", doc.seconds, 0.0))
         if step.rollback and not step.undo_only:
             doc.fail(keys["rollback"][0], f"{path}.rollback", "rollback needs undo_only: true")
         if step.undo is not None:
             self.undo_nodes[sid] = keys["undo"][1]
+        if step.does_undo is not None:
+            self.does_undo_nodes[sid] = keys["does_undo"][1]
+            if step.per_host:  # the first batch would mark the undo done for every host
+                doc.fail(keys["does_undo"][0], f"{path}.does_undo",
+                         "does_undo needs a step that runs on all its hosts at once (no per_host"
+                         " or serial)")
         if step.point_of_no_return:
             self.ponr_node[sid] = keys["point_of_no_return"][0]
-        for key, value in (("undo", step.undo), ("point_of_no_return", step.point_of_no_return)):
+        for key, value in (("undo", step.undo), ("point_of_no_return", step.point_of_no_return),
+                           ("does_undo", step.does_undo)):
             if step.undo_only and value:
                 doc.fail(keys[key][0], f"{path}.{key}", "not allowed on an undo_only step")
         return step
@@ -344,6 +357,13 @@ class _StepContext:
             if not undo.undo_only:
                 doc.fail(node, path, f"step '{undo.id}' undoes step '{sid}' but is not marked "
                          "undo_only: true")
+        for sid, node in self.does_undo_nodes.items():
+            undo = by_id.get(node.value)
+            if undo is None or not undo.undo_only:
+                candidates = [s.id for s in steps if s.undo_only]
+                doc.fail(node, self._path(sid, "does_undo"), f"step '{sid}' does the work of "
+                         f"'{node.value}', which is not an undo_only step of this runbook"
+                         f"{suggest(node.value, candidates)}")
         used = {s.undo for s in steps}
         for step in steps:
             if step.undo_only and step.id not in used:

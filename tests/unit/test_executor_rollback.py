@@ -100,3 +100,33 @@ def test_a_failure_after_the_last_hops_upgrade_rolls_nothing_back(tmp_path):
     done, undone = run(tmp_path, "after", TWO_HOPS)
     assert undone == ["release"]
     assert "restore" not in done and "restore2" not in done
+
+
+# A step that does the release's work ("release now") discharges the release undo.
+RELEASED_NOW = (planned("hold", undo="release"), planned("work"),
+                PlannedStep("release-now", "3.2-3.4", "release-now", "release-now", "action",
+                            None, "release-now", "all", (), None, 1.0, True, None, False, (), (),
+                            does_undo="release"),
+                planned("after"))
+
+
+def test_a_step_that_does_the_release_leaves_nothing_to_release_at_the_end(tmp_path):
+    done, undone = run(tmp_path, None, RELEASED_NOW)
+    assert done == ["hold", "work", "release-now", "after"]  # no second release
+    assert undone == ["release"]
+    events = read_events(tmp_path / "run" / "journal.jsonl")
+    record = next(e for e in events if e.type == EventType.UNDO_DONE)
+    assert record.get("done_by") == "release-now"
+    assert not [e for e in events if e.type == EventType.UNDO_STARTED]
+
+
+def test_a_failure_before_that_step_still_releases(tmp_path):
+    done, undone = run(tmp_path, "work", RELEASED_NOW)
+    assert done == ["hold", "release"]
+    assert undone == ["release"]
+
+
+def test_a_failure_after_that_step_does_not_release_twice(tmp_path):
+    done, undone = run(tmp_path, "after", RELEASED_NOW)
+    assert done == ["hold", "work", "release-now"]
+    assert undone == ["release"]

@@ -130,7 +130,7 @@ BAD = {
                         "'name'?)"),
     "unknown-key-no-match": (HEAD + STEP + "    zzz: 2\n",
                              "rb.yml:10:5: steps[0].zzz: unknown key 'zzz' (expected one of: "
-                             "action, estimate, estimate_per_host, estimate_per_vm, "
+                             "action, does_undo, estimate, estimate_per_host, estimate_per_vm, "
                              "gates_after, gates_before, id, idempotent, per_host, playbook, "
                              "point_of_no_return, rollback, sequence_end, sequence_start, "
                              "serial, target, title, undo, undo_only, vars)"),
@@ -259,3 +259,36 @@ def test_undo_only_step_may_not_have_its_own_undo(tmp_path):
             + "    undo_only: true\n    undo: b\n")
     assert error_of(tmp_path, text) == (
         "rb.yml:16:5: steps[1].undo: not allowed on an undo_only step")
+
+
+# ------------------------------------------------------------------- does_undo
+UNDO_PAIR = (HEAD + STEP + "    undo: release\n"
+             + STEP.replace("id: a", "id: release") + "    undo_only: true\n")
+
+
+def test_a_step_may_do_the_work_of_an_undo_step(tmp_path):
+    runbook = load(tmp_path, UNDO_PAIR + STEP.replace("id: a", "id: release-now")
+                   + "    does_undo: release\n")
+    assert [(s.id, s.does_undo) for s in runbook.steps] == [
+        ("a", None), ("release", None), ("release-now", "release")]
+
+
+@pytest.mark.parametrize(("more", "message"), [
+    ("    does_undo: relase\n",
+     "rb.yml:20:16: steps[2].does_undo: step 'now' does the work of 'relase', which is not an "
+     "undo_only step of this runbook (did you mean 'release'?)"),
+    ("    does_undo: a\n",
+     "rb.yml:20:16: steps[2].does_undo: step 'now' does the work of 'a', which is not an "
+     "undo_only step of this runbook (expected one of: release)"),
+    ("    serial: 1\n    does_undo: release\n",
+     "rb.yml:21:5: steps[2].does_undo: does_undo needs a step that runs on all its hosts at "
+     "once (no per_host or serial)"),
+])
+def test_does_undo_must_name_an_undo_step_and_cover_all_hosts_at_once(tmp_path, more, message):
+    assert error_of(tmp_path, UNDO_PAIR + STEP.replace("id: a", "id: now") + more) == message
+
+
+def test_an_undo_only_step_may_not_do_another_undo(tmp_path):
+    text = UNDO_PAIR + "    does_undo: release\n"
+    assert error_of(tmp_path, text) == (
+        "rb.yml:16:5: steps[1].does_undo: not allowed on an undo_only step")

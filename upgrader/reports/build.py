@@ -152,6 +152,8 @@ def _undo_entry(e: Any, began: Any) -> Entry:
     failed = str(e.type) == "undo_failed"
     detail = str(e.get("error") or "") if failed else str(
         began.get("reason") or "" if began is not None else "")
+    if e.get("done_by"):  # a step of the run did the undo's work (release Puppet now)
+        detail = f"done by step {e.get('done_by')}"
     return Entry("undo", str(e.get("undo_id")), start, e.ts, seconds_between(start, e.ts),
                  "failed" if failed else "done", detail)
 
