@@ -141,7 +141,10 @@ def finish(**result: object) -> None:
 
 
 def arguments(argv: list[str]) -> dict[str, object]:
-    """The task's options from the JSON file Ansible names, checked; fails the task if not."""
+    """The task's options from the JSON file Ansible names, checked; fails the task if not.
+
+    The same reader as upgrader_probe's: a want-JSON module travels to the host as one file,
+    without module_utils, so the two cannot share it."""
     try:
         with open(argv[1], encoding="utf-8") as handle:
             given = json.load(handle)
