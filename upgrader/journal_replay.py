@@ -185,7 +185,9 @@ class _Fold:
         if undo_id not in self.undo:
             return
         owner = self.undo[undo_id].step
-        if owner:  # an undo that started may have given back part of it, even if it failed
+        # an undo that started may have given back part of it, even if it failed; one that a
+        # step of the plan did (done_by: release Puppet now) is where the plan wants it
+        if owner and not e.get("done_by"):
             self.undone[owner] = None
         if e.type is EventType.UNDO_DONE:
             del self.undo[undo_id]

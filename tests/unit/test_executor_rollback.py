@@ -11,7 +11,7 @@ import pytest
 
 from upgrader.errors import UpgraderError
 from upgrader.executor import RunContext, execute
-from upgrader.journal import EventType, Journal, read_events
+from upgrader.journal import EventType, Journal, read_events, replay
 from upgrader.planner import Plan, PlannedStep
 from upgrader.runbook import Step
 
@@ -126,7 +126,17 @@ def test_a_failure_before_that_step_still_releases(tmp_path):
     assert undone == ["release"]
 
 
-def test_a_failure_after_that_step_does_not_release_twice(tmp_path):
+def test_a_failure_after_that_step_does_not_release_twice_nor_hold_again(tmp_path):
     done, undone = run(tmp_path, "after", RELEASED_NOW)
     assert done == ["hold", "work", "release-now"]
     assert undone == ["release"]
+    # the plan released the hold itself: a resume must not take it again
+    state = replay(read_events(tmp_path / "run" / "journal.jsonl"))
+    assert state.undone_steps == ()
+    assert state.resume_point == "after"
+
+
+def test_a_release_run_by_the_undo_makes_a_resume_hold_again(tmp_path):
+    run(tmp_path, "work", RELEASED_NOW)
+    state = replay(read_events(tmp_path / "run" / "journal.jsonl"))
+    assert state.undone_steps == ("hold",)
