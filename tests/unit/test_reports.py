@@ -177,6 +177,23 @@ def test_a_failed_run_names_the_failed_hosts_its_undo_and_the_journals_hint():
     assert report.finished == "2026-11-21T22:00:41.000Z"
 
 
+def test_an_undo_a_step_did_is_shown_as_done_by_that_step_in_every_format():
+    report = build(events(
+        started(),
+        ("2026-11-21T22:00:01.000Z", "undo_registered",
+         {"step": "3.2-3.4/hold", "undo_id": "release", "description": "release Puppet"}),
+        ("2026-11-21T22:00:02.000Z", "step_started", {"step": "3.2-3.4/release-now"}),
+        ("2026-11-21T22:00:09.000Z", "step_finished", {"step": "3.2-3.4/release-now"}),
+        ("2026-11-21T22:00:09.500Z", "undo_done",
+         {"undo_id": "release", "done_by": "3.2-3.4/release-now", "outcome": {}}),
+        ("2026-11-21T22:00:10.000Z", "run_finished", {}),
+    ))
+    assert [(u.name, u.status, u.seconds, u.detail) for u in report.undo] == [
+        ("release", "done", 0, "done by step 3.2-3.4/release-now")]
+    assert "done by step 3.2-3.4/release-now" in render(report, "md")
+    assert "done by step 3.2-3.4/release-now" in render(report, "html")  # the chart draws it
+
+
 def test_an_interrupted_run_says_it_has_no_outcome_and_how_to_go_on():
     report = build(events(started(), ("2026-11-21T22:00:02.000Z", "step_started",
                                       {"step": "3.2-3.4/hold"})))

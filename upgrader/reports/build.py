@@ -148,7 +148,8 @@ def _step_entry(e: Any, began: Any) -> Entry:
 
 
 def _undo_entry(e: Any, began: Any) -> Entry:
-    start = began.ts if began is not None else None
+    # an undo a step did (done_by) has no start of its own: a mark at the moment it was done
+    start = began.ts if began is not None else e.ts
     failed = str(e.type) == "undo_failed"
     detail = str(e.get("error") or "") if failed else str(
         began.get("reason") or "" if began is not None else "")
