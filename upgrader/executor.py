@@ -93,6 +93,9 @@ class RunContext:
     next_window: Callable[[datetime], Window | None] = lambda now: None
     # journals the cloud's state (versions, hosts, VMs) as the run ends, finished or not
     observe_cloud: Callable[[str], None] = lambda when: None
+    # hosts this process's last play on them could not reach (a later answer clears one):
+    # oned may take minutes to notice a host is gone, and an undo must not wait for it
+    unreachable: set[str] = field(default_factory=set)
 
 
 def _slug(text: str) -> str:
@@ -342,7 +345,12 @@ def _perform(
 
 
 def _on_event(ctx: RunContext, step_id: str, event: Mapping[str, Any]) -> None:
-    if event.get("event") in ("runner_on_failed", "runner_on_unreachable", "playbook_on_stats"):
+    name, host = event.get("event"), event.get("host")
+    if name == "runner_on_unreachable" and host:
+        ctx.unreachable.add(str(host))
+    elif name in ("runner_on_ok", "runner_on_failed") and host:
+        ctx.unreachable.discard(str(host))  # it answered
+    if name in ("runner_on_failed", "runner_on_unreachable", "playbook_on_stats"):
         ctx.journal.record(EventType.NOTE, step=step_id, ansible=dict(event))
 
 

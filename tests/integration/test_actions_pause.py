@@ -144,3 +144,30 @@ def test_resume_leaves_suspended_the_vms_of_a_lost_host_and_a_second_suspend_tak
     back = act(client, run, pstep("resume-vms", hop="ocfs2-nfs"))
     assert back["resumed"] == done["suspended"]
     assert where(client) == before
+
+
+def test_resume_leaves_suspended_the_vms_of_a_host_the_run_could_not_reach_before_oned_knows(
+    tmp_path: Path, oned_factory: Any, run: RunContext
+) -> None:
+    # The switch's play could not reach node02 a moment ago; oned monitors it as before (a
+    # real 3.x oned notices only at its next monitoring, minutes later). Resuming its VMs
+    # now would FAIL them on a host that is gone.
+    _sim, client = cloud(tmp_path, oned_factory, "3.4.1")
+    before = where(client)
+    done = act(client, run, pstep("suspend-vms", hop="ocfs2-nfs"))
+    lost = "node02"
+    run.unreachable.add(lost)  # what the executor keeps from the play's unreachable result
+    assert {h.name: h.state.name for h in client.host_pool()}[lost] == "MONITORED"
+    with pytest.raises(UpgraderError, match=rf"cannot run again: this run could not reach "
+                                            rf"their host \({lost}\)") as info:
+        act(client, run, pstep("resume-vms", hop="ocfs2-nfs", resume_timeout=600))
+    assert f"bring {lost} back" in (info.value.hint or "")
+    after = where(client)
+    for name, (host, _) in before.items():
+        assert after[name] == (host, "SUSPENDED" if host == lost else "RUNNING"), after
+    # a later play reached it: the run's resume suspends the others again and brings all back
+    run.unreachable.discard(lost)
+    act(client, run, pstep("suspend-vms", hop="ocfs2-nfs"))
+    back = act(client, run, pstep("resume-vms", hop="ocfs2-nfs"))
+    assert back["resumed"] == done["suspended"]
+    assert where(client) == before

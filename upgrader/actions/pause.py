@@ -158,9 +158,12 @@ def resume_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[s
 
     def running() -> bool:
         now = _states(client)
-        # Never resume onto a host oned cannot reach: the VM would FAIL there. Left
-        # SUSPENDED, it resumes once the host is back.
-        lost = {h.name for h in client.host_pool() if h.state in _LOST}
+        # Never resume onto a host that cannot be reached: the VM would FAIL there. Left
+        # SUSPENDED, it resumes once the host is back. oned notices a lost host only at its
+        # next monitoring (minutes in 3.x); the run knows at once when its play could not
+        # reach the host (the switch that failed because of it, just before this undo).
+        oned_lost = {h.name for h in client.host_pool() if h.state in _LOST}
+        lost = oned_lost | set(getattr(ctx, "unreachable", ()))
         for vid, name in targets.items():
             state = now.get(vid, (None,))[0]
             if infos[vid].get("host") in lost:
@@ -184,12 +187,14 @@ def resume_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[s
         waiting = [
             v for v in targets if now.get(v, (None, None))[:2] != (VmState.ACTIVE, LcmState.RUNNING)
         ]
-        # A VM whose host oned cannot reach will not run again however long we wait: say so
+        # A VM whose host cannot be reached will not run again however long we wait: say so
         # now (the host lost mid-window), not after the whole budget.
         if waiting and all(infos[v].get("host") in lost for v in waiting):
-            hosts = ", ".join(sorted({str(infos[v].get("host")) for v in waiting}))
+            gone = {str(infos[v].get("host")) for v in waiting}
+            hosts = ", ".join(sorted(gone))
+            who = "oned cannot" if gone <= oned_lost else "this run could not"
             raise UpgraderError(
-                f"{len(waiting)} VMs cannot run again: oned cannot reach their host ({hosts}): "
+                f"{len(waiting)} VMs cannot run again: {who} reach their host ({hosts}): "
                 f"{_named(waiting, now)}",
                 hint=f"bring {hosts} back until oned monitors it, then resume the run; the "
                 "other VMs run",
