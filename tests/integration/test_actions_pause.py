@@ -115,8 +115,32 @@ def test_an_unknown_stop_with_is_refused_before_any_vm_is_touched(
     assert not (run.run_dir / "suspended.json").exists()
 
 
+def _oned_loses(sim: Any, client: OneClient, run: RunContext, host: str, lost: bool) -> None:
+    """The host goes (or comes back), and oned's monitoring has seen it."""
+    sim.lab("lab.fault.set" if lost else "lab.fault.clear", "host-unreachable", host,
+            *([{}] if lost else []))
+    if lost:
+        oned.wait_for(lambda: any(h.name == host and h.state.name == "ERROR"
+                                  for h in client.host_pool()))
+    else:
+        oned.wait_for(lambda: all(h.state.name == "MONITORED" for h in client.host_pool()))
+
+
+def _run_loses(sim: Any, client: OneClient, run: RunContext, host: str, lost: bool) -> None:
+    """The run's play could not reach the host a moment ago (or a later play reached it);
+    oned monitors it as before: a real 3.x oned notices only at its next monitoring."""
+    if lost:
+        run.unreachable.add(host)  # what the executor keeps from an unreachable result
+    else:
+        run.unreachable.discard(host)
+    assert {h.name: h.state.name for h in client.host_pool()}[host] == "MONITORED"
+
+
+@pytest.mark.parametrize(("lose", "who"), [(_oned_loses, "oned cannot"),
+                                           (_run_loses, "this run could not")],
+                         ids=["oned-knows", "only-the-run-knows"])
 def test_resume_leaves_suspended_the_vms_of_a_lost_host_and_a_second_suspend_takes_the_rest(
-    tmp_path: Path, oned_factory: Any, run: RunContext
+    tmp_path: Path, oned_factory: Any, run: RunContext, lose: Any, who: str
 ) -> None:
     # The host lost during the storage switch: resuming its VMs there would FAIL them. They
     # stay SUSPENDED (resumable once the host is back), the others run, and the action says
@@ -126,10 +150,8 @@ def test_resume_leaves_suspended_the_vms_of_a_lost_host_and_a_second_suspend_tak
     done = act(client, run, pstep("suspend-vms", hop="ocfs2-nfs"))
     assert len(done["suspended"]) == 4
     lost = "node02"
-    sim.lab("lab.fault.set", "host-unreachable", lost, {})
-    oned.wait_for(lambda: any(h.name == lost and h.state.name == "ERROR"
-                              for h in client.host_pool()))
-    with pytest.raises(UpgraderError, match=rf"cannot run again: oned cannot reach their host "
+    lose(sim, client, run, lost, True)
+    with pytest.raises(UpgraderError, match=rf"cannot run again: {who} reach their host "
                                             rf"\({lost}\)") as info:
         act(client, run, pstep("resume-vms", hop="ocfs2-nfs", resume_timeout=600))
     assert f"bring {lost} back" in (info.value.hint or "")
@@ -139,35 +161,7 @@ def test_resume_leaves_suspended_the_vms_of_a_lost_host_and_a_second_suspend_tak
     # the run's resume starts the sequence again: the VMs that run again are suspended again
     act(client, run, pstep("suspend-vms", hop="ocfs2-nfs"))
     assert {vm.state for vm in client.vm_pool()} == {VmState.SUSPENDED}
-    sim.lab("lab.fault.clear", "host-unreachable", lost)
-    oned.wait_for(lambda: all(h.state.name == "MONITORED" for h in client.host_pool()))
-    back = act(client, run, pstep("resume-vms", hop="ocfs2-nfs"))
-    assert back["resumed"] == done["suspended"]
-    assert where(client) == before
-
-
-def test_resume_leaves_suspended_the_vms_of_a_host_the_run_could_not_reach_before_oned_knows(
-    tmp_path: Path, oned_factory: Any, run: RunContext
-) -> None:
-    # The switch's play could not reach node02 a moment ago; oned monitors it as before (a
-    # real 3.x oned notices only at its next monitoring, minutes later). Resuming its VMs
-    # now would FAIL them on a host that is gone.
-    _sim, client = cloud(tmp_path, oned_factory, "3.4.1")
-    before = where(client)
-    done = act(client, run, pstep("suspend-vms", hop="ocfs2-nfs"))
-    lost = "node02"
-    run.unreachable.add(lost)  # what the executor keeps from the play's unreachable result
-    assert {h.name: h.state.name for h in client.host_pool()}[lost] == "MONITORED"
-    with pytest.raises(UpgraderError, match=rf"cannot run again: this run could not reach "
-                                            rf"their host \({lost}\)") as info:
-        act(client, run, pstep("resume-vms", hop="ocfs2-nfs", resume_timeout=600))
-    assert f"bring {lost} back" in (info.value.hint or "")
-    after = where(client)
-    for name, (host, _) in before.items():
-        assert after[name] == (host, "SUSPENDED" if host == lost else "RUNNING"), after
-    # a later play reached it: the run's resume suspends the others again and brings all back
-    run.unreachable.discard(lost)
-    act(client, run, pstep("suspend-vms", hop="ocfs2-nfs"))
+    lose(sim, client, run, lost, False)
     back = act(client, run, pstep("resume-vms", hop="ocfs2-nfs"))
     assert back["resumed"] == done["suspended"]
     assert where(client) == before

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.journals import record_start
 from upgrader.errors import UpgraderError
 from upgrader.executor import RunContext, execute
 from upgrader.journal import EventType, Journal, read_events, replay
@@ -53,9 +54,7 @@ def run(tmp_path: Path, failing: str | None,
     names = [s.id for s in steps] + ["release", "restore", "restore2"]
     lines: list[str] = []
     with Journal.create(tmp_path / "run", "r1") as journal:
-        journal.record(EventType.RUN_STARTED, run_id="r1", environment="staging", target="3.4",
-                       fingerprint="r" * 64, dry_run=False,
-                       plan={"steps": [{"id": s.id, "idempotent": True} for s in steps]})
+        record_start(journal, plan)
         ctx = RunContext(plan=plan, run_id="r1", run_dir=tmp_path / "run", journal=journal,
                          run_playbook=lambda *a, **k: None, project_dir=tmp_path,
                          inventory="localhost,", gates={}, actions={n: act(n) for n in names},

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.journals import record_start
 from upgrader.ansible_events import PlaybookOutcome, PlaybookStatus
 from upgrader.errors import UpgraderError
 from upgrader.executor import RunContext, execute
-from upgrader.journal import EventType, Journal
+from upgrader.journal import Journal
 from upgrader.planner import Plan, PlannedStep
 from upgrader.runbook import Step
 
@@ -52,9 +53,7 @@ def run(tmp_path: Path, plays: list[list[tuple[str, str]]]) -> list[set[str]]:
     plan = Plan("staging", "ocfs2", "nfs", (("ocfs2", "nfs"),), steps, (), "storage", 4.0,
                 "f" * 64, "r" * 64)
     with Journal.create(tmp_path / "run", "r1") as journal:
-        journal.record(EventType.RUN_STARTED, run_id="r1", environment="staging", target="nfs",
-                       fingerprint="r" * 64, dry_run=False,
-                       plan={"steps": [{"id": s.id, "idempotent": True} for s in steps]})
+        record_start(journal, plan)
         ctx = RunContext(plan=plan, run_id="r1", run_dir=tmp_path / "run", journal=journal,
                          run_playbook=run_playbook, project_dir=tmp_path,
                          inventory="localhost,", gates={},

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.journals import record_start
 from upgrader.ansible_events import PlaybookOutcome, PlaybookStatus
 from upgrader.config import PROJECT_DIR
 from upgrader.errors import UpgraderError
@@ -64,9 +65,7 @@ def test_a_failure_before_a_hops_database_upgrade_restores_that_hops_previous_ve
 
     plan = Plan("staging", "3.2", "3.6", HOPS, steps, (), steps[1].id, 4.0, "f" * 64, "r" * 64)
     with Journal.create(tmp_path / "run", "r1") as journal:
-        journal.record(EventType.RUN_STARTED, run_id="r1", environment="staging", target="3.6",
-                       fingerprint="r" * 64, dry_run=False,
-                       plan={"steps": [{"id": s.id, "idempotent": True} for s in steps]})
+        record_start(journal, plan)
         ctx = RunContext(plan=plan, run_id="r1", run_dir=tmp_path / "run", journal=journal,
                          run_playbook=run_playbook, project_dir=tmp_path,
                          inventory="localhost,", gates={}, actions={},
