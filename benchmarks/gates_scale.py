@@ -12,7 +12,7 @@ directory, start the simulator (with ``--lab-control``) and let it settle. Then:
   every host, which in real use is an Ansible play over the hypervisors; it happens **before**
   the timing starts and is not part of any figure. ``no-duplicate-vms`` gets it through a
   stand-in for ``HostObserver`` that hands back what was read.
-* gates: each gate of ``upgrader.gates.build_gates`` is evaluated as the executor does,
+* gates: each gate of ``upgrader.gates.catalogue.build_gates`` is evaluated as the executor does,
   ``gate(spec, step)``: oned's side (the XML-RPC call, the simulator's handler, marshalling,
   HTTP), then upgrader's (unmarshalling, parsing into models, observation, verdict). One
   uncounted warm-up, then ``--repeat`` timed evaluations, each after a ``gc.collect()``;
@@ -67,16 +67,16 @@ from oned_scale import (  # noqa: E402
     start,
 )
 
-from upgrader.gates import build_gates  # noqa: E402
-from upgrader.gates.hosts import Gathered  # noqa: E402
+from upgrader.gates.catalogue import build_gates  # noqa: E402
+from upgrader.gates.gather import Gathered  # noqa: E402
 from upgrader.lab.oned import api_objects, api_vms  # noqa: E402, F401 - registers handlers
 from upgrader.lab.oned.api import Api  # noqa: E402
 from upgrader.lab.oned.runtime import open_cloud  # noqa: E402
 from upgrader.lab.oned.versions import VERSIONS  # noqa: E402
 from upgrader.opennebula import OneClient, Secret, parse  # noqa: E402
 from upgrader.opennebula.transport import reply_parser  # noqa: E402
-from upgrader.planner import PlannedStep  # noqa: E402
-from upgrader.runbook import GateSpec  # noqa: E402
+from upgrader.plan.planner import PlannedStep  # noqa: E402
+from upgrader.plan.runbook import GateSpec  # noqa: E402
 
 DEFAULT_SIZES = "500x10000,1000x20000"
 GATES = ("hosts-monitored", "vms-settled", "no-duplicate-vms")

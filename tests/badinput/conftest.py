@@ -63,8 +63,8 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
 
 def _seed_runs(config: Path) -> None:
     """A paused run (its fingerprint matches the site), a dry run and an aborted run."""
-    from upgrader import runs
-    from upgrader.journal import EventType, Journal
+    from upgrader.journal.store import EventType, Journal
+    from upgrader.run import runs
 
     ws = runs.workspace(config, "staging")
     plan, _ = runs.prepare_plan(ws, runs.client_for(ws.env), "3.6")

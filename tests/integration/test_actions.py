@@ -21,11 +21,11 @@ import pytest
 from tests.support import oned
 from upgrader.actions import build_actions
 from upgrader.errors import UpgraderError
-from upgrader.executor import RunContext, execute
-from upgrader.journal import EventType, Journal, read_events
+from upgrader.journal.store import EventType, Journal, read_events
 from upgrader.opennebula import HostState, OneClient, VmState
-from upgrader.planner import Plan, PlannedStep
-from upgrader.runbook import Step
+from upgrader.plan.planner import Plan, PlannedStep
+from upgrader.plan.runbook import Step
+from upgrader.run.executor import RunContext, execute
 
 FAST = {"poll_interval": 0.05, "shutdown_timeout": 5, "cancel_timeout": 10, "boot_timeout": 30,
         "migration_timeout": 10}

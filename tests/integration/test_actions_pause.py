@@ -16,8 +16,8 @@ from tests.integration.test_actions import NO_SCHEDULER, act, pstep
 from tests.integration.test_actions import run as run  # the fixture, re-exported
 from tests.support import oned
 from upgrader.errors import UpgraderError
-from upgrader.executor import RunContext
 from upgrader.opennebula import OneClient, VmState
+from upgrader.run.executor import RunContext
 
 
 def cloud(

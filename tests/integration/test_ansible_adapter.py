@@ -21,11 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from upgrader.ansible_adapter import (
+from upgrader.ansible_adapter.outcome import PlaybookCall, PlaybookOutcome, PlaybookStatus
+from upgrader.ansible_adapter.runner import (
     MARKER_VAR,
-    PlaybookCall,
-    PlaybookOutcome,
-    PlaybookStatus,
     kill_marked,
     leftover_processes,
     run_playbook,

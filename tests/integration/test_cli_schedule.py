@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from upgrader.journal import EventType, Journal
+from upgrader.journal.store import EventType, Journal
 
 SECRET = "oneadmin:never-in-a-unit-file"
 SITE = """\

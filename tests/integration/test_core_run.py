@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.support import oned, site
-from upgrader.journal import read_events
+from upgrader.journal.store import read_events
 
 HOSTS = ["node01", "node02"]
 ALL_STEPS = [

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import oned, site
-from upgrader.ansible_adapter import leftover_processes
-from upgrader.journal import read_events
+from upgrader.ansible_adapter.runner import leftover_processes
+from upgrader.journal.store import read_events
 
 TRIALS = int(os.environ.get("UPGRADER_CRASH_TRIALS", "20"))
 HOSTS = ["node01", "node02"]

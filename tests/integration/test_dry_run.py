@@ -15,8 +15,8 @@ import pytest
 
 from tests.support import dry_run_cloud, oned, site
 from tests.support.dry_run_cloud import ACCEPT
-from upgrader.journal import read_events
-from upgrader.runlock import RunLock
+from upgrader.journal.store import read_events
+from upgrader.run.lock import RunLock
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def run_id_of(stdout: str) -> str:
 
 def stale_lock(root: Path) -> Path:
     """The staging lock of a run whose process is gone; returns the lock file."""
-    code = ("import sys; from pathlib import Path; from upgrader.runlock import RunLock; "
+    code = ("import sys; from pathlib import Path; from upgrader.run.lock import RunLock; "
             "RunLock.acquire(Path(sys.argv[1]), 'staging', 'staging-gone', expiry_seconds=3600)")
     subprocess.run([sys.executable, "-c", code, str(root / "runs" / "locks")], check=True)
     return root / "runs" / "locks" / "staging.lock"

@@ -11,12 +11,12 @@ import pytest
 
 from tests.support import oned
 from upgrader.errors import GateFailedError
-from upgrader.executor import RunContext, execute
-from upgrader.gates import build_gates
-from upgrader.journal import EventType, Journal, read_events, replay
+from upgrader.gates.catalogue import build_gates
+from upgrader.journal.store import EventType, Journal, read_events, replay
 from upgrader.opennebula import OneClient
-from upgrader.planner import Plan, PlannedStep
-from upgrader.runbook import GateSpec
+from upgrader.plan.planner import Plan, PlannedStep
+from upgrader.plan.runbook import GateSpec
+from upgrader.run.executor import RunContext, execute
 
 
 def step(step_id: str, action: str) -> PlannedStep:

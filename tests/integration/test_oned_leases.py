@@ -22,10 +22,10 @@ import pytest
 
 from tests.support import oned, xsd
 from upgrader.actions import build_actions
-from upgrader.executor import RunContext
-from upgrader.journal import Journal
+from upgrader.journal.store import Journal
 from upgrader.opennebula import OneClient
-from upgrader.planner import Plan, PlannedStep
+from upgrader.plan.planner import Plan, PlannedStep
+from upgrader.run.executor import RunContext
 
 VERSIONS = ["3.2.1", "3.4.1", "3.6.0"]
 LAN = "NAME=lan\nTYPE=RANGED\nBRIDGE=br0\nNETWORK_ADDRESS=10.9.0.0\nNETWORK_SIZE=C"

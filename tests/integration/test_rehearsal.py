@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import oned, site
-from upgrader.journal import EventType, read_events
+from upgrader.journal.store import EventType, read_events
 
 
 @pytest.fixture

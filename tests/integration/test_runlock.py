@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from upgrader.errors import LockHeldError, StaleLockError, UsageError
-from upgrader.journal import JOURNAL_NAME, EventType, Journal, read_events, replay, utc_iso
-from upgrader.runlock import LockInfo, RunLock, read_lock
+from upgrader.journal.store import JOURNAL_NAME, EventType, Journal, read_events, replay, utc_iso
+from upgrader.run.lock import LockInfo, RunLock, read_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = "production"
@@ -32,7 +32,7 @@ LOCKER = r"""
 import json, os, sys, time
 from pathlib import Path
 from upgrader.errors import UpgraderError
-from upgrader.runlock import RunLock
+from upgrader.run.lock import RunLock
 
 lock_dir, env, run_id, work, take_over, then = sys.argv[1:7]
 work = Path(work)
@@ -60,7 +60,7 @@ os._exit(0)  # "die": exit still holding the lock
 WRITER = r"""
 import sys
 from pathlib import Path
-from upgrader.journal import EventType, Journal
+from upgrader.journal.store import EventType, Journal
 
 run_dir = Path(sys.argv[1])
 steps = [{"id": f"s{i}", "idempotent": i % 2 == 0} for i in range(10)]

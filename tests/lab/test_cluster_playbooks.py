@@ -14,7 +14,8 @@ import pytest
 
 from tests.lab.conftest import upgrader
 from tests.lab.test_lab import hosts_of
-from upgrader.ansible_adapter import REPO_ROOT, PlaybookCall, PlaybookOutcome, run_playbook
+from upgrader.ansible_adapter.outcome import PlaybookCall, PlaybookOutcome
+from upgrader.ansible_adapter.runner import REPO_ROOT, run_playbook
 from upgrader.lab import hosts as hs
 
 pytestmark = pytest.mark.lab

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from tests.lab.test_lab import client
-from upgrader.ansible_adapter import PlaybookCall, PlaybookOutcome, run_playbook
+from upgrader.ansible_adapter.outcome import PlaybookCall, PlaybookOutcome
+from upgrader.ansible_adapter.runner import run_playbook
 from upgrader.lab import hosts as hs
 from upgrader.opennebula import OneClient
 from upgrader.opennebula.writes import vm_action, vm_allocate

@@ -23,7 +23,8 @@ import pytest
 from tests.lab.conftest import side_lab, upgrader
 from tests.lab.storage_runs import checksum
 from tests.lab.storage_runs import tree as snapshot
-from upgrader.ansible_adapter import PlaybookCall, PlaybookOutcome, run_playbook
+from upgrader.ansible_adapter.outcome import PlaybookCall, PlaybookOutcome
+from upgrader.ansible_adapter.runner import run_playbook
 from upgrader.lab import hosts as hs
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(600)]

@@ -43,8 +43,8 @@ from typing import Any
 from tests.lab.fault_runs import cluster_holds, running_where
 from tests.lab.storage_runs import add_images, checksum, manifest, tree
 from tests.lab.test_lab import hosts_of
-from upgrader.ansible_adapter import leftover_processes
-from upgrader.journal import read_events, replay
+from upgrader.ansible_adapter.runner import leftover_processes
+from upgrader.journal.store import read_events, replay
 from upgrader.lab import hosts as hs
 from upgrader.lab.lab import load_spec
 

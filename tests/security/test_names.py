@@ -25,7 +25,7 @@ import markupsafe
 import pytest
 
 from tests.support import oned, site
-from upgrader.journal import read_events
+from upgrader.journal.store import read_events
 
 HOSTS = ["node01", "node02"]  # the inventory's hosts (Ansible can reach these)
 HOSTILE_HOSTS = ["<b>x</b>", "$(touch PWNED)"]

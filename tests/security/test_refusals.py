@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import oned, site
-from upgrader.journal import read_events
+from upgrader.journal.store import read_events
 
 HOSTS = ["node01", "node02"]
 RUN = ("run", "3.6", "--stage", "--yes")

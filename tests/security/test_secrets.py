@@ -28,7 +28,7 @@ import yaml
 
 from tests.security.watch import ProcWatch, files_holding, files_scanned, run_watched
 from tests.support import oned, site
-from upgrader.journal import read_events
+from upgrader.journal.store import read_events
 
 HOSTS = ["node01", "node02"]
 ANSIBLE_VAULT = str(Path(sys.executable).parent / "ansible-vault")
@@ -131,7 +131,7 @@ def _add_vault(root: Path, config: Path, sink: Path, vault_password: str, value:
 
 def _stale_lock(root: Path) -> int:
     """The staging lock of a run whose process is gone; returns that process's pid."""
-    code = ("import sys; from pathlib import Path; from upgrader.runlock import RunLock; "
+    code = ("import sys; from pathlib import Path; from upgrader.run.lock import RunLock; "
             f"RunLock.acquire(Path(sys.argv[1]), 'staging', '{STALE_RUN}', "
             "expiry_seconds=3600)")
     subprocess.run([sys.executable, "-c", code, str(root / "runs" / "locks")], check=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from upgrader.journal import EventType, Journal
-from upgrader.planner import Plan
+from upgrader.journal.store import EventType, Journal
+from upgrader.plan.planner import Plan
 
 
 def record_start(journal: Journal, plan: Plan, run_id: str = "r1") -> Journal:

@@ -3,7 +3,7 @@ each such runner_retry becomes one line for the operator; any other retry stays 
 
 from __future__ import annotations
 
-from upgrader.ansible_events import Watch
+from upgrader.ansible_adapter.events import Watch
 
 
 def _retry(res: dict) -> dict:

@@ -9,12 +9,7 @@ from pathlib import Path
 import pytest
 
 import upgrader
-from upgrader.config import (
-    Environment,
-    find_config,
-    load_config,
-    read_credentials,
-)
+from upgrader.config.site import Environment, find_config, load_config, read_credentials
 from upgrader.errors import EXIT_USAGE, ConfigError, ConfigFileError
 
 PROJECT = Path(upgrader.__file__).parents[1]

@@ -6,11 +6,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from upgrader.actions.placement import Need
-from upgrader.dryrun_plan import check_groups, skipped_gates, verdict, vm_impact
-from upgrader.executor import GateResult
+from upgrader.gates.model import GateResult
 from upgrader.opennebula.enums import HostState
-from upgrader.planner import CloudFacts, Finding, HostFact, Plan, PlannedStep, VmFact
-from upgrader.runbook import GateSpec
+from upgrader.plan.planner import CloudFacts, Finding, HostFact, Plan, PlannedStep, VmFact
+from upgrader.plan.runbook import GateSpec
+from upgrader.run.dryrun_plan import check_groups, skipped_gates, verdict, vm_impact
 
 
 def step(sid: str, kind: str = "playbook", *, playbook: str | None = "p.yml",

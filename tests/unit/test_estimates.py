@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from upgrader.estimates import measured, refine, unit_of, units
-from upgrader.journal import EventType, Journal
-from upgrader.planner import Plan, PlannedStep
+from upgrader.journal.store import EventType, Journal
+from upgrader.plan.estimates import measured, refine, unit_of, units
+from upgrader.plan.planner import Plan, PlannedStep
 
 
 def planned(sid: str, estimate: float, hosts: int = 0, vms: int = 0, *,

@@ -11,10 +11,10 @@ import pytest
 
 from tests.support.journals import record_start
 from upgrader.errors import UpgraderError
-from upgrader.executor import RunContext, execute
-from upgrader.journal import EventType, Journal, read_events, replay
-from upgrader.planner import Plan, PlannedStep
-from upgrader.runbook import Step
+from upgrader.journal.store import EventType, Journal, read_events, replay
+from upgrader.plan.planner import Plan, PlannedStep
+from upgrader.plan.runbook import Step
+from upgrader.run.executor import RunContext, execute
 
 
 def planned(sid: str, *, undo: str | None = None, ponr: bool = False) -> PlannedStep:

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from tests.support.journals import record_start
-from upgrader.ansible_events import PlaybookOutcome, PlaybookStatus
+from upgrader.ansible_adapter.outcome import PlaybookOutcome, PlaybookStatus
 from upgrader.errors import UpgraderError
-from upgrader.executor import RunContext, execute
-from upgrader.journal import Journal
-from upgrader.planner import Plan, PlannedStep
-from upgrader.runbook import Step
+from upgrader.journal.store import Journal
+from upgrader.plan.planner import Plan, PlannedStep
+from upgrader.plan.runbook import Step
+from upgrader.run.executor import RunContext, execute
 
 
 def planned(sid: str, kind: str, *, undo: str | None = None) -> PlannedStep:

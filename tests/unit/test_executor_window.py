@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from upgrader.errors import WindowClosedError
-from upgrader.executor import STOP_REQUESTED, RunContext, execute
-from upgrader.journal import EventType, Journal, RunStatus, read_events, replay
-from upgrader.planner import Plan, PlannedStep
-from upgrader.runbook import Step
-from upgrader.window import Window
+from upgrader.journal.store import EventType, Journal, RunStatus, read_events, replay
+from upgrader.plan.planner import Plan, PlannedStep
+from upgrader.plan.runbook import Step
+from upgrader.run.executor import STOP_REQUESTED, RunContext, execute
+from upgrader.windows.window import Window
 
 T0 = datetime(2026, 11, 28, 0, 0, tzinfo=UTC)
 
@@ -202,7 +202,7 @@ def test_a_sequence_whose_undo_ran_is_run_again_from_its_start(tmp_path):
     # The storage move: verify fails inside suspend-vms .. resume-vms; the undo resumed the
     # VMs, which may have written since the delta. The resume holds again, then starts the
     # sequence over (suspend, delta, verify), never at verify with the VMs running.
-    from upgrader.journal import redo_plan
+    from upgrader.journal.store import redo_plan
 
     steps = (planned("hold", 60, undo="release"), planned("presync", 60),
              planned("suspend", 60, undo="resume-undo", start=True), planned("delta", 60),

@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from upgrader.gates import HOST_PARTS, GateSet
-from upgrader.gates.hosts import AGENTS, FRONTENDS, HYPERVISORS, NFS_SERVERS, Gathered, HostObserver
+from upgrader.gates.catalogue import HOST_PARTS, GateSet
+from upgrader.gates.gather import (
+    AGENTS,
+    FRONTENDS,
+    HYPERVISORS,
+    NFS_SERVERS,
+    Gathered,
+    HostObserver,
+)
 
 
 class CountingObserver(HostObserver):

@@ -14,7 +14,7 @@ import pytest
 
 from upgrader.errors import OneUnavailableError
 from upgrader.gates import observe, verdicts
-from upgrader.gates.hosts import Gathered
+from upgrader.gates.gather import Gathered
 from upgrader.opennebula import OneVersion
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "gates"

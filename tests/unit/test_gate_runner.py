@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from upgrader.executor import FAIL, INCONCLUSIVE, PASS, GateResult
-from upgrader.gates.runner import WaitPolicy, check_gate
+from upgrader.gates.model import FAIL, INCONCLUSIVE, PASS, GateResult
+from upgrader.gates.wait import WaitPolicy, check_gate
 
 
 class FakeClock:

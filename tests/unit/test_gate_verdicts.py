@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from upgrader import gates
-from upgrader.executor import FAIL, INCONCLUSIVE, PASS
 from upgrader.gates import verdicts
+from upgrader.gates.model import FAIL, INCONCLUSIVE, PASS
 from upgrader.gates.verdicts import (
     OBSERVATIONS,
     VERDICTS,
@@ -37,11 +36,10 @@ from upgrader.opennebula.enums import HostState, LcmState, VmState
 
 CASES = sorted((Path(__file__).parents[1] / "cases" / "gates").glob("*.yaml"))
 
-# The facade and every upgrader/gates/verdicts_*.py, so a new verdict module is covered.
-VERDICT_MODULES = [
-    importlib.import_module(f"{gates.__name__}.{info.name}")
-    for info in pkgutil.iter_modules(gates.__path__)
-    if info.name == "verdicts" or info.name.startswith("verdicts_")
+# The facade and every upgrader/gates/verdicts/*.py, so a new verdict module is covered.
+VERDICT_MODULES = [verdicts] + [
+    importlib.import_module(f"{verdicts.__name__}.{info.name}")
+    for info in pkgutil.iter_modules(verdicts.__path__)
 ]
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from upgrader.config import Environment
+from upgrader.config.inventory import check_inventory
+from upgrader.config.site import Environment
 from upgrader.errors import EXIT_USAGE, InventoryFileError
-from upgrader.inventory import check_inventory
 
 LAB = """\
 all:

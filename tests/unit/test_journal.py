@@ -21,7 +21,7 @@ import yaml
 
 from upgrader import errors
 from upgrader.errors import JournalError
-from upgrader.journal import (
+from upgrader.journal.store import (
     JOURNAL_NAME,
     EventType,
     Journal,

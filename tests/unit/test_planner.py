@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from upgrader.errors import UsageError
-from upgrader.planner import CloudFacts, DiskFact, HostFact, VmFact, build_plan
-from upgrader.runbook import load_runbook
+from upgrader.plan.planner import CloudFacts, DiskFact, HostFact, VmFact, build_plan
+from upgrader.plan.runbook import load_runbook
 
 CASES = sorted((Path(__file__).parents[1] / "cases" / "planner").glob("*.yaml"))
 SITE = Path(__file__).parents[1] / "fixtures" / "site"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from upgrader.journal_events import EventType, JournalEvent
+from upgrader.journal.events import EventType, JournalEvent
 from upgrader.reports import chart
 from upgrader.reports.build import build
 from upgrader.reports.data import SCHEMA_VERSION, from_plan, hms

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from upgrader.errors import EXIT_USAGE, RunbookError
-from upgrader.runbook import GateSpec, load_runbook
+from upgrader.plan.runbook import GateSpec, load_runbook
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 PLAYBOOKS = FIXTURES / "playbooks"

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import pytest
 
 from upgrader.errors import UsageError
-from upgrader.planner import CloudFacts, HostFact, VmFact, build_plan
-from upgrader.runbook import load_runbook
-from upgrader.targets import storage_hop, target_of
+from upgrader.plan.planner import CloudFacts, HostFact, VmFact, build_plan
+from upgrader.plan.runbook import load_runbook
+from upgrader.plan.targets import storage_hop, target_of
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from upgrader.systemd_units import exec_line, on_calendar, resumable_run
+from upgrader.windows.systemd import exec_line, on_calendar, resumable_run
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 
 from tests.support.journals import record_start
-from upgrader.ansible_events import PlaybookOutcome, PlaybookStatus
-from upgrader.config import PROJECT_DIR
+from upgrader.ansible_adapter.outcome import PlaybookOutcome, PlaybookStatus
+from upgrader.config.site import PROJECT_DIR
 from upgrader.errors import UpgraderError
-from upgrader.executor import RunContext, execute
-from upgrader.journal import EventType, Journal, read_events
-from upgrader.planner import Plan, PlannedStep
-from upgrader.runbook import load_runbook
-from upgrader.runs import undo_steps
+from upgrader.journal.store import EventType, Journal, read_events
+from upgrader.plan.planner import Plan, PlannedStep
+from upgrader.plan.runbook import load_runbook
+from upgrader.run.executor import RunContext, execute
+from upgrader.run.runs import undo_steps
 
 HOPS = (("3.2", "3.4"), ("3.4", "3.6"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from upgrader.errors import UsageError
-from upgrader.versions import hop_path, series_of
+from upgrader.plan.versions import hop_path, series_of
 
 
 @pytest.mark.parametrize("current,target,hops", [

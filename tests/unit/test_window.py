@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from upgrader.window import (
+from upgrader.windows.window import (
     Window,
     current,
     duration_seconds,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from upgrader.errors import UsageError
-from upgrader.journal import make_private_dir
+from upgrader.journal.store import make_private_dir
 
 
 class StepLike(Protocol):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from upgrader.journal_replay import replay
+from upgrader.journal.replay import replay
 from upgrader.reports.data import (
     Check,
     Entry,

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from upgrader.rehearsal import KEY as REHEARSAL_KEY
+from upgrader.plan.rehearsal import KEY as REHEARSAL_KEY
 
 SCHEMA_VERSION = 1
 """Bumped when a field of the JSON report changes meaning or goes away (adding one does not)."""

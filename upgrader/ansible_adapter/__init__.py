@@ -1,0 +1,1 @@
+"""Playbook runs through ansible-runner: outcome types, the runner, events."""

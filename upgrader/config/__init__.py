@@ -1,0 +1,1 @@
+"""Site config, environments, inventory, YAML with positions, the workspace."""

@@ -1,0 +1,270 @@
+"""Verdicts on oned and the hosts it lists: oned-reachable, oned-version, hosts-monitored.
+
+Each function takes an observation (a frozen dataclass of plain data, defined here next to
+the verdict that consumes it) plus the gate's parameters, and returns a ``GateResult``.
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from upgrader.gates.model import GateResult
+from upgrader.gates.verdicts.base import FAIL, INCONCLUSIVE, PASS, listing, result
+from upgrader.opennebula.enums import HostState
+from upgrader.opennebula.models import Host
+from upgrader.plan.versions import RELEASES
+
+# ------------------------------------------------------------------ oned
+
+
+@dataclass(frozen=True)
+class OnedAnswer:
+    """Whether oned answered a read-only call at ``endpoint``, or the error text."""
+
+    endpoint: str
+    answered: bool
+    error: str = ""
+    host_count: int | None = None
+
+
+@dataclass(frozen=True)
+class OnedVersionSeen:
+    """The series found by probing, ``onedb version`` on the front end, the oned package."""
+
+    probed_series: str | None  # "3.4"; None when the probe failed
+    onedb_version: str | None  # "3.4.1"; None when `onedb version` could not be read
+    package_version: str | None = None  # installed opennebula package, e.g. "3.4.1"
+    probe_error: str = ""
+
+
+def oned_reachable(obs: OnedAnswer) -> GateResult:
+    """``oned-reachable``: oned answered a read-only call."""
+    gate = "oned-reachable"
+    if obs.answered:
+        count = "" if obs.host_count is None else f" with {obs.host_count} hosts"
+        return result(
+            gate,
+            PASS,
+            f"oned at {obs.endpoint} answered{count}",
+            endpoint=obs.endpoint,
+            host_count=obs.host_count,
+        )
+    error = obs.error or "no answer"
+    lowered = error.lower()
+    if "authenticat" in lowered or "auth" in lowered.split():
+        hint = (
+            "oned answers but refuses the credentials: check the user and password "
+            "(one_auth) upgrader.yml points at"
+        )
+    else:
+        hint = (
+            "start oned on the front end (Pacemaker resource oned, or /etc/init.d/one "
+            "start) and check the endpoint in upgrader.yml; oned.log says why it stopped"
+        )
+    return result(
+        gate,
+        FAIL,
+        f"oned at {obs.endpoint} did not answer: {error}",
+        hint,
+        endpoint=obs.endpoint,
+        error=error,
+    )
+
+
+def _series(version: str) -> str:
+    return ".".join(version.strip().lstrip("vV").split(".")[:2])
+
+
+def oned_version(
+    obs: OnedVersionSeen,
+    *,
+    expect: str = "",
+    db_version: str | None = None,
+    require_onedb: bool = True,
+) -> GateResult:
+    """``oned-version``: oned is the expected series and its database is the version it needs.
+
+    ``expect`` is a series ("3.4") or a release ("3.4.1"); ``db_version`` overrides the
+    database version the installed oned needs (default: the package release, or the
+    release upgrader installs for the series).
+    """
+    gate = "oned-version"
+    expected_series = _series(expect) if expect else None
+    details = {
+        "probed_series": obs.probed_series,
+        "onedb_version": obs.onedb_version,
+        "package_version": obs.package_version,
+        "expected_series": expected_series,
+    }
+    if obs.probed_series is None:
+        return result(
+            gate,
+            INCONCLUSIVE,
+            f"could not probe oned's version: {obs.probe_error or 'no answer'}",
+            "check oned-reachable first: the version is probed through oned",
+            **details,
+            error=obs.probe_error,
+        )
+    if expected_series and obs.probed_series != expected_series:
+        return result(
+            gate,
+            FAIL,
+            f"oned is {obs.probed_series}, expected {expected_series}",
+            "the installed opennebula package is not the one this step expects: "
+            "see the previous step's output and `dpkg -l opennebula` on the front end",
+            **details,
+        )
+    if obs.package_version and _series(obs.package_version) != obs.probed_series:
+        return result(
+            gate,
+            FAIL,
+            f"package {obs.package_version} installed but oned answers as {obs.probed_series}",
+            "the running oned is not the installed one: restart oned "
+            "(Pacemaker resource oned) after the package upgrade",
+            **details,
+        )
+    needed = db_version or obs.package_version or RELEASES.get(obs.probed_series)
+    details["needed_db_version"] = needed
+    if obs.onedb_version is None:
+        if not require_onedb:
+            return result(
+                gate,
+                PASS,
+                f"oned is {obs.probed_series} (database version "
+                "not confirmed: `onedb version` was not read)",
+                **details,
+            )
+        return result(
+            gate,
+            INCONCLUSIVE,
+            f"oned is {obs.probed_series} but `onedb version` could not be read",
+            "run `onedb version` as oneadmin on the front end and check the "
+            "database credentials in oned.conf (DB section)",
+            **details,
+        )
+    if needed and obs.onedb_version.strip() != needed:
+        who = f"oned {obs.package_version}" if obs.package_version else f"oned {needed}"
+        return result(
+            gate,
+            FAIL,
+            f"database is at {obs.onedb_version} but {who} needs {needed}",
+            f"the database upgrade stopped short of {needed} (a package once shipped "
+            "an onedb that stopped one migration early, and oned then refused the "
+            "database): stop oned, back up the database and run `onedb upgrade "
+            f"--backup <file>` with the onedb of {needed}, then start oned",
+            **details,
+        )
+    return result(
+        gate, PASS, f"oned is {obs.probed_series}, database at {obs.onedb_version}", **details
+    )
+
+
+# ------------------------------------------------------------------ hosts
+
+
+@dataclass(frozen=True)
+class HostSeen:
+    """One host as oned lists it."""
+
+    id: int
+    name: str
+    state: HostState
+    error: str | None = None  # the last ERROR/MESSAGE of the host template
+
+    @classmethod
+    def from_host(cls, host: Host) -> HostSeen:
+        return cls(host.id, host.name, host.state, host.error_message)
+
+
+@dataclass(frozen=True)
+class HostPool:
+    """Every host oned lists."""
+
+    hosts: tuple[HostSeen, ...]
+
+    @classmethod
+    def from_hosts(cls, hosts: Iterable[Host]) -> HostPool:
+        return cls(tuple(HostSeen.from_host(h) for h in hosts))
+
+
+# INIT: just added, not polled yet; MONITORING (3.6: MONITORING_MONITORED) and 3.6's
+# MONITORING_ERROR: a poll is under way. All settle by themselves.
+_TRANSIENT_HOST_STATES = frozenset(
+    {HostState.INIT, HostState.MONITORING, HostState.MONITORING_ERROR}
+)
+
+
+def hosts_monitored(
+    obs: HostPool,
+    *,
+    allow_disabled: Sequence[str] = (),
+    expect_hosts: Sequence[str] = (),
+) -> GateResult:
+    """``hosts-monitored``: every host MONITORED (transient monitoring states waited out).
+
+    ERROR fails naming the host and its message; DISABLED fails unless the step disabled
+    the host itself (``allow_disabled``); ``expect_hosts`` must all be listed.
+    """
+    gate = "hosts-monitored"
+    errors = [
+        {"id": h.id, "name": h.name, "error": h.error or "(no message)"}
+        for h in obs.hosts
+        if h.state is HostState.ERROR
+    ]
+    disabled = [
+        h.name for h in obs.hosts if h.state is HostState.DISABLED and h.name not in allow_disabled
+    ]
+    waiting = [
+        {"id": h.id, "name": h.name, "state": HostState(h.state).name}
+        for h in obs.hosts
+        if h.state in _TRANSIENT_HOST_STATES
+    ]
+    listed = {h.name for h in obs.hosts}
+    missing = [name for name in expect_hosts if name not in listed]
+    details = {
+        "hosts": {h.name: HostState(h.state).name for h in obs.hosts},
+        "errors": errors,
+        "disabled": disabled,
+        "waiting": waiting,
+        "missing": missing,
+    }
+    if not obs.hosts:
+        return result(
+            gate,
+            FAIL,
+            "oned lists no hosts",
+            "add the hypervisors back with `onehost create` or check that upgrader "
+            "talks to the right oned",
+            **details,
+        )
+    problems = [f"{e['name']} in ERROR: {e['error']}" for e in errors]
+    problems += [f"{name} DISABLED" for name in disabled]
+    problems += [f"{name} not listed" for name in missing]
+    if problems:
+        hints = []
+        if errors:
+            hints.append(
+                "read the host's error (`onehost show`), fix ssh/libvirtd on it, "
+                "then `onehost enable` it or wait for the next monitoring cycle"
+            )
+        if disabled:
+            hints.append(
+                f"re-enable {listing(disabled)} with `onehost enable` if nobody "
+                "disabled it on purpose"
+            )
+        if missing:
+            hints.append("a host upgrader knew is gone from oned: `onehost create` it again")
+        return result(gate, FAIL, "; ".join(problems), "; ".join(hints), **details)
+    if waiting:
+        who = listing(f"{w['name']} ({w['state']})" for w in waiting)
+        return result(
+            gate,
+            INCONCLUSIVE,
+            f"still waiting for {who}",
+            "monitoring is under way; if it does not settle, check that oned can "
+            "ssh to the host and run its probes (`onehost show`, oned.log)",
+            **details,
+        )
+    return result(gate, PASS, f"all {len(obs.hosts)} hosts MONITORED", **details)

@@ -1,0 +1,1 @@
+"""The run journal: store, events, replay, durable private-file helpers."""

@@ -1,0 +1,1 @@
+"""Runs: context, prepare, start/resume/abort, executor, undo, dry run, lock, status."""

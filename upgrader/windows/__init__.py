@@ -1,0 +1,1 @@
+"""Maintenance windows: pure arithmetic, choosing a window, systemd units."""
