@@ -25,7 +25,8 @@ from upgrader.journal.store import EventType, Journal, read_events
 from upgrader.opennebula import HostState, OneClient, VmState
 from upgrader.plan.planner import Plan, PlannedStep
 from upgrader.plan.runbook import Step
-from upgrader.run.executor import RunContext, execute
+from upgrader.run.context import RunContext
+from upgrader.run.executor import execute
 
 FAST = {"poll_interval": 0.05, "shutdown_timeout": 5, "cancel_timeout": 10, "boot_timeout": 30,
         "migration_timeout": 10}

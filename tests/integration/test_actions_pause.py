@@ -17,7 +17,7 @@ from tests.integration.test_actions import run as run  # the fixture, re-exporte
 from tests.support import oned
 from upgrader.errors import UpgraderError
 from upgrader.opennebula import OneClient, VmState
-from upgrader.run.executor import RunContext
+from upgrader.run.context import RunContext
 
 
 def cloud(

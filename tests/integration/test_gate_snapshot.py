@@ -16,7 +16,8 @@ from upgrader.journal.store import EventType, Journal, read_events, replay
 from upgrader.opennebula import OneClient
 from upgrader.plan.planner import Plan, PlannedStep
 from upgrader.plan.runbook import GateSpec
-from upgrader.run.executor import RunContext, execute
+from upgrader.run.context import RunContext
+from upgrader.run.executor import execute
 
 
 def step(step_id: str, action: str) -> PlannedStep:

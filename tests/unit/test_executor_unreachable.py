@@ -15,7 +15,8 @@ from upgrader.errors import UpgraderError
 from upgrader.journal.store import Journal
 from upgrader.plan.planner import Plan, PlannedStep
 from upgrader.plan.runbook import Step
-from upgrader.run.executor import RunContext, execute
+from upgrader.run.context import RunContext
+from upgrader.run.executor import execute
 
 
 def planned(sid: str, kind: str, *, undo: str | None = None) -> PlannedStep:

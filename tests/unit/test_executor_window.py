@@ -14,7 +14,8 @@ from upgrader.errors import WindowClosedError
 from upgrader.journal.store import EventType, Journal, RunStatus, read_events, replay
 from upgrader.plan.planner import Plan, PlannedStep
 from upgrader.plan.runbook import Step
-from upgrader.run.executor import STOP_REQUESTED, RunContext, execute
+from upgrader.run.context import STOP_REQUESTED, RunContext
+from upgrader.run.executor import execute
 from upgrader.windows.window import Window
 
 T0 = datetime(2026, 11, 28, 0, 0, tzinfo=UTC)
@@ -83,8 +84,8 @@ def test_the_window_closing_in_the_node_stage_pauses_after_the_batch_in_progress
     journal.close()
     assert info.value.exit_code == 3
     assert done == ["hold", "drain@1", "upgrade@1"]  # the hold is not released: paused, not done
-    assert "drain@2 .. upgrade@2 needs about 15 min" in str(info.value)
-    assert "in 9 min" in str(info.value)
+    assert "drain@2 .. upgrade@2 needs about 15m" in str(info.value)
+    assert "in 9m" in str(info.value)
     assert "upgrader resume r1` in the next window (opens 2026-12-05T00:00" in info.value.hint
     assert "Release the Puppet hold" in info.value.hint  # what stays as it is until then
     events = read_events(tmp_path / "run" / "journal.jsonl")
@@ -116,7 +117,7 @@ def test_a_step_that_ends_exactly_when_the_window_closes_still_starts(tmp_path):
     short = Window(T0, T0 + timedelta(minutes=32, seconds=-1), "dated")
     clock, done = Clock(), []
     journal = start(tmp_path / "again", NODE_STAGE)
-    with pytest.raises(WindowClosedError, match=r"paused before last: .* needs about 60 s"):
+    with pytest.raises(WindowClosedError, match=r"paused before last: .* needs about 1m"):
         execute(context(tmp_path / "again", NODE_STAGE, short, clock, done, journal, lines))
     assert done[-1] == "upgrade@2"
 
@@ -133,7 +134,7 @@ def test_a_sequence_starts_only_if_all_of_it_fits(tmp_path):
     with pytest.raises(WindowClosedError) as info:
         execute(context(tmp_path, steps, window, clock, done, journal, lines))
     assert done == ["preflight"]
-    assert "suspend .. resume needs about 17 min" in str(info.value)
+    assert "suspend .. resume needs about 17m" in str(info.value)
     assert any("paused before suspend" in line for line in lines)
 
 

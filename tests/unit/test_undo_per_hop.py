@@ -17,8 +17,8 @@ from upgrader.errors import UpgraderError
 from upgrader.journal.store import EventType, Journal, read_events
 from upgrader.plan.planner import Plan, PlannedStep
 from upgrader.plan.runbook import load_runbook
-from upgrader.run.executor import RunContext, execute
-from upgrader.run.runs import undo_steps
+from upgrader.run.context import RunContext, undo_steps
+from upgrader.run.executor import execute
 
 HOPS = (("3.2", "3.4"), ("3.4", "3.6"))
 

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from upgrader.text import parse_duration
 from upgrader.windows.window import (
     Window,
     current,
-    duration_seconds,
     fits,
     format_duration,
     next_opening,
@@ -278,13 +278,13 @@ def test_window_from_dict_refuses_what_as_dict_never_writes(data):
     ("45s", 45.0), ("1h 30m", 5400.0),
 ])
 def test_durations_take_the_config_grammar(value, seconds):
-    assert duration_seconds(value) == seconds
+    assert parse_duration(value) == seconds
 
 
 @pytest.mark.parametrize("value", ["", "4 hours", "1.5h", "h", True, -1, None])
 def test_bad_durations(value):
     with pytest.raises(ValueError):
-        duration_seconds(value)
+        parse_duration(value)
 
 
 @pytest.mark.parametrize(("seconds", "text"), [

@@ -19,7 +19,6 @@ from upgrader.actions.state import (
     StepLike,
     read_json,
     seconds,
-    slug,
     step_hop,
     step_hosts,
     step_id,
@@ -31,6 +30,7 @@ from upgrader.opennebula.client import OneClient
 from upgrader.opennebula.enums import LcmState, VmState
 from upgrader.opennebula.models import Host, Vm
 from upgrader.opennebula.writes import host_enable, vm_migrate
+from upgrader.text import slug
 
 HOSTS_FILE = "hosts.json"
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Protocol
 
 from upgrader.errors import UsageError
 from upgrader.journal.store import make_private_dir
+from upgrader.text import parse_duration
 
 
 class StepLike(Protocol):
@@ -32,11 +32,6 @@ class ContextLike(Protocol):
     dry_run: bool
     progress: Callable[[str], None]
     clock: Callable[[], float]
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of a host name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -84,25 +79,13 @@ def step_hop(step: object) -> str:
     return str(getattr(step, "hop", "") or "-")
 
 
-_DURATION = re.compile(r"(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s)?")
-
-
-def _duration(value: object) -> float:
-    if isinstance(value, bool):
-        return -1.0
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.fullmatch(str(value).strip())
-    if not match or not any(match.groups()):
-        return -1.0
-    hours, minutes, secs = (float(g or 0) for g in match.groups())
-    return hours * 3600 + minutes * 60 + secs
-
-
 def seconds(step: StepLike, name: str, default: float) -> float:
     """A positive duration from the step's vars: seconds, or text like ``90s``, ``5m``."""
     value = step.vars.get(name, default)
-    number = _duration(value)
+    try:
+        number = parse_duration(value)
+    except ValueError:
+        number = 0.0
     if not number > 0:
         raise UsageError(
             f"step var {name} must be a duration (seconds, or 90s, 5m, 1h30m), not {value!r}"

@@ -20,8 +20,8 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 
 from upgrader.errors import InvalidFileError
+from upgrader.text import DURATION_EXAMPLES, parse_duration
 
-_DURATION = re.compile(r"(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s)?")
 STR, INT, FLOAT, BOOL, NULL = (f"tag:yaml.org,2002:{t}" for t in
                                ("str", "int", "float", "bool", "null"))
 """The YAML core-schema tags a scalar may carry; ``YamlFile.scalar`` takes one."""
@@ -117,11 +117,10 @@ class YamlFile:
         if isinstance(node, yaml.ScalarNode) and node.tag in (INT, FLOAT):
             value = float(self.value(node, path))
         elif isinstance(node, yaml.ScalarNode) and node.tag == STR:
-            match = _DURATION.fullmatch(node.value.strip())
-            if not node.value.strip() or match is None:
-                self.fail(node, path, f"'{node.value}' is not a duration like 90s, 5m or 1h30m")
-            hours, minutes, secs = (float(g or 0) for g in match.groups())
-            value = hours * 3600 + minutes * 60 + secs
+            try:
+                value = parse_duration(node.value)
+            except ValueError:
+                self.fail(node, path, f"'{node.value}' is not a duration like {DURATION_EXAMPLES}")
         else:
             self.fail(node, path, f"expected a duration (seconds, or 90s, 5m, 1h30m), got "
                       f"{describe(node)}")

@@ -29,13 +29,13 @@ from typing import Any
 
 from upgrader.actions import placement
 from upgrader.ansible_adapter.outcome import PlaybookCall, PlaybookOutcome
+from upgrader.config.workspace import Workspace
 from upgrader.errors import LockHeldError, StaleLockError, UpgraderError
 from upgrader.gates.model import INCONCLUSIVE, GateResult
 from upgrader.journal.store import EventType, Journal
 from upgrader.plan.facts import gather_facts
 from upgrader.plan.planner import Plan, PlannedStep
-from upgrader.run import runs
-from upgrader.run import window as run_window
+from upgrader.run.context import RunContext, client_for, estimates, marker, run_context
 from upgrader.run.dryrun_plan import (
     CheckGroup,
     Verdict,
@@ -46,8 +46,11 @@ from upgrader.run.dryrun_plan import (
     verdict,
     vm_impact,
 )
-from upgrader.run.executor import RunContext, marker
 from upgrader.run.lock import read_lock, stale_reason
+from upgrader.run.prepare import prepare_plan
+from upgrader.run.start import StartOptions, accepted_reason, new_run_id
+from upgrader.text import slug
+from upgrader.windows import choose as run_window
 
 CHECK_WORKERS = 3  # check-mode plays at once: most of a play is waiting on ssh
 CHECK_TIMEOUT = 600.0  # one check-mode play; the real steps' budgets are the runbook's
@@ -83,13 +86,13 @@ class DryRun:
     verdict: Verdict
 
 
-def start(ws: runs.Workspace, opts: runs.StartOptions) -> DryRun:
+def start(ws: Workspace, opts: StartOptions) -> DryRun:
     """Plan, journal and walk a dry run of ``opts.target`` on ``ws.env``."""
     lock_note = _lock_note(ws)
     window = run_window.forecast(ws, opts.window, run_window.now())
-    client = runs.client_for(ws.env)
+    client = client_for(ws.env)
     facts = gather_facts(client, ws.env.name, ws.env.inventory)
-    plan, runbooks = runs.prepare_plan(
+    plan, runbooks = prepare_plan(
         ws, client, opts.target, opts.accept, opts.without_rehearsal, facts=facts
     )
     needs = {vm.id: _need(vm) for vm in client.vm_pool()}
@@ -101,7 +104,7 @@ def start(ws: runs.Workspace, opts: runs.StartOptions) -> DryRun:
         without_rehearsal=opts.without_rehearsal,
         take_over=lock_note is not None,
     )
-    run_id = runs.new_run_id(ws.env.name)
+    run_id = new_run_id(ws.env.name)
     journal = Journal.create(ws.site.runs_dir / run_id, run_id)
     journal.record(
         EventType.RUN_STARTED,
@@ -114,11 +117,11 @@ def start(ws: runs.Workspace, opts: runs.StartOptions) -> DryRun:
         dry_run=True,
         command=command,
         window=run_window.window_dict(window),
-        estimates=run_window.estimates(ws, plan),
+        estimates=estimates(ws, plan),
     )
     for f in plan.findings:
         if f.accepted:
-            reason = runs.accepted_reason(f, opts.without_rehearsal)
+            reason = accepted_reason(f, opts.without_rehearsal)
             journal.record(EventType.FINDING_ACCEPTED, key=f.key, reason=reason)
     if lock_note:
         journal.record(EventType.NOTE, text=f"{lock_note}: the real run needs --take-over")
@@ -127,14 +130,14 @@ def start(ws: runs.Workspace, opts: runs.StartOptions) -> DryRun:
         f"[dry-run] {run_id}: {len(plan.steps)} steps, {plan.current_version} -> "
         f"{plan.target_version} on {ws.env.name}; nothing will be changed"
     )
-    ctx = runs.run_context(ws, client, plan, runbooks, journal, run_id, True, opts.progress)
+    ctx = run_context(ws, client, plan, runbooks, journal, run_id, True, opts.progress)
     try:
         return walk(ctx, impact, command, lock_note)
     finally:
         journal.close()
 
 
-def _lock_note(ws: runs.Workspace) -> str | None:
+def _lock_note(ws: Workspace) -> str | None:
     """None when the environment is not locked; what the real run must do about a stale
     lock. Raises LockHeldError (exit 4) while a live run holds it."""
     try:
@@ -265,7 +268,7 @@ def _check(ctx: RunContext, group: CheckGroup) -> CheckResult:
         playbook=ctx.project_dir / group.playbook,
         project_dir=ctx.project_dir,
         inventory=ctx.inventory,
-        private_data_dir=ctx.run_dir / "checks" / f"{group.index:02d}-{_slug(group.label)}",
+        private_data_dir=ctx.run_dir / "checks" / f"{group.index:02d}-{slug(group.label)}",
         extra_vars={
             **ctx.extra_vars,
             **dict(group.vars),
@@ -339,5 +342,3 @@ def _journal_steps(ctx: RunContext, groups: tuple[CheckGroup, ...]) -> None:
                                reason=f"dry run: {what} not run")
 
 
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)

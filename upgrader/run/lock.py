@@ -270,3 +270,6 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
         return None
     fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces and ')'
     return fields[0], fields[19]
+
+
+LOCK_EXPIRY = 12 * 3600.0

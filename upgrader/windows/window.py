@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from upgrader.config.yaml_file import _DURATION  # the config's duration grammar, one definition
+from upgrader.text import format_duration, parse_duration
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 DEFAULT_ZONE = "UTC"
@@ -162,40 +162,6 @@ def parse_spec(text: str, now: datetime) -> Window:
     return Window(start, end, f"ad hoc --window {spec}")
 
 
-def duration_seconds(value: object) -> float:
-    """A duration of the config's grammar: seconds (int or float) or text like ``4h``,
-    ``90m``, ``1h30m``, ``45s``.
-
-    Raises:
-        ValueError: anything else, or a negative number.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
-    if isinstance(value, int | float):
-        if not 0 <= value < float("inf"):
-            raise ValueError(f"{value!r} is not a duration of 0 or more")
-        return float(value)
-    text = str(value).strip()
-    match = _DURATION.fullmatch(text)
-    if not text or match is None or not any(match.groups()):
-        raise ValueError(f"'{value}' is not a duration like 90m, 4h or 1h30m")
-    hours, minutes, secs = (float(g or 0) for g in match.groups())
-    return hours * 3600 + minutes * 60 + secs
-
-
-def format_duration(seconds: float) -> str:
-    """``45s``, ``12m5s``, ``1h12m``, ``3d14h21m``: rounded down, zero units left out, and
-    seconds only below an hour (what a person reads in "closes in 1h12m")."""
-    total = max(0, int(seconds))
-    if total < 60:
-        return f"{total}s"
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (0 if total >= 3600 else secs, "s")]
-    return "".join(f"{n}{unit}" for n, unit in parts if n)
-
-
 def zone_name(moment: datetime) -> str | None:
     """The IANA name of ``moment``'s zone (``UTC`` for offset 0), None for a bare offset."""
     zone = moment.tzinfo
@@ -241,7 +207,7 @@ def _weekly(spec: Mapping[str, Any]) -> tuple[int, time, tzinfo, float, str]:
         zone = zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown timezone '{name}'") from None
-    seconds = duration_seconds(spec.get("duration"))
+    seconds = parse_duration(spec.get("duration"))
     if seconds <= 0:
         raise ValueError(f"weekly '{spec['weekly']}' has no duration")
     given = spec.get("duration")
@@ -279,7 +245,7 @@ def _local_start(day: date, at: time, zone: tzinfo) -> datetime:
 def _spec_duration(text: str) -> float:
     if not re.search(r"[hms]\s*$", text.strip()):
         raise ValueError(f"'{text}' needs a unit, like 90m or 2h")
-    seconds = duration_seconds(text)
+    seconds = parse_duration(text)
     if seconds <= 0:
         raise ValueError("the duration must be longer than 0")
     return seconds
