@@ -71,8 +71,8 @@ from upgrader.gates.catalogue import build_gates  # noqa: E402
 from upgrader.gates.gather import Gathered  # noqa: E402
 from upgrader.lab.oned import api_objects, api_vms  # noqa: E402, F401 - registers handlers
 from upgrader.lab.oned.api import Api  # noqa: E402
+from upgrader.lab.oned.releases import VERSIONS  # noqa: E402
 from upgrader.lab.oned.runtime import open_cloud  # noqa: E402
-from upgrader.lab.oned.versions import VERSIONS  # noqa: E402
 from upgrader.opennebula import OneClient, Secret, parse  # noqa: E402
 from upgrader.opennebula.transport import reply_parser  # noqa: E402
 from upgrader.plan.planner import PlannedStep  # noqa: E402

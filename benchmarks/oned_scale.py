@@ -59,8 +59,8 @@ if str(ROOT) not in sys.path:  # run as a script: make the package importable
 
 from upgrader.lab.oned import api_objects, api_vms  # noqa: E402, F401 - registers handlers
 from upgrader.lab.oned.api import Api  # noqa: E402
+from upgrader.lab.oned.releases import VERSIONS  # noqa: E402
 from upgrader.lab.oned.runtime import open_cloud  # noqa: E402
-from upgrader.lab.oned.versions import VERSIONS  # noqa: E402
 from upgrader.opennebula import OneClient, Secret  # noqa: E402
 
 USER = "oneadmin"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from upgrader.lab.oned import template as tpl
+from upgrader.lab.oned import template_attrs as tpl
 from upgrader.lab.oned.objects import History, Host, Vm
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from upgrader.lab.oned.cloud import Timings
+from upgrader.lab.oned.releases import VERSIONS
 from upgrader.lab.oned.runtime import StartError, open_cloud, read_one_auth
 from upgrader.lab.oned.server import OnedServer
 from upgrader.lab.oned.store import LockHeldError, acquire_lock, release_lock
-from upgrader.lab.oned.versions import VERSIONS
 
 PROG = "upgrader.lab.oned"
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from upgrader.lab.oned import lifecycle as lc
-from upgrader.lab.oned import template as tpl
+from upgrader.lab.oned import template_attrs as tpl
 from upgrader.lab.oned.cloud import (
     AUTHENTICATION,
     AUTHORIZATION,

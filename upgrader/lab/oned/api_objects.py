@@ -6,7 +6,7 @@ import hashlib
 from typing import Any
 
 from upgrader.lab.oned import leases
-from upgrader.lab.oned import template as tpl
+from upgrader.lab.oned import template_attrs as tpl
 from upgrader.lab.oned.api import Api, handles
 from upgrader.lab.oned.cloud import INTERNAL, OneFailure, not_found, sha1
 from upgrader.lab.oned.objects import Cluster, Datastore, Group, Host, Image, User, VNet

@@ -7,7 +7,7 @@ from typing import Any
 
 from upgrader.lab.oned import lifecycle as lc
 from upgrader.lab.oned import nics as vm_nics
-from upgrader.lab.oned import template as tpl
+from upgrader.lab.oned import template_attrs as tpl
 from upgrader.lab.oned.api import Api, handles
 from upgrader.lab.oned.cloud import INTERNAL, XML_RPC_API, OneFailure, not_found
 from upgrader.lab.oned.objects import Datastore, Group, Host, Image, User, Vm, VmTemplate

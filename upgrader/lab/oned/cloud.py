@@ -32,8 +32,8 @@ from upgrader.lab.oned.objects import (
     VmTemplate,
     VNet,
 )
+from upgrader.lab.oned.releases import OnedVersion
 from upgrader.lab.oned.store import TABLES, Store
-from upgrader.lab.oned.versions import OnedVersion
 from upgrader.lab.oned.virt import VirtView
 
 # Error codes of oned's Request.h.

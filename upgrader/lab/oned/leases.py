@@ -19,7 +19,7 @@ import math
 import re
 from xml.etree import ElementTree as ET
 
-from upgrader.lab.oned import template as tpl
+from upgrader.lab.oned import template_attrs as tpl
 from upgrader.lab.oned.objects import VNet
 
 RANGED, FIXED = 0, 1

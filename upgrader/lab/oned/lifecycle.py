@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from upgrader.lab.oned import nics
-from upgrader.lab.oned import template as tpl
+from upgrader.lab.oned import template_attrs as tpl
 from upgrader.lab.oned.cloud import ACTION, INTERNAL, Cloud, OneFailure
 from upgrader.lab.oned.objects import History, Host, Image, Vm
 from upgrader.lab.oned.virt import Domain

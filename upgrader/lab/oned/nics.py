@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from upgrader.lab.oned import leases
-from upgrader.lab.oned import template as tpl
+from upgrader.lab.oned import template_attrs as tpl
 from upgrader.lab.oned.cloud import INTERNAL, Cloud, OneFailure
 from upgrader.lab.oned.objects import User, VNet
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape
 
-from upgrader.lab.oned import template as tpl
+from upgrader.lab.oned import template_attrs as tpl
 
 PERM_TAGS = (
     "OWNER_U",

@@ -8,8 +8,8 @@ from pathlib import Path
 from upgrader.lab.oned.clock import SimClock
 from upgrader.lab.oned.cloud import Cloud, Timings
 from upgrader.lab.oned.lifecycle import rearm
+from upgrader.lab.oned.releases import OnedVersion
 from upgrader.lab.oned.store import Store
-from upgrader.lab.oned.versions import OnedVersion
 from upgrader.lab.oned.virt import VirtView
 
 

@@ -21,8 +21,8 @@ from upgrader.lab.oned import lifecycle as lc
 from upgrader.lab.oned.api import Api
 from upgrader.lab.oned.cloud import Cloud
 from upgrader.lab.oned.objects import Host, Vm
+from upgrader.lab.oned.releases import VERSIONS
 from upgrader.lab.oned.runtime import StartError, open_cloud, read_one_auth
-from upgrader.lab.oned.versions import VERSIONS
 
 
 def _ok(answer: list[Any]) -> Any:
