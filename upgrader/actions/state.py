@@ -1,20 +1,19 @@
 """What every action shares: its state files in the run directory, its step's hosts and vars.
 
-State files are JSON, written atomically (``*.tmp``, fsync, rename, fsync of the directory),
-so an action re-run after a crash reads either the old or the new content, never half.
+State files are JSON, written whole (``upgrader.journal.files.write_private``), so an action
+re-run after a crash reads either the old or the new content, never half.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from upgrader.errors import UsageError
-from upgrader.journal.store import make_private_dir
+from upgrader.journal.files import make_private_dir, write_private
 from upgrader.text import parse_duration
 
 
@@ -45,23 +44,10 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON atomically (tmp + fsync + rename), readable by its owner only:
-    the state names the cloud's VMs and hosts, like the journal (0600) it sits beside."""
+    """Write ``data`` as JSON whole (``write_private``), readable by its owner only: the state
+    names the cloud's VMs and hosts, like the journal (0600) it sits beside."""
     make_private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # a tmp left by a killed run keeps its old mode otherwise
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_private(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def step_id(step: object) -> str:

@@ -10,10 +10,11 @@ corruption, reported with the file and line number.
 Secrets never belong in the journal, and callers pass only Secret-free data. As a last line of
 defence a ``Secret`` (anything with a ``reveal()`` method) is written as its ``str()``, ``***``.
 
-The event vocabulary (``EventType``, ``JournalEvent``) is in ``journal_events.py``; the pure
-``replay`` into a ``RunState`` and ``resume_decision`` are in ``journal_replay.py``. Both are
-re-exported here, so ``from upgrader.journal import replay`` keeps working. The run lock lives
-in ``runlock.py``.
+The event vocabulary (``EventType``, ``JournalEvent``) is in ``events.py``; the pure
+``replay`` into a ``RunState`` and ``resume_decision`` are in ``replay.py``; both are
+re-exported here. The durable private-file helpers are in ``files.py`` (``fsync_dir``,
+``make_private_dir`` and ``utc_iso`` are re-exported here too, for their older callers). The
+run lock lives in ``upgrader/run/lock.py``.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from upgrader.errors import JournalError
 from upgrader.journal.events import CORRUPT_HINT, EventType, JournalEvent
+from upgrader.journal.files import fsync_dir, make_private_dir, utc_iso
 from upgrader.journal.replay import (
     GateRecord,
     PendingUndo,
@@ -70,40 +72,10 @@ JOURNAL_NAME = "journal.jsonl"
 _RESERVED = frozenset({"seq", "ts", "type"})
 
 
-def utc_iso(epoch: float) -> str:
-    """Format seconds since the epoch as ISO-8601 UTC with milliseconds: ``...T22:00:00.123Z``."""
-    stamp = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries (a created, renamed or removed file) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def make_private_dir(path: Path) -> None:
-    """Create ``path`` and any missing parents owner-only (0700); an existing one is kept."""
-    missing: list[Path] = []
-    while not path.exists():
-        missing.append(path)
-        path = path.parent
-    for directory in reversed(missing):
-        try:
-            directory.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
-        fsync_dir(directory.parent)
-
-
 class Journal:
     """The append-only journal of one run. Use ``Journal.create`` or ``Journal.open``.
 
-    One process writes a run's journal at a time; the run lock (``runlock.py``) ensures that.
+    One process writes a run's journal at a time; the run lock (``run/lock.py``) ensures that.
     """
 
     def __init__(self, path: Path, fd: int, *, run_id: str, next_seq: int,

@@ -1,11 +1,12 @@
 """The run lock: one run at a time per environment, for manual and scheduled runs alike.
 
 ``<lock_dir>/<environment>.lock`` (0600) holds JSON ``{run_id, pid, host, started, expires,
-pid_start}``. It is created complete or not at all: the content is written to a temporary file
-which is then hard-linked to the lock's name, and ``link`` fails if the name exists, so a reader
-never sees an empty or half-written lock. Every change (create, take over, refresh, release)
-happens under an exclusive ``flock`` on ``<environment>.lock.guard``, so a check and the change
-that follows it cannot interleave with another process's: of two take-overs, one wins.
+pid_start}``. It is created complete or not at all (``upgrader.journal.files.write_private``):
+the content is written to a temporary file which is then hard-linked to the lock's name, and
+``link`` fails if the name exists, so a reader never sees an empty or half-written lock. Every
+change (create, take over, refresh, release) happens under an exclusive ``flock`` on
+``<environment>.lock.guard``, so a check and the change that follows it cannot interleave with
+another process's: of two take-overs, one wins.
 
 A lock is stale when its process is gone (or is a zombie, or its pid now belongs to another
 process: ``pid_start`` is the holder's start time from /proc) or when it has expired. A stale lock
@@ -20,7 +21,6 @@ import os
 import re
 import socket
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 
 from upgrader.errors import LockHeldError, StaleLockError, UsageError
-from upgrader.journal.store import fsync_dir, make_private_dir, utc_iso
+from upgrader.journal.files import fsync_dir, make_private_dir, utc_iso, write_private
 
 _ENVIRONMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -228,22 +228,9 @@ def _read(path: Path) -> LockInfo:
 
 
 def _write(path: Path, info: LockInfo, *, exclusive: bool) -> None:
-    """Write ``info`` to a temporary file, then link it (exclusive) or rename it onto ``path``."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            os.write(fd, json.dumps(asdict(info)).encode() + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if exclusive:
-            os.link(tmp, path)  # FileExistsError when the lock exists
-        else:
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    """Write ``info`` whole: linked to ``path`` (exclusive: FileExistsError when the lock
+    exists) or renamed over it."""
+    write_private(path, json.dumps(asdict(info)) + "\n", exclusive=exclusive)
 
 
 def _alive(pid: int, pid_start: str | None) -> bool:
