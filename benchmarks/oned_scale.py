@@ -1,7 +1,11 @@
 """How the oned 3.x simulator and OneClient cope with big pools: seeding, start-up, pool calls.
 
     .venv/bin/python benchmarks/oned_scale.py [--version 3.2.1] [--sizes 100x2000,1000x20000]
-                                              [--repeat 3]
+                                              [--repeat 3] [--smoke]
+
+``--smoke`` measures the smallest default size once (100x2000, one repeat: seconds): the test
+suite runs it so the benchmark cannot rot; its figures are printed, but one repeat at one
+size is no measurement to quote.
 
 For each size (hosts x VMs): seed a database in a temporary directory with the seeder's CLI
 (timed), start the simulator (timed until it prints ``listening on``), let it settle, then
@@ -384,10 +388,12 @@ def _ratio(value: float, base: float | None) -> str:
     return f"{value / base:6.1f}x" if base else ""
 
 
-def report(version: str, repeat: int, results: list[Result]) -> None:
+def report(version: str, repeat: int, results: list[Result], *, smoke: bool = False) -> None:
     """Print one table per size, with ratios to the first size (the baseline)."""
     base = results[0]
     print(f"oned simulator {version} scale benchmark (repeat {repeat}, 1 uncounted warm-up)")
+    if smoke:
+        print("SMOKE run: the smallest size once, to show the benchmark runs; not figures to quote")
     print(f"baseline for the ratios: {base.size}")
     print("server = Api.call in-process (handler only); raw = HTTP round trip, body unparsed;")
     print("client = OneClient over the socket, parsed into models. Call times in ms.")
@@ -446,11 +452,15 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated HOSTSxVMS (default {DEFAULT_SIZES}); the first is the baseline",
     )
     p.add_argument("--repeat", type=int, default=3, help="timed calls per measurement")
+    p.add_argument("--smoke", action="store_true",
+                   help="the smallest default size, one repeat (seconds): does it still run?")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.sizes, args.repeat = [Size.parse(DEFAULT_SIZES.partition(",")[0])], 1
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
     results = [run_size(args.version, size, args.repeat) for size in args.sizes]
-    report(args.version, args.repeat, results)
+    report(args.version, args.repeat, results, smoke=args.smoke)
     return 0
 
 
