@@ -16,35 +16,41 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from upgrader.ansible_adapter.outcome import PlaybookCall
 from upgrader.ansible_adapter.runner import run_playbook
 from upgrader.errors import UpgraderError
+from upgrader.gates.model import (
+    AGENTS,
+    ALL_PARTS,
+    FRONTENDS,
+    GROUPS,
+    HYPERVISORS,
+    NFS_SERVERS,
+    Gathered,
+    HostData,
+)
+
+# The gather result and its parts live in ``model`` (pure); named here too for the callers.
+__all__ = [
+    "AGENTS",
+    "ALL_PARTS",
+    "FRONTENDS",
+    "GROUPS",
+    "HYPERVISORS",
+    "NFS_SERVERS",
+    "PLAYBOOK",
+    "Gathered",
+    "HostData",
+    "HostObserver",
+]
 
 PLAYBOOK = "gather-host-facts.yml"
 # The gather play as a whole (ssh itself gives up on a dead host within about 15 s).
 GATHER_TIMEOUT = 300.0
-
-HostData = Mapping[str, Any] | None  # what a host reported; None: it did not answer
-
-# The parts of the gather play: each group's play runs only when a gate of the round needs
-# it; the agents' checks (the slowest question to the front ends) only for fencing-ready.
-HYPERVISORS, FRONTENDS, NFS_SERVERS, AGENTS = "hypervisors", "frontends", "nfs_servers", "agents"
-GROUPS = (HYPERVISORS, FRONTENDS, NFS_SERVERS)
-ALL_PARTS = frozenset({*GROUPS, AGENTS})
 _NOTHING = "!all"  # a host pattern that matches no host: the play is skipped
-
-
-@dataclass(frozen=True)
-class Gathered:
-    """One pass of the gather play: per group, host -> what it reported (None: no answer)."""
-
-    hypervisors: Mapping[str, HostData]
-    frontends: Mapping[str, HostData] = field(default_factory=dict)
-    nfs_servers: Mapping[str, HostData] = field(default_factory=dict)
 
 
 class HostObserver:
@@ -83,10 +89,7 @@ class HostObserver:
             wanted = parts if fresh else (parts | self._planned) - self._have
             if AGENTS in wanted:
                 wanted |= {FRONTENDS}  # the agents are checked by the front ends' play
-            got = self._run(wanted)
-            self._round = Gathered(
-                **{part: getattr(got if part in wanted else self._round, part) for part in GROUPS}
-            )
+            self._round = self._round.updated(self._run(wanted), wanted)
             if FRONTENDS in wanted and AGENTS not in wanted:
                 self._have -= {AGENTS}  # the front ends' answers now come without the agents
             self._have |= wanted

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from upgrader.errors import OneApiError
-from upgrader.gates.gather import Gathered, HostData
+from upgrader.gates.model import Gathered, HostData
 from upgrader.gates.verdicts import (
     AgentCheck,
     DatastoreMount,

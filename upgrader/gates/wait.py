@@ -55,7 +55,7 @@ def check_gate(
                     name,
                     FAIL,
                     {"summary": f"could not observe: {exc}"},
-                    getattr(exc, "hint", None) or "check the source it reads",
+                    _hint(exc) or "check the source it reads",
                 ),
                 attempts,
                 clock() - started,
@@ -79,6 +79,10 @@ def check_gate(
             f"{result.evidence.get('summary', '')}"
         )
         sleep(min(policy.interval, max(0.0, policy.budget - waited)) or policy.interval)
+
+
+def _hint(exc: Exception) -> str | None:
+    return exc.hint if isinstance(exc, UpgraderError) else None
 
 
 def _with(result: GateResult, attempts: int, waited: float) -> GateResult:
