@@ -1,28 +1,50 @@
 """Health gates: read-only checks with a verdict, evidence and a remediation hint.
 
-``build_gates`` binds every gate of the catalogue to one cloud: what it reads (oned through
-``OneClient``; the hosts through one gather play, ``HostObserver``), its pure verdict
-(``verdicts``) and its wait policy (``runner``). The executor evaluates the gates a step
-names; ``upgrader gates`` evaluates the standing ones. Gates without an observer read only
-oned, and the host gates are absent.
+The whole catalogue, one line a gate (``CATALOGUE`` below is the same table in code). Each gate
+reads oned through ``OneClient`` and/or the hosts through one gather play (``Observer``; its
+parts are what ``HOST_PARTS`` says), builds an observation (``observe``) and hands it to its
+pure verdict (``verdicts``); ``wait`` looks again while the verdict is inconclusive.
+
+    gate                reads                              standing  verdict params set here
+    oned-reachable      oned                               yes
+    oned-version        oned; frontends (if observed)      yes       require_onedb: False unobserved
+    hosts-monitored     oned                               yes
+    vms-settled         oned                               yes
+    vms-unchanged       oned (a snapshot before the step)  no
+    no-duplicate-vms    oned; hypervisors                  yes
+    datastores-healthy  oned; hypervisors, nfs_servers     yes       min_free: 5%
+    pacemaker-healthy   frontends                          yes
+    fencing-ready       frontends, agents                  yes
+    libvirtd-alive      hypervisors                        yes
+    puppet-held         hypervisors                        no        run_id: the run's
+    puppet-released     hypervisors                        no        run_id: the run's
+
+Standing gates hold at any time (``upgrader gates`` evaluates them, ``STANDING``); the others
+only inside a run. ``build_gates`` binds the catalogue to one cloud; without an observer the
+gates that read the hosts are absent, but for ``oned-version``, which then reads oned only.
+The executor evaluates the gates a step names, a round at a time (``GateSet.new_round``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from upgrader.errors import OneApiError
 from upgrader.gates import observe, verdicts
-from upgrader.gates.gather import (
+from upgrader.gates.model import (
     AGENTS,
     FRONTENDS,
     HYPERVISORS,
+    INCONCLUSIVE,
     NFS_SERVERS,
+    Gate,
+    GateResult,
     Gathered,
-    HostObserver,
+    Observer,
+    Snapshot,
 )
-from upgrader.gates.model import INCONCLUSIVE, Gate, GateResult
 from upgrader.gates.verdicts import HostPool, OnedAnswer, VmIdentity, VmPool, VmSnapshots
 from upgrader.gates.wait import WaitPolicy, check_gate
 from upgrader.opennebula import OneClient, VmState
@@ -33,6 +55,40 @@ Progress = Callable[[str], None]
 POLICY_PARAMS = ("interval", "timeout")
 # Free space a datastore needs when the runbook does not say (``upgrader gates``).
 DEFAULT_MIN_FREE = "5%"
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """What the gates are bound to: oned, the hosts (if observed), the run, the progress."""
+
+    client: OneClient
+    observer: Observer | None
+    run_id: str
+    progress: Progress
+
+    def hosts(self, parts: frozenset[str], fresh: bool) -> Gathered | None:
+        """The round's gather of ``parts`` (None without an observer or parts to read)."""
+        if self.observer is None or not parts:
+            return None
+        return self.observer.gather(parts, fresh=fresh)
+
+
+Factory = Callable[["Entry", Cloud], Gate]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One gate of the catalogue: what it reads of the hosts (the gather play's parts; none:
+    oned only), whether it stands at any time, and how it is built for a cloud."""
+
+    name: str
+    parts: frozenset[str]
+    standing: bool
+    make: Factory
+    unobserved: bool = False  # built without an observer too (it then reads oned only)
+
+    def available(self, cloud: Cloud) -> bool:
+        return cloud.observer is not None or not self.parts or self.unobserved
 
 
 def _policy(spec: GateSpec) -> WaitPolicy:
@@ -71,6 +127,25 @@ def _gate(
     return check
 
 
+Observe = Callable[[OneClient, Gathered | None], Any]
+
+
+def _observed(
+    read: Observe,
+    judge: verdicts.VerdictFn,
+    params: Callable[[Cloud], Mapping[str, Any]] = lambda cloud: {},
+) -> Factory:
+    """Gates that ``read`` oned and the hosts the entry names, and ``judge`` what they read."""
+
+    def make(entry: Entry, cloud: Cloud) -> Gate:
+        def observe_once(fresh: bool) -> Any:
+            return read(cloud.client, cloud.hosts(entry.parts, fresh))
+
+        return _gate(entry.name, observe_once, judge, cloud.progress, **params(cloud))
+
+    return make
+
+
 def oned_answer(client: OneClient) -> OnedAnswer:
     """Whether oned answers ``one.hostpool.info``."""
     try:
@@ -85,17 +160,17 @@ def vm_identities(client: OneClient) -> tuple[VmIdentity, ...]:
 
 
 class VmsUnchanged:
-    """``vms-unchanged``: the executor takes ``snapshot`` before the step (and journals it),
-    then calls the gate after the step with that snapshot as ``before``."""
+    """``vms-unchanged`` (a ``ComparingGate``): the executor takes ``snapshot`` before the step
+    (and journals it), then calls the gate after the step with that snapshot as ``before``."""
 
     def __init__(self, client: OneClient) -> None:
         self.client = client
 
-    def snapshot(self, spec: GateSpec, step: PlannedStep) -> list[dict[str, Any]]:
+    def snapshot(self, spec: GateSpec, step: PlannedStep) -> Snapshot:
         return [vm.__dict__.copy() for vm in vm_identities(self.client)]
 
     def __call__(
-        self, spec: GateSpec, step: PlannedStep, before: list[dict[str, Any]] | None = None
+        self, spec: GateSpec, step: PlannedStep, before: Snapshot | None = None
     ) -> GateResult:
         if before is None:
             return GateResult(
@@ -119,10 +194,136 @@ class VmsUnchanged:
         return verdicts.vms_unchanged(VmSnapshots(then, now), **params)
 
 
-class GateSet(Mapping[str, Gate]):
-    """The gates of one cloud; ``new_round`` lets the next gate gather from the hosts again."""
+# What each gate reads, from oned (the client) and the gather play (None: not observed).
 
-    def __init__(self, gates: Mapping[str, Gate], observer: HostObserver | None) -> None:
+
+def _read_oned(client: OneClient, _: Gathered | None) -> OnedAnswer:
+    return oned_answer(client)
+
+
+def _read_hosts(client: OneClient, _: Gathered | None) -> HostPool:
+    return HostPool.from_hosts(client.host_pool())
+
+
+def _read_vms(client: OneClient, _: Gathered | None) -> VmPool:
+    return VmPool.from_vms(client.vm_pool())
+
+
+def _read_domains(client: OneClient, seen: Gathered | None) -> verdicts.DomainMap:
+    return observe.domain_map(client, _observed_hosts(seen).hypervisors)
+
+
+def _read_datastores(client: OneClient, seen: Gathered | None) -> verdicts.DatastoreObservation:
+    return observe.datastore_observation(client, _observed_hosts(seen))
+
+
+def _read_pacemaker(_: OneClient, seen: Gathered | None) -> verdicts.PacemakerObservation:
+    return observe.pacemaker_observation(_observed_hosts(seen))
+
+
+def _read_fencing(_: OneClient, seen: Gathered | None) -> verdicts.FencingObservation:
+    return observe.fencing_observation(_observed_hosts(seen))
+
+
+def _read_libvirtd(_: OneClient, seen: Gathered | None) -> verdicts.LibvirtdObservation:
+    return observe.libvirtd_observation(_observed_hosts(seen).hypervisors)
+
+
+def _read_puppet(_: OneClient, seen: Gathered | None) -> verdicts.PuppetObservation:
+    return observe.puppet_observation(_observed_hosts(seen).hypervisors)
+
+
+def _observed_hosts(seen: Gathered | None) -> Gathered:
+    if seen is None:  # Entry.available keeps host gates out of a cloud without an observer
+        raise AssertionError("a gate that reads the hosts was built without an observer")
+    return seen
+
+
+def _onedb_unless_observed(cloud: Cloud) -> Mapping[str, Any]:
+    return {} if cloud.observer is not None else {"require_onedb": False}
+
+
+def _run_id(cloud: Cloud) -> Mapping[str, Any]:
+    return {"run_id": cloud.run_id}
+
+
+def _vms_unchanged(entry: Entry, cloud: Cloud) -> Gate:
+    return VmsUnchanged(cloud.client)
+
+
+_NONE: frozenset[str] = frozenset()
+
+CATALOGUE: tuple[Entry, ...] = (
+    Entry("oned-reachable", _NONE, True, _observed(_read_oned, verdicts.oned_reachable)),
+    Entry(
+        "oned-version",
+        frozenset({FRONTENDS}),
+        True,
+        _observed(observe.version_observation, verdicts.oned_version, _onedb_unless_observed),
+        unobserved=True,
+    ),
+    Entry("hosts-monitored", _NONE, True, _observed(_read_hosts, verdicts.hosts_monitored)),
+    Entry("vms-settled", _NONE, True, _observed(_read_vms, verdicts.vms_settled)),
+    Entry("vms-unchanged", _NONE, False, _vms_unchanged),
+    Entry(
+        "no-duplicate-vms",
+        frozenset({HYPERVISORS}),
+        True,
+        _observed(_read_domains, verdicts.no_duplicate_vms),
+    ),
+    Entry(
+        "datastores-healthy",
+        frozenset({HYPERVISORS, NFS_SERVERS}),
+        True,
+        _observed(
+            _read_datastores,
+            verdicts.datastores_healthy,
+            lambda cloud: {"min_free": DEFAULT_MIN_FREE},
+        ),
+    ),
+    Entry(
+        "pacemaker-healthy",
+        frozenset({FRONTENDS}),
+        True,
+        _observed(_read_pacemaker, verdicts.pacemaker_healthy),
+    ),
+    Entry(
+        "fencing-ready",
+        frozenset({FRONTENDS, AGENTS}),
+        True,
+        _observed(_read_fencing, verdicts.fencing_ready),
+    ),
+    Entry(
+        "libvirtd-alive",
+        frozenset({HYPERVISORS}),
+        True,
+        _observed(_read_libvirtd, verdicts.libvirtd_alive),
+    ),
+    Entry(
+        "puppet-held",
+        frozenset({HYPERVISORS}),
+        False,
+        _observed(_read_puppet, verdicts.puppet_held, _run_id),
+    ),
+    Entry(
+        "puppet-released",
+        frozenset({HYPERVISORS}),
+        False,
+        _observed(_read_puppet, verdicts.puppet_released, _run_id),
+    ),
+)
+
+# What each host-reading gate needs of the gather play (the groups it visits).
+HOST_PARTS: Mapping[str, frozenset[str]] = {e.name: e.parts for e in CATALOGUE if e.parts}
+
+# Gates that hold at any time (``upgrader gates``); the others only inside a run.
+STANDING: tuple[str, ...] = tuple(e.name for e in CATALOGUE if e.standing)
+
+
+class GateSet(Mapping[str, Gate]):
+    """The gates of one cloud (``Gates``); ``new_round`` lets the next gate gather again."""
+
+    def __init__(self, gates: Mapping[str, Gate], observer: Observer | None) -> None:
         self._gates = dict(gates)
         self.observer = observer
 
@@ -146,123 +347,11 @@ class GateSet(Mapping[str, Gate]):
 def build_gates(
     client: OneClient,
     progress: Progress = lambda line: None,
-    observer: HostObserver | None = None,
+    observer: Observer | None = None,
     run_id: str = "",
 ) -> GateSet:
     """Every gate the runbooks may name, bound to one cloud (and its hosts, with an observer);
     ``run_id`` is the run the Puppet hold must name."""
-    gates: dict[str, Gate] = {
-        "oned-reachable": _gate(
-            "oned-reachable", lambda fresh: oned_answer(client), verdicts.oned_reachable, progress
-        ),
-        "hosts-monitored": _gate(
-            "hosts-monitored",
-            lambda fresh: HostPool.from_hosts(client.host_pool()),
-            verdicts.hosts_monitored,
-            progress,
-        ),
-        "vms-settled": _gate(
-            "vms-settled",
-            lambda fresh: VmPool.from_vms(client.vm_pool()),
-            verdicts.vms_settled,
-            progress,
-        ),
-        "vms-unchanged": VmsUnchanged(client),
-    }
-    if observer is None:
-        gates["oned-version"] = _gate(
-            "oned-version",
-            lambda fresh: observe.version_observation(client, None),
-            verdicts.oned_version,
-            progress,
-            require_onedb=False,
-        )
-        return GateSet(gates, None)
-
-    def hosts(fresh: bool, *parts: str) -> Gathered:
-        return observer.gather(frozenset(parts), fresh=fresh)
-
-    gates.update(
-        {
-            "oned-version": _gate(
-                "oned-version",
-                lambda fresh: observe.version_observation(client, hosts(fresh, FRONTENDS)),
-                verdicts.oned_version,
-                progress,
-            ),
-            "no-duplicate-vms": _gate(
-                "no-duplicate-vms",
-                lambda fresh: observe.domain_map(client, hosts(fresh, HYPERVISORS).hypervisors),
-                verdicts.no_duplicate_vms,
-                progress,
-            ),
-            "datastores-healthy": _gate(
-                "datastores-healthy",
-                lambda fresh: observe.datastore_observation(
-                    client, hosts(fresh, HYPERVISORS, NFS_SERVERS)
-                ),
-                verdicts.datastores_healthy,
-                progress,
-                min_free=DEFAULT_MIN_FREE,
-            ),
-            "pacemaker-healthy": _gate(
-                "pacemaker-healthy",
-                lambda fresh: observe.pacemaker_observation(hosts(fresh, FRONTENDS)),
-                verdicts.pacemaker_healthy,
-                progress,
-            ),
-            "fencing-ready": _gate(
-                "fencing-ready",
-                lambda fresh: observe.fencing_observation(hosts(fresh, FRONTENDS, AGENTS)),
-                verdicts.fencing_ready,
-                progress,
-            ),
-            "libvirtd-alive": _gate(
-                "libvirtd-alive",
-                lambda fresh: observe.libvirtd_observation(hosts(fresh, HYPERVISORS).hypervisors),
-                verdicts.libvirtd_alive,
-                progress,
-            ),
-            "puppet-held": _gate(
-                "puppet-held",
-                lambda fresh: observe.puppet_observation(hosts(fresh, HYPERVISORS).hypervisors),
-                verdicts.puppet_held,
-                progress,
-                run_id=run_id,
-            ),
-            "puppet-released": _gate(
-                "puppet-released",
-                lambda fresh: observe.puppet_observation(hosts(fresh, HYPERVISORS).hypervisors),
-                verdicts.puppet_released,
-                progress,
-                run_id=run_id,
-            ),
-        }
-    )
+    cloud = Cloud(client, observer, run_id, progress)
+    gates = {e.name: e.make(e, cloud) for e in CATALOGUE if e.available(cloud)}
     return GateSet(gates, observer)
-
-
-# What each host-reading gate needs of the gather play (the groups it visits).
-HOST_PARTS: Mapping[str, frozenset[str]] = {
-    "oned-version": frozenset({FRONTENDS}),
-    "no-duplicate-vms": frozenset({HYPERVISORS}),
-    "datastores-healthy": frozenset({HYPERVISORS, NFS_SERVERS}),
-    "pacemaker-healthy": frozenset({FRONTENDS}),
-    "fencing-ready": frozenset({FRONTENDS, AGENTS}),
-    "libvirtd-alive": frozenset({HYPERVISORS}),
-    "puppet-held": frozenset({HYPERVISORS}),
-    "puppet-released": frozenset({HYPERVISORS}),
-}
-
-# Gates that hold at any time (``upgrader gates``); the others only inside a run.
-STANDING = (
-    "oned-reachable",
-    "oned-version",
-    "hosts-monitored",
-    "vms-settled",
-    "no-duplicate-vms",
-    "datastores-healthy",
-    "pacemaker-healthy",
-    "fencing-ready",
-    "libvirtd-alive",
-)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from upgrader.gates.model import GateResult
+from upgrader.gates.model import GateResult, Verdict
 from upgrader.gates.verdicts.agents import (
     LibvirtdObservation,
     LibvirtdStatus,
@@ -71,9 +71,10 @@ from upgrader.gates.verdicts.vms import (
     vms_unchanged,
 )
 
-Verdict = Callable[..., GateResult]
+VerdictFn = Callable[..., GateResult]
+"""A verdict function: ``(observation, **params) -> GateResult``."""
 
-VERDICTS: Mapping[str, Verdict] = {
+VERDICTS: Mapping[str, VerdictFn] = {
     "oned-reachable": oned_reachable,
     "oned-version": oned_version,
     "hosts-monitored": hosts_monitored,
@@ -127,6 +128,7 @@ __all__ = [
     "PuppetAgent",
     "PuppetObservation",
     "Verdict",
+    "VerdictFn",
     "VmIdentity",
     "VmPool",
     "VmSeen",
