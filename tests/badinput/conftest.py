@@ -64,10 +64,12 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
 def _seed_runs(config: Path) -> None:
     """A paused run (its fingerprint matches the site), a dry run and an aborted run."""
     from upgrader.journal.store import EventType, Journal
-    from upgrader.run import runs
+    from upgrader.config.workspace import workspace
+    from upgrader.run.context import client_for
+    from upgrader.run.prepare import prepare_plan
 
-    ws = runs.workspace(config, "staging")
-    plan, _ = runs.prepare_plan(ws, runs.client_for(ws.env), "3.6")
+    ws = workspace(config, "staging")
+    plan, _ = prepare_plan(ws, client_for(ws.env), "3.6")
     for run_id, dry, end in ((PAUSED, False, EventType.RUN_PAUSED),
                              (DRY, True, EventType.RUN_FINISHED),
                              (ABORTED, False, EventType.RUN_ABORTED)):

@@ -1,4 +1,4 @@
-"""The CLI's report edge: ``upgrader report`` and the ``--report FILE`` of ``run`` and ``plan``.
+"""``upgrader report``, and the ``--report FILE`` of ``run`` and ``plan``.
 
 Building and rendering are ``upgrader.reports``; this module only finds the journal, picks
 the format and writes the file (owner-only: a report names hosts, VMs and the site's
@@ -18,6 +18,8 @@ from typing import Any
 
 import click
 
+from upgrader.cli.options import config_option, site_workspace, stage_option
+from upgrader.config.workspace import Workspace
 from upgrader.errors import UpgraderError, UsageError
 from upgrader.journal.store import read_events
 from upgrader.reports.build import build
@@ -34,9 +36,9 @@ REPORT_HELP = {
 
 def report_text(ws: Any, run_id: str, fmt: str) -> str:
     """The report of run (or dry run) ``run_id`` in ``fmt``."""
-    from upgrader.run import runs  # noqa: PLC0415 - the run machinery loads only when used
+    from upgrader.run.status import find_run
 
-    events = read_events(runs.find_run(ws, run_id) / "journal.jsonl")
+    events = read_events(find_run(ws, run_id) / "journal.jsonl")
     if not events:
         raise UsageError(f"run '{run_id}' has an empty journal: nothing to report")
     return render(build(events), fmt)
@@ -97,11 +99,8 @@ def report_option(command: str) -> Callable[[Callable[..., Any]], Callable[..., 
     return decorate
 
 
-def _workspace(kwargs: dict[str, Any]) -> Any:
-    from upgrader.run import runs  # noqa: PLC0415
-
-    return runs.workspace(kwargs.get("config"), "staging" if kwargs.get("stage") else
-                          "production")
+def _workspace(kwargs: dict[str, Any]) -> Workspace:
+    return site_workspace(kwargs.get("config"), bool(kwargs.get("stage")))
 
 
 def _after_run(f: Callable[..., Any], report: Path, args: Any, kwargs: dict[str, Any]) -> Any:
@@ -143,15 +142,33 @@ def _after_plan(f: Callable[..., Any], report: Path, args: Any, kwargs: dict[str
 
 
 def _plan_report(kwargs: dict[str, Any], report: Path) -> None:
-    from upgrader.run import runs  # noqa: PLC0415
-    from upgrader.run import window as run_window  # noqa: PLC0415
+    from upgrader.run.context import client_for, estimates
+    from upgrader.run.prepare import prepare_plan
+    from upgrader.windows.choose import forecast, now, window_dict
 
     ws = _workspace(kwargs)
-    plan, _ = runs.prepare_plan(ws, runs.client_for(ws.env), kwargs.get("target") or "3.6",
-                                kwargs.get("accept") or ())
-    at = run_window.now()
-    window = run_window.forecast(ws, None, at)
-    model = from_plan(plan.to_dict(), run_window.window_dict(window),
-                      run_window.estimates(ws, plan), at.isoformat())
+    plan, _ = prepare_plan(ws, client_for(ws.env), kwargs.get("target") or "3.6",
+                           kwargs.get("accept") or ())
+    at = now()
+    window = forecast(ws, None, at)
+    model = from_plan(plan.to_dict(), window_dict(window), estimates(ws, plan), at.isoformat())
     write_private(report, render(model, _format_of(report)))
     click.echo(f"plan report: {report}", err=True)
+
+
+@click.command()
+@click.argument("run_id")
+@config_option
+@stage_option
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md",
+              show_default=True, help="Markdown, a self-contained HTML page, or JSON")
+@click.option("-o", "output", type=click.Path(path_type=Path), help="write to FILE (mode 0600)")
+def report(run_id: str, config: Path | None, stage: bool, fmt: str, output: Path | None) -> None:
+    """The report of a run (what happened) or of a dry run (what would happen)."""
+    text = report_text(site_workspace(config, stage), run_id, fmt)
+    if output:
+        write_private(output, text)
+    else:
+        click.echo(text, nl=False)
+
+

@@ -1,7 +1,7 @@
 """``upgrader windows`` and ``upgrader schedule``: when an environment may be upgraded.
 
 Both read only the site config (and, for ``schedule``, the journals of earlier runs); they
-never talk to oned, so they work without the cloud or the lab running. ``cli.py`` registers
+never talk to oned, so they work without the cloud or the lab running. ``cli.main`` registers
 them; errors become messages and exit codes there.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from upgrader.cli.options import config_option, json_option, site_workspace, stage_option
 from upgrader.errors import ConfigError, UsageError, WindowClosedError
 from upgrader.windows.systemd import Units, describe, render, resumable_run
 from upgrader.windows.window import (
@@ -27,25 +28,16 @@ from upgrader.windows.window import (
     parse_spec,
 )
 
-_config = click.option("--config", type=click.Path(path_type=Path), help="the site config file")
-_stage = click.option("--stage", is_flag=True, help="the staging environment (else production)")
-
-
-def _workspace(config: Path | None, stage: bool) -> Any:
-    from upgrader.run import runs  # noqa: PLC0415 - heavy (ansible-runner); only when a command runs
-
-    return runs.workspace(config, "staging" if stage else "production")
-
 
 @click.command()
-@_config
-@_stage
-@click.option("--json", "as_json", is_flag=True, help="the windows as JSON on stdout")
+@config_option
+@stage_option
+@json_option("the windows")
 @click.option("--count", type=click.IntRange(1, 100), default=5, show_default=True,
               help="how many windows to show")
 def windows(config: Path | None, stage: bool, as_json: bool, count: int) -> None:
     """The next maintenance windows of the environment, in their own zone and in UTC."""
-    ws = _workspace(config, stage)
+    ws = site_workspace(config, stage)
     now = datetime.now(UTC)
     found = _config_windows(ws, lambda specs: occurrences(specs, now, count))
     if as_json:
@@ -95,8 +87,8 @@ def _config_windows(ws: Any, question: Any) -> Any:
 
 @click.command()
 @click.argument("target")
-@_config
-@_stage
+@config_option
+@stage_option
 @click.option("--output", required=True, type=click.Path(path_type=Path),
               help="the directory to write the .service and .timer to (nothing is installed)")
 @click.option("--window", "spec", metavar="SPEC",
@@ -107,7 +99,7 @@ def schedule(target: str, config: Path | None, stage: bool, output: Path,
 
     A window open right now is not used: a timer for a moment already past never fires.
     Run `upgrader run TARGET --window START/END` by hand to use it."""
-    ws = _workspace(config, stage)
+    ws = site_workspace(config, stage)
     goal = _target(ws, target)
     now = datetime.now(UTC)
     window = _window_to_schedule(ws, spec, now)
@@ -133,9 +125,9 @@ def _command(ws: Any, goal: str, stage: bool,
     """(the command the service runs, what it does in words, the latest run of ``goal``):
     ``resume`` when that run is paused or failed, else a new ``run``; both bound to
     exactly ``window``."""
-    from upgrader.run import runs  # noqa: PLC0415 - see _workspace
+    from upgrader.run.status import run_summaries
 
-    run_id, latest = resumable_run(runs.run_summaries(ws), ws.env.name, goal)
+    run_id, latest = resumable_run(run_summaries(ws), ws.env.name, goal)
     how = ["resume", run_id] if run_id else ["run", goal]
     command = [*_program(), *how, "--yes", *(["--stage"] if stage else []),
                "--config", str(ws.site.path),
@@ -148,8 +140,8 @@ def _command(ws: Any, goal: str, stage: bool,
 def _target(ws: Any, target: str) -> str:
     """The target as a run journals it (``3.6``, ``nfs``); exit 2 for an unknown one, as
     ``run`` and ``plan`` refuse it."""
-    from upgrader.plan.targets import storage_hop  # noqa: PLC0415 - see _workspace
-    from upgrader.plan.versions import series_of  # noqa: PLC0415
+    from upgrader.plan.targets import storage_hop
+    from upgrader.plan.versions import series_of
 
     move = storage_hop(ws.site, target)
     return move[1] if move else series_of(target)

@@ -43,9 +43,9 @@ from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
+from upgrader.config.yaml_file import IDENTIFIER, YamlFile, suggest
 from upgrader.errors import ConfigError, ConfigFileError
 from upgrader.opennebula.secret import Secret
-from upgrader.plan.runbook import IDENTIFIER, YamlFile, suggest
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 LAB_ROOT = Path("/var/lib/upgrader-lab")

@@ -28,6 +28,9 @@ STR, INT, FLOAT, BOOL, NULL = (f"tag:yaml.org,2002:{t}" for t in
 _TYPE_NAMES = {STR: "a string", INT: "an integer", FLOAT: "a number", BOOL: "a boolean",
                NULL: "nothing (null)", "tag:yaml.org,2002:timestamp": "a timestamp"}
 
+# The names of steps, storages and environments: lower-case words joined by dashes.
+IDENTIFIER = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
 
 class YamlFile:
     """One YAML file composed to nodes; its checks fail with ``file:line:column: path:``."""

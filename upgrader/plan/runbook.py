@@ -42,7 +42,6 @@ its position) and only ever constructed with the safe constructor: that machiner
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -50,21 +49,16 @@ from typing import Any
 
 import yaml
 
-from upgrader.config.yaml_file import BOOL, YamlFile, describe, join, suggest
+from upgrader.config.yaml_file import BOOL, IDENTIFIER, YamlFile, describe, suggest
 from upgrader.errors import RunbookError
 from upgrader.plan.versions import SERIES
 
 __all__ = [
-    "IDENTIFIER",
     "KNOWN_ACTIONS",
     "GateSpec",
     "Runbook",
     "Step",
-    "YamlFile",
-    "describe",
-    "join",
     "load_runbook",
-    "suggest",
 ]
 
 KNOWN_ACTIONS: frozenset[str] = frozenset({
@@ -79,8 +73,6 @@ KNOWN_ACTIONS: frozenset[str] = frozenset({
     "move-back-vms",  # live-migrate the VMs drained off the batch back to it
 })
 """The orchestrator actions a step may name (``action:``); the executor implements them."""
-
-IDENTIFIER = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 # ------------------------------------------------------------------- the model

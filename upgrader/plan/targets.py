@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from upgrader.config.site import SiteConfig
+from upgrader.config.yaml_file import IDENTIFIER
 from upgrader.errors import UsageError
 from upgrader.plan.planner import runbook_file
-from upgrader.plan.runbook import IDENTIFIER, Runbook, load_runbook
+from upgrader.plan.runbook import Runbook, load_runbook
 from upgrader.plan.versions import SERIES, series_of
 
 

@@ -57,12 +57,10 @@ class StartOptions:
 def start_run(ws: Workspace, opts: StartOptions) -> str:
     """Plan, lock, journal and execute; returns the run id.
 
-    A dry run goes to ``upgrader.run.dryrun`` (no lock, no step run); its verdict is in its
-    journal and in what ``dryrun.start`` returns."""
+    A dry run is ``upgrader.run.dryrun.start`` (no lock, no step run), which builds on this
+    module; its verdict is in its journal and in what it returns."""
     if opts.dry_run:
-        from upgrader.run import dryrun  # noqa: PLC0415 - dryrun builds on this module
-
-        return dryrun.start(ws, opts).run_id
+        raise UsageError("start_run does not do dry runs", hint="call upgrader.run.dryrun.start")
     window = run_window.choose(ws, opts.window, run_window.now(), f"run {opts.target}")
     client = client_for(ws.env)
     plan, runbooks = prepare_plan(
