@@ -1,7 +1,7 @@
 """The one error family of upgrader.
 
 Every error a user can cause or meet carries an exit code (DESIGN.md section 4) and,
-where there is one, a hint saying what to do next. ``cli.py`` is the only place that
+where there is one, a hint saying what to do next. ``upgrader.cli`` is the only place that
 turns them into messages; nothing here logs or prints.
 """
 

@@ -4,8 +4,8 @@ The only module that imports ``ansible_runner``. ``run_playbook`` never raises f
 failed, unreachable, cancelled or timed-out play: it returns a ``PlaybookOutcome`` and the
 executor decides what that means (STYLE.md 2.4 rule 3). This module prepares the run (the
 private data directory, secret variables, environment) and kills what it leaves behind;
-``ansible_events.py`` reads the runner's events and builds the outcome, and its names
-(``PlaybookStatus``, ``PlaybookOutcome``, ``TaskChange``) are re-exported here.
+``events.py`` reads the runner's events and builds the outcome, whose types
+(``PlaybookCall``, ``PlaybookOutcome``, ...) are in ``outcome.py``, which loads no Ansible.
 
 Killing for real: ansible-runner's cancel and timeout SIGKILL ansible-playbook's process
 group, but ansible-core 2.19 forks every task worker into its own session, so the worker

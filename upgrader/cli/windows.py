@@ -76,8 +76,8 @@ def _as_json(w: Window, now: datetime) -> dict[str, Any]:
 
 
 def _config_windows(ws: Any, question: Any) -> Any:
-    """Ask ``question(specs)`` of the environment's configured windows; a spec window.py
-    cannot read (config.py lets nothing like that through) is the config's fault."""
+    """Ask ``question(specs)`` of the environment's configured windows; a spec windows/window.py
+    cannot read (config/site.py lets nothing like that through) is the config's fault."""
     try:
         return question(ws.env.windows)
     except ValueError as exc:

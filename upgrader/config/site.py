@@ -70,7 +70,7 @@ class Environment:
     credentials: Path
     inventory: Path
     requires_rehearsal_on: str | None
-    windows: tuple[Mapping[str, Any], ...]  # validated, not yet interpreted (window.py)
+    windows: tuple[Mapping[str, Any], ...]  # validated, not yet interpreted (windows/window.py)
     batch_size: int | None
     # Ansible Vault's password for the inventory's ``!vault`` values (given to every play)
     vault_password_file: Path | None = None

@@ -4,8 +4,8 @@
 position) and only ever constructs values with the safe constructor. Its checks (``fields``,
 ``text``, ``integer``, ``seconds``, ...) fail with ``<file>:<line>:<column>: <key path>:
 <problem>``, key paths counting list items from 0 (``steps[2].serial``), and an unknown key
-comes with the nearest valid one. Runbooks (``runbook.py``) and the config file
-(``config.py``) are both validated with it.
+comes with the nearest valid one. Runbooks (``plan/runbook.py``) and the config file
+(``config/site.py``) are both validated with it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``EventType`` names each kind of transition (with the fields it carries) and ``JournalEvent``
 is one line as read back from disk. The writer and reader (``journal.py``) and the pure fold
-into a ``RunState`` (``journal_replay.py``) both speak it.
+into a ``RunState`` (``journal/replay.py``) both speak it.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ Every validation error reads ``<file>:<line>:<column>: <key path>: <problem>``, 
 count list items from 0 (``steps[2].serial``), and an unknown key comes with the nearest
 valid one. The YAML is composed into nodes with PyYAML's safe loader (so each value keeps
 its position) and only ever constructed with the safe constructor: that machinery,
-``YamlFile`` and its helpers, is in ``yaml_file.py`` and re-exported here.
+``YamlFile`` and its helpers, is in ``config/yaml_file.py``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Pure: no I/O and no clock. Every function takes ``now`` (an aware datetime) from its caller,
 so the same question always gets the same answer.
 
-The site config declares windows per environment (``config.py`` validates them and keeps
+The site config declares windows per environment (``config/site.py`` validates them and keeps
 them as raw mappings), in two kinds:
 
 - weekly ``{weekly: "Sat 01:00", duration: 4h, timezone: Europe/Berlin}``: opens at that
