@@ -12,7 +12,6 @@ import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
 
-from upgrader.lab.oned import lifecycle as lc
 from upgrader.lab.oned import template_attrs as tpl
 from upgrader.lab.oned.cloud import (
     AUTHENTICATION,
@@ -23,6 +22,7 @@ from upgrader.lab.oned.cloud import (
     OneFailure,
     not_found,
 )
+from upgrader.lab.oned.monitoring import start_monitoring
 from upgrader.lab.oned.objects import (
     POOL_TAGS,
     Cluster,
@@ -30,6 +30,7 @@ from upgrader.lab.oned.objects import (
     PoolObject,
     User,
 )
+from upgrader.lab.oned.states import H_DISABLED, H_INIT
 
 FAULT_TYPE = -501
 FAULT_NO_SUCH_METHOD = -506
@@ -223,7 +224,7 @@ def _host_allocate(
         api.c.save(cluster)
     api.c.vms_on_host[hid] = set()
     api.c.virt.add_host(name)
-    lc.start_monitoring(api.c, host)
+    start_monitoring(api.c, host)
     return hid
 
 
@@ -231,10 +232,10 @@ def _host_allocate(
 def _host_enable(api: Api, user: User, hid: int, enable: bool) -> int:
     api.require_admin(user, f"MANAGE HOST [{hid}]")
     host = api.c.get(Host, hid)
-    host.state = lc.H_INIT if enable else lc.H_DISABLED
+    host.state = H_INIT if enable else H_DISABLED
     api.c.save(host)
     if enable:
-        lc.start_monitoring(api.c, host)
+        start_monitoring(api.c, host)
     return hid
 
 

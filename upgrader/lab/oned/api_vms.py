@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from upgrader.lab.oned import lifecycle as lc
 from upgrader.lab.oned import nics as vm_nics
 from upgrader.lab.oned import template_attrs as tpl
+from upgrader.lab.oned import vm_lcm, vm_migration
 from upgrader.lab.oned.api import Api, handles
 from upgrader.lab.oned.cloud import INTERNAL, XML_RPC_API, OneFailure, not_found
 from upgrader.lab.oned.objects import Datastore, Group, Host, Image, User, Vm, VmTemplate
+from upgrader.lab.oned.states import DONE, PENDING
 
 
 @handles("one.vmpool.info")
@@ -19,7 +20,7 @@ def _vmpool(api: Api, user: User, flag: int, start: int, end: int, state: int) -
         raise OneFailure(XML_RPC_API, "Incorrect filter_flag, state")
     vms = api.filtered(user, Vm, flag, start, end)
     if state == -1:
-        vms = [v for v in vms if v.state != lc.DONE]
+        vms = [v for v in vms if v.state != DONE]
     elif state >= 0:
         vms = [v for v in vms if v.state == state]
     return api.pool(Vm, vms)
@@ -64,7 +65,7 @@ def create_vm(api: Api, user: User, attrs: tpl.Attrs, name: str | None) -> int:
     vm = Vm(
         **api.owner(user),
         name=vm_name,
-        state=lc.PENDING,
+        state=PENDING,
         stime=api.now(),
         template=attrs,
     )
@@ -139,7 +140,7 @@ def _deploy(api: Api, user: User, vmid: int, hid: int) -> int:
     vm = api.c.get(Vm, vmid)
     host = api.c.get(Host, hid)
     api.require_admin(user, f"ADMIN VM [{vmid}]")
-    lc.deploy(api.c, vm, host)
+    vm_lcm.deploy(api.c, vm, host)
     return vmid
 
 
@@ -150,7 +151,7 @@ def _action(api: Api, user: User, name: str, vmid: int) -> int:
         raise OneFailure(INTERNAL, "Internal error. Action result not defined")
     if name in ("resched", "unresched"):
         api.require_admin(user, f"ADMIN VM [{vmid}]")
-    lc.action(api.c, vm, name)
+    vm_lcm.action(api.c, vm, name)
     return vmid
 
 
@@ -159,7 +160,7 @@ def _migrate(api: Api, user: User, vmid: int, hid: int, live: bool) -> int:
     vm = api.c.get(Vm, vmid)
     host = api.c.get(Host, hid)
     api.require_admin(user, f"ADMIN VM [{vmid}]")
-    lc.migrate(api.c, vm, host, live)
+    vm_migration.migrate(api.c, vm, host, live)
     return vmid
 
 

@@ -2,8 +2,10 @@
 
 ``Cloud`` owns every pool object, keeps the stored body of each up to date (pool calls
 return those bodies), writes changes to the database in batches, and runs timed
-events in simulated time. Lifecycle rules (VM and host state machines, scheduler,
-hooks) live in ``lifecycle.py``; XML-RPC handlers in ``api.py``.
+events in simulated time. The state machines live in their own modules: a VM's life in
+``vm_lcm.py``, its moves in ``vm_migration.py``, hosts (monitoring, VM poll, error hook)
+in ``monitoring.py``, mm_sched in ``scheduler.py``, their numbers in ``states.py``;
+XML-RPC handlers in ``api.py``.
 """
 
 from __future__ import annotations

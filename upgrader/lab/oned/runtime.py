@@ -1,14 +1,18 @@
-"""Opening a simulator database the way oned starts: version check, bootstrap, load."""
+"""Opening a simulator database the way oned starts: version check, bootstrap, load, rearm."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+from upgrader.lab.oned import vm_lcm, vm_migration
 from upgrader.lab.oned.clock import SimClock
 from upgrader.lab.oned.cloud import Cloud, Timings
-from upgrader.lab.oned.lifecycle import rearm
+from upgrader.lab.oned.monitoring import start_monitoring
+from upgrader.lab.oned.objects import Host, Vm
 from upgrader.lab.oned.releases import OnedVersion
+from upgrader.lab.oned.scheduler import schedule
+from upgrader.lab.oned.states import ACTIVE, H_DISABLED, new_token
 from upgrader.lab.oned.store import Store
 from upgrader.lab.oned.virt import VirtView
 
@@ -48,6 +52,22 @@ def open_store(db: Path, version: OnedVersion) -> tuple[Store, bool]:
             f"'{version.db_version}', and existing DB version is '{existing}'."
         )
     return store, existing is None
+
+
+_REARM = {**vm_lcm.REARM, **vm_migration.REARM}
+
+
+def rearm(c: Cloud) -> None:
+    """After a restart: resume the timed work oned was doing (drivers answer again)."""
+    for vm in c.pool(Vm).values():
+        if vm.state == ACTIVE and vm.lcm_state in _REARM:
+            _REARM[vm.lcm_state](c, vm, new_token(vm))
+    for host in c.pool(Host).values():
+        c.virt.add_host(host.name)
+        if host.state != H_DISABLED:
+            start_monitoring(c, host)
+    # mm_sched's timer first fires one SCHED_INTERVAL after it starts, as later passes do
+    c.at(c.t.sched_interval, schedule, c)
 
 
 def open_cloud(

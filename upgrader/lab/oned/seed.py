@@ -16,13 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from upgrader.lab.oned import api_objects, api_vms  # noqa: F401 - registers handlers
-from upgrader.lab.oned import lifecycle as lc
+from upgrader.lab.oned import api_objects, api_vms, monitoring, vm_hosts  # noqa: F401 - registers handlers
 from upgrader.lab.oned.api import Api
 from upgrader.lab.oned.cloud import Cloud
 from upgrader.lab.oned.objects import Host, Vm
 from upgrader.lab.oned.releases import VERSIONS
 from upgrader.lab.oned.runtime import StartError, open_cloud, read_one_auth
+from upgrader.lab.oned.states import ACTIVE, RUNNING
 
 
 def _ok(answer: list[Any]) -> Any:
@@ -59,7 +59,7 @@ def seed_cloud(
                 api.call("one.host.allocate", (session, name, "im_kvm", "vmm_kvm", "dummy", last))
             )
             host = c.pool(Host)[hid]
-            lc._probe(c, host, int(c.clock.now()))
+            monitoring.probe(c, host, int(c.clock.now()))
         img_args: tuple[Any, ...] = (
             session,
             'NAME="base-image"\nPATH="/srv/images/base.img"\nSIZE=2048',
@@ -104,13 +104,13 @@ def seed_cloud(
 def place_running(c: Cloud, vm: Vm, host: Host) -> None:
     """Put a PENDING VM straight into RUNNING on ``host``, domain included."""
     before = set(c.hosts_of(vm))
-    h = lc._add_history(c, vm, host)
+    h = vm_hosts.add_history(c, vm, host)
     h.petime = h.rstime = h.stime
     vm.deploy_id = f"one-{vm.oid}"
     vm.last_poll = h.stime
-    vm.state, vm.lcm_state = lc.ACTIVE, lc.RUNNING
-    lc.rehost(c, vm, before)
-    c.virt.start(host.name, lc._domain(c, vm))
+    vm.state, vm.lcm_state = ACTIVE, RUNNING
+    vm_hosts.rehost(c, vm, before)
+    c.virt.start(host.name, vm_hosts.domain_of(c, vm))
 
 
 def main(argv: list[str] | None = None) -> int:
