@@ -7,6 +7,8 @@ Every problem raises OneResponseError naming ``source`` (the XML-RPC method, in 
 
 from __future__ import annotations
 
+from typing import Any
+
 from upgrader.opennebula import _fast
 from upgrader.opennebula._xml import Node, parse_one, parse_pool
 from upgrader.opennebula.enums import (
@@ -29,6 +31,20 @@ from upgrader.opennebula.models import (
     User,
     Vm,
 )
+
+
+def _owned(node: Node) -> dict[str, Any]:
+    """The fields every owned object (VM, image, datastore) has: id, owner, group, name and
+    permissions."""
+    return {
+        "id": node.integer("ID"),
+        "uid": node.integer("UID"),
+        "gid": node.integer("GID"),
+        "uname": node.text("UNAME"),
+        "gname": node.text("GNAME"),
+        "name": node.text("NAME"),
+        "permissions": node.permissions(),
+    }
 
 
 def _host_share(node: Node) -> HostShare:
@@ -93,13 +109,7 @@ def _history(node: Node) -> History:
 def _vm(node: Node) -> Vm:
     history = tuple(map(_history, node.child("HISTORY_RECORDS").each("HISTORY", "SEQ")))
     return Vm(
-        id=node.integer("ID"),
-        uid=node.integer("UID"),
-        gid=node.integer("GID"),
-        uname=node.text("UNAME"),
-        gname=node.text("GNAME"),
-        name=node.text("NAME"),
-        permissions=node.permissions(),
+        **_owned(node),
         last_poll=node.integer("LAST_POLL"),
         state=node.enum("STATE", VmState),
         lcm_state=node.enum("LCM_STATE", LcmState),
@@ -118,13 +128,7 @@ def _vm(node: Node) -> Vm:
 
 def _image(node: Node) -> Image:
     return Image(
-        id=node.integer("ID"),
-        uid=node.integer("UID"),
-        gid=node.integer("GID"),
-        uname=node.text("UNAME"),
-        gname=node.text("GNAME"),
-        name=node.text("NAME"),
-        permissions=node.permissions(),
+        **_owned(node),
         type=node.enum("TYPE", ImageType),
         disk_type=node.opt_enum("DISK_TYPE", DiskType),
         persistent=node.flag("PERSISTENT"),
@@ -145,13 +149,7 @@ def _image(node: Node) -> Image:
 
 def _datastore(node: Node) -> Datastore:
     return Datastore(
-        id=node.integer("ID"),
-        uid=node.integer("UID"),
-        gid=node.integer("GID"),
-        uname=node.text("UNAME"),
-        gname=node.text("GNAME"),
-        name=node.text("NAME"),
-        permissions=node.permissions(),
+        **_owned(node),
         ds_mad=node.text("DS_MAD"),
         tm_mad=node.text("TM_MAD"),
         base_path=node.text("BASE_PATH"),
