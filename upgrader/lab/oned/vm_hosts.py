@@ -40,14 +40,7 @@ def set_state(c: Cloud, vm: Vm, state: int, lcm: int) -> None:
     """Change a VM's state and keep host capacity and the host index right."""
     before = set(c.hosts_of(vm))
     vm.state, vm.lcm_state = state, lcm
-    after = set(c.hosts_of(vm))
-    for hid in before - after:
-        c.vms_on_host.get(hid, set()).discard(vm.oid)
-    for hid in after - before:
-        c.vms_on_host.setdefault(hid, set()).add(vm.oid)
-    for hid in before ^ after:
-        update_share(c, hid)
-    c.save(vm)
+    rehost(c, vm, before)
 
 
 def rehost(c: Cloud, vm: Vm, before: set[int]) -> None:

@@ -61,6 +61,14 @@ from upgrader.lab.oned.vm_hosts import (
 )
 
 
+def _reachable_host(c: Cloud, vm: Vm) -> Host | None:
+    """The VM's current host if its drivers can act there (no crashed libvirtd, reachable)."""
+    host = current_host(c, vm)
+    if host is None or c.host_down_reason(host):
+        return None
+    return host
+
+
 # ------------------------------------------------------------------- deploy
 def deploy(c: Cloud, vm: Vm, host: Host) -> None:
     """PENDING -> ACTIVE/PROLOG on ``host`` (or PROLOG_RESUME after a stop)."""
@@ -91,8 +99,8 @@ def _boot(c: Cloud, vm: Vm) -> None:
 def _boot_done(c: Cloud, vm: Vm, token: int) -> None:
     if not is_current(vm, token):
         return
-    host = current_host(c, vm)
-    if host is None or c.host_down_reason(host):
+    host = _reachable_host(c, vm)
+    if host is None:
         _fail(c, vm)
         return
     c.virt.start(host.name, domain_of(c, vm))
@@ -135,8 +143,8 @@ def _shutdown(c: Cloud, vm: Vm) -> None:
 def _shutdown_done(c: Cloud, vm: Vm, token: int, ignored: bool) -> None:
     if not is_current(vm, token):
         return
-    host = current_host(c, vm)
-    if ignored or host is None or c.host_down_reason(host):
+    host = _reachable_host(c, vm)
+    if ignored or host is None:
         set_state(c, vm, ACTIVE, RUNNING)  # shutdown failure: the guest is still running
         return
     c.virt.stop(host.name, f"one-{vm.oid}")
@@ -177,8 +185,8 @@ def _cancel(c: Cloud, vm: Vm) -> None:
 def _cancel_done(c: Cloud, vm: Vm, token: int) -> None:
     if not is_current(vm, token):
         return
-    host = current_host(c, vm)
-    if host is None or c.host_down_reason(host):
+    host = _reachable_host(c, vm)
+    if host is None:
         set_state(c, vm, ACTIVE, RUNNING)
         return
     c.virt.stop(host.name, f"one-{vm.oid}")
@@ -196,8 +204,8 @@ def _save(c: Cloud, vm: Vm, lcm: int) -> None:
 def _save_done(c: Cloud, vm: Vm, token: int, lcm: int) -> None:
     if not is_current(vm, token):
         return
-    host = current_host(c, vm)
-    if host is None or c.host_down_reason(host):
+    host = _reachable_host(c, vm)
+    if host is None:
         set_state(c, vm, ACTIVE, RUNNING)
         return
     c.virt.stop(host.name, f"one-{vm.oid}")
@@ -245,8 +253,8 @@ def _release(c: Cloud, vm: Vm) -> None:
 
 def _destroy_domain(c: Cloud, vm: Vm) -> None:
     """Destroy the VM's domain if the driver can reach its host; otherwise it keeps running."""
-    host = current_host(c, vm)
-    if host is not None and not c.host_down_reason(host):
+    host = _reachable_host(c, vm)
+    if host is not None:
         c.virt.stop(host.name, f"one-{vm.oid}")
 
 
