@@ -15,6 +15,7 @@ Moves between hosts are ``vm_migration``'s; RUNNING <-> UNKNOWN is the VM poll's
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from upgrader.lab.oned import nics
 from upgrader.lab.oned import template_attrs as tpl
@@ -69,6 +70,12 @@ def _reachable_host(c: Cloud, vm: Vm) -> Host | None:
     return host
 
 
+def enter(c: Cloud, vm: Vm, lcm: int, delay: float, done: Callable[..., None], *args: Any) -> None:
+    """ACTIVE/``lcm`` until ``done(c, vm, token, *args)`` ends it ``delay`` seconds later."""
+    set_state(c, vm, ACTIVE, lcm)
+    c.at(delay, done, c, vm, new_token(vm), *args)
+
+
 # ------------------------------------------------------------------- deploy
 def deploy(c: Cloud, vm: Vm, host: Host) -> None:
     """PENDING -> ACTIVE/PROLOG on ``host`` (or PROLOG_RESUME after a stop)."""
@@ -92,8 +99,7 @@ def prolog_done(c: Cloud, vm: Vm, token: int) -> None:
 
 def _boot(c: Cloud, vm: Vm) -> None:
     vm.history[-1].rstime = vm.history[-1].rstime or now(c)
-    set_state(c, vm, ACTIVE, BOOT)
-    c.at(c.t.boot, _boot_done, c, vm, new_token(vm))
+    enter(c, vm, BOOT, c.t.boot, _boot_done)
 
 
 def _boot_done(c: Cloud, vm: Vm, token: int) -> None:
@@ -134,10 +140,9 @@ def running_only(vm: Vm) -> None:
 
 def _shutdown(c: Cloud, vm: Vm) -> None:
     running_only(vm)
-    set_state(c, vm, ACTIVE, SHUTDOWN)
     ignores = (tpl.get(vm.template, "LAB_IGNORES_ACPI", "NO") or "").upper() == "YES"
     delay = c.t.shutdown_timeout if ignores else c.t.shutdown
-    c.at(delay, _shutdown_done, c, vm, new_token(vm), ignores)
+    enter(c, vm, SHUTDOWN, delay, _shutdown_done, ignores)
 
 
 def _shutdown_done(c: Cloud, vm: Vm, token: int, ignored: bool) -> None:
@@ -154,8 +159,7 @@ def _shutdown_done(c: Cloud, vm: Vm, token: int, ignored: bool) -> None:
 def _epilog(c: Cloud, vm: Vm, lcm: int) -> None:
     h = vm.history[-1]
     h.retime = h.estime = now(c)
-    set_state(c, vm, ACTIVE, lcm)
-    c.at(c.t.epilog, _epilog_done, c, vm, new_token(vm), lcm)
+    enter(c, vm, lcm, c.t.epilog, _epilog_done, lcm)
 
 
 def _epilog_done(c: Cloud, vm: Vm, token: int, lcm: int) -> None:
@@ -178,8 +182,7 @@ def _done(c: Cloud, vm: Vm) -> None:
 
 def _cancel(c: Cloud, vm: Vm) -> None:
     running_only(vm)
-    set_state(c, vm, ACTIVE, CANCEL)
-    c.at(c.t.cancel, _cancel_done, c, vm, new_token(vm))
+    enter(c, vm, CANCEL, c.t.cancel, _cancel_done)
 
 
 def _cancel_done(c: Cloud, vm: Vm, token: int) -> None:
@@ -196,9 +199,8 @@ def _cancel_done(c: Cloud, vm: Vm, token: int) -> None:
 
 def _save(c: Cloud, vm: Vm, lcm: int) -> None:
     running_only(vm)
-    set_state(c, vm, ACTIVE, lcm)
     delay = c.t.save_base + memory_mb(vm) * c.t.save_per_mb
-    c.at(delay, _save_done, c, vm, new_token(vm), lcm)
+    enter(c, vm, lcm, delay, _save_done, lcm)
 
 
 def _save_done(c: Cloud, vm: Vm, token: int, lcm: int) -> None:
@@ -279,8 +281,7 @@ def resubmit(c: Cloud, vm: Vm) -> None:
         return
     if vm.state != ACTIVE:
         raise wrong_state()
-    set_state(c, vm, ACTIVE, CLEANUP)
-    c.at(c.t.cancel, _cleanup_done, c, vm, new_token(vm))
+    enter(c, vm, CLEANUP, c.t.cancel, _cleanup_done)
 
 
 def _cleanup_done(c: Cloud, vm: Vm, token: int) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 from upgrader.lab.oned.cloud import Cloud
 from upgrader.lab.oned.objects import Host, Vm
 from upgrader.lab.oned.states import (
-    ACTIVE,
     MIGRATE,
     PROLOG_MIGRATE,
     REASON_USER,
@@ -24,8 +23,8 @@ from upgrader.lab.oned.states import (
     new_token,
     now,
 )
-from upgrader.lab.oned.vm_hosts import add_history, domain_of, memory_mb, rehost, set_state
-from upgrader.lab.oned.vm_lcm import Rearm, prolog_done, running_only
+from upgrader.lab.oned.vm_hosts import add_history, domain_of, memory_mb, rehost
+from upgrader.lab.oned.vm_lcm import Rearm, enter, prolog_done, running_only
 
 
 def migrate(c: Cloud, vm: Vm, host: Host, live: bool) -> None:
@@ -100,8 +99,7 @@ def _cold_saved(c: Cloud, vm: Vm, token: int) -> None:
     prev.etime = prev.retime = now(c)
     prev.reason = REASON_USER
     c._dirty_history.add((vm.oid, prev.seq))
-    set_state(c, vm, ACTIVE, PROLOG_MIGRATE)
-    c.at(c.t.prolog_migrate, prolog_done, c, vm, new_token(vm))
+    enter(c, vm, PROLOG_MIGRATE, c.t.prolog_migrate, prolog_done)
 
 
 REARM: dict[int, Rearm] = {
