@@ -3,9 +3,10 @@
 ``one start`` runs mm_sched after oned (shared/reference/opennebula-3x.md section 6). Each
 cycle places PENDING VMs on MONITORING or MONITORED hosts (never DISABLED or ERROR ones,
 section 3.1) that have room for the VM's CPU x 100 and MEMORY x 1024 in HOST_SHARE
-(section 2.1) and meet its REQUIREMENTS (the ``ID``/``HOSTNAME``/``NAME``/``CLUSTER_ID``
-clauses, section 2.2), striping: the host with fewest RUNNING_VMS first. In 3.6 a
-RUNNING VM with RESCHED=1 (section 1.4) is live-migrated to another such host.
+(section 2.1) and meet its REQUIREMENTS (only ``ID``/``HOSTNAME``/``NAME``/``CLUSTER_ID``
+clauses are read; 3.4+ writes the ``CLUSTER_ID`` one itself, section 2.2), striping: the
+host with fewest RUNNING_VMS first. In 3.6 a RUNNING VM with RESCHED=1 (section 1.4) is
+live-migrated to another such host.
 """
 
 from __future__ import annotations
