@@ -57,8 +57,19 @@ LONG_FILES = {
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The LONG_FILES first, longest first; every other test keeps its place."""
+    """The LONG_FILES first, longest first; every other test keeps its place. Every test of
+    tests/lab and tests/reliability (where the lab fixtures are) must be marked ``lab``:
+    ``scripts/test --quick`` (``-m "not lab"``) runs nothing of the lab, as root too, only
+    because of that."""
     root = config.rootpath
+    lab_dirs = [root / "tests" / "lab", root / "tests" / "reliability"]
+    unmarked = [
+        item.nodeid
+        for item in items
+        if any(item.path.is_relative_to(d) for d in lab_dirs) and not item.get_closest_marker("lab")
+    ]
+    if unmarked:
+        raise pytest.UsageError("mark these tests lab (pytestmark): " + ", ".join(unmarked))
 
     def cost(item: pytest.Item) -> int:
         try:
