@@ -25,7 +25,7 @@ from upgrader.actions import build_actions
 from upgrader.journal.store import Journal
 from upgrader.opennebula import OneClient
 from upgrader.plan.planner import Plan, PlannedStep
-from upgrader.run.executor import RunContext
+from upgrader.run.context import RunContext
 
 VERSIONS = ["3.2.1", "3.4.1", "3.6.0"]
 LAN = "NAME=lan\nTYPE=RANGED\nBRIDGE=br0\nNETWORK_ADDRESS=10.9.0.0\nNETWORK_SIZE=C"
@@ -99,6 +99,12 @@ def test_a_nic_gets_the_ip_it_asks_for_but_the_leases_mac(sim: oned.Simulator) -
                                  "10.9.0.77": ("02:00:0a:09:00:4d", 1, a)}
     assert leases_of(sim, 1) == {"192.0.2.10": (MAC_10, 1, b), "192.0.2.11": (MAC_11, 1, a),
                                  "192.0.2.12": (MAC_12, 0, -1)}
+
+
+def test_networks_with_leases_validate_against_the_official_schema(sim: oned.Simulator) -> None:
+    xsd.xsd_dir()  # skipped at once without the schemas (tests/support/xsd.py says why)
+    a = vm(sim, "NIC=[NETWORK_ID=0, IP=10.9.0.77]\nNIC=[NETWORK=pub, IP=192.0.2.11]")
+    vm(sim, "NIC=[NETWORK_ID=0]\nNIC=[NETWORK_ID=1]")
     series = sim.version[:3]
     for doc in (sim.call("one.vn.info", 0), sim.call("one.vn.info", 1),
                 sim.call("one.vnpool.info", -2, -1, -1), sim.call("one.vm.info", a)):
