@@ -32,7 +32,7 @@ from upgrader.ansible_adapter.outcome import PlaybookCall, PlaybookOutcome
 from upgrader.config.workspace import Workspace
 from upgrader.errors import LockHeldError, StaleLockError, UpgraderError
 from upgrader.gates.model import INCONCLUSIVE, GateResult
-from upgrader.journal.store import EventType, Journal
+from upgrader.journal.store import EventType
 from upgrader.plan.facts import gather_facts
 from upgrader.plan.planner import Plan, PlannedStep
 from upgrader.run.context import RunContext, client_for, estimates, marker, run_context
@@ -48,7 +48,7 @@ from upgrader.run.dryrun_plan import (
 )
 from upgrader.run.lock import read_lock, stale_reason
 from upgrader.run.prepare import prepare_plan
-from upgrader.run.start import StartOptions, accepted_reason, new_run_id
+from upgrader.run.start import StartOptions, new_run_id, open_journal, record_accepted
 from upgrader.text import slug
 from upgrader.windows import choose as run_window
 
@@ -105,24 +105,9 @@ def start(ws: Workspace, opts: StartOptions) -> DryRun:
         take_over=lock_note is not None,
     )
     run_id = new_run_id(ws.env.name)
-    journal = Journal.create(ws.site.runs_dir / run_id, run_id)
-    journal.record(
-        EventType.RUN_STARTED,
-        run_id=run_id,
-        environment=ws.env.name,
-        target=plan.target_version,
-        fingerprint=plan.resume_fingerprint,
-        identity=plan.fingerprint,
-        plan=plan.to_dict(),
-        dry_run=True,
-        command=command,
-        window=run_window.window_dict(window),
-        estimates=estimates(ws, plan),
-    )
-    for f in plan.findings:
-        if f.accepted:
-            reason = accepted_reason(f, opts.without_rehearsal)
-            journal.record(EventType.FINDING_ACCEPTED, key=f.key, reason=reason)
+    journal = open_journal(ws, run_id, plan, dry_run=True, window=window,
+                           estimates=estimates(ws, plan), command=command)
+    record_accepted(journal, plan, opts.without_rehearsal)
     if lock_note:
         journal.record(EventType.NOTE, text=f"{lock_note}: the real run needs --take-over")
     journal.record(EventType.DRY_RUN_VMS, **asdict(impact))

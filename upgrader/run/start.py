@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from upgrader.config.workspace import Workspace
@@ -20,7 +20,7 @@ from upgrader.journal.store import (
     Journal,
 )
 from upgrader.plan import rehearsal
-from upgrader.plan.planner import Finding, Plan
+from upgrader.plan.planner import Plan
 from upgrader.run.context import (
     client_for,
     estimates,
@@ -33,6 +33,7 @@ from upgrader.run.executor import execute
 from upgrader.run.lock import LOCK_EXPIRY, RunLock
 from upgrader.run.prepare import prepare_plan
 from upgrader.windows import choose as run_window
+from upgrader.windows.window import Window
 
 
 def new_run_id(environment: str) -> str:
@@ -83,19 +84,7 @@ def start_run(ws: Workspace, opts: StartOptions) -> str:
     )
     try:
         figures = estimates(ws, plan, run_id)
-        journal = Journal.create(ws.site.runs_dir / run_id, run_id)
-        journal.record(
-            EventType.RUN_STARTED,
-            run_id=run_id,
-            environment=ws.env.name,
-            target=plan.target_version,
-            fingerprint=plan.resume_fingerprint,
-            identity=plan.fingerprint,
-            plan=plan.to_dict(),
-            dry_run=False,
-            window=run_window.window_dict(window),
-            estimates=figures,
-        )
+        journal = open_journal(ws, run_id, plan, dry_run=False, window=window, estimates=figures)
         run_window.record(journal, window, opts.window, "run", opts.progress)
         if lock.previous is not None:
             journal.record(
@@ -103,10 +92,7 @@ def start_run(ws: Workspace, opts: StartOptions) -> str:
                 text=f"took over the stale lock of run "
                 f"{lock.previous.run_id} (pid {lock.previous.pid})",
             )
-        for f in plan.findings:
-            if f.accepted:
-                reason = accepted_reason(f, opts.without_rehearsal)
-                journal.record(EventType.FINDING_ACCEPTED, key=f.key, reason=reason)
+        record_accepted(journal, plan, opts.without_rehearsal)
         opts.progress(
             f"[run] {run_id}: {len(plan.steps)} steps, {plan.current_version} -> "
             f"{plan.target_version} on {ws.env.name}"
@@ -121,10 +107,41 @@ def start_run(ws: Workspace, opts: StartOptions) -> str:
     return run_id
 
 
-def accepted_reason(finding: Finding, without_rehearsal: str | None) -> str:
-    """How the operator accepted ``finding``, as the journal says it."""
-    if finding.key == rehearsal.KEY:
-        return f"--without-rehearsal: {without_rehearsal}"
-    return "--accept"
+def open_journal(ws: Workspace, run_id: str, plan: Plan, *, dry_run: bool,
+                 window: Window | None, estimates: Mapping[str, float],
+                 command: str | None = None) -> Journal:
+    """Create the journal of run (or dry run) ``run_id`` and record its ``run_started``."""
+    journal = Journal.create(ws.site.runs_dir / run_id, run_id)
+    record_started(journal, plan, dry_run=dry_run, window=window, estimates=estimates,
+                   command=command)
+    return journal
 
 
+def record_started(journal: Journal, plan: Plan, *, dry_run: bool,
+                   window: Window | None = None, estimates: Mapping[str, float] | None = None,
+                   command: str | None = None) -> None:
+    """Record ``run_started``: the plan, its fingerprints, the window and the estimates; a dry
+    run also the ``upgrader run`` command line it stands for."""
+    journal.record(
+        EventType.RUN_STARTED,
+        run_id=journal.run_id,
+        environment=plan.environment,
+        target=plan.target_version,
+        fingerprint=plan.resume_fingerprint,
+        identity=plan.fingerprint,
+        plan=plan.to_dict(),
+        dry_run=dry_run,
+        **({} if command is None else {"command": command}),
+        window=run_window.window_dict(window),
+        estimates=estimates,
+    )
+
+
+def record_accepted(journal: Journal, plan: Plan, without_rehearsal: str | None) -> None:
+    """Journal each finding the operator accepted, and how: ``--accept``, or for the missing
+    staging rehearsal ``--without-rehearsal`` and its reason."""
+    for f in plan.findings:
+        if f.accepted:
+            reason = (f"--without-rehearsal: {without_rehearsal}" if f.key == rehearsal.KEY
+                      else "--accept")
+            journal.record(EventType.FINDING_ACCEPTED, key=f.key, reason=reason)
