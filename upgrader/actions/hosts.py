@@ -202,7 +202,7 @@ def _dry_plan(client: OneClient, hosts: Sequence[Host], batch: Sequence[str]) ->
     plan: dict[str, Any] = {}
     for host in hosts:
         for vm in _on(pool, host):
-            need = _need(vm)
+            need = placement.need_of(vm)
             target = placement.choose(capacity, batch, need, reserved)
             if target is not None:
                 held = reserved.get(target.id, placement.Need(0, 0))
@@ -211,16 +211,6 @@ def _dry_plan(client: OneClient, hosts: Sequence[Host], batch: Sequence[str]) ->
             plan[str(vm.id)] = {"name": vm.name, "from": host.name,
                                 "to": target.name if target else None}
     return plan
-
-
-def _need(vm: Vm) -> placement.Need:
-    def number(name: str) -> float:
-        try:
-            return float(vm.template.text(name) or 0)
-        except ValueError:
-            return 0.0
-
-    return placement.Need.of(number("MEMORY"), number("CPU"))
 
 
 def _drain_one(
@@ -248,7 +238,7 @@ def _drain_one(
             _settle(client, ctx, host, here, budget, interval)
             continue
         vm = running[0]
-        target = placement.choose(client.host_pool(), batch, _need(vm))
+        target = placement.choose(client.host_pool(), batch, placement.need_of(vm))
         if target is None:
             raise UpgraderError(
                 f"no host outside the batch ({', '.join(batch)}) has room for VM {vm.id} "

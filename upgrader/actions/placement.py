@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from upgrader.opennebula.enums import HostState
-from upgrader.opennebula.models import Host
+from upgrader.opennebula.models import Host, Vm
 
 _UNUSABLE = frozenset({HostState.DISABLED, HostState.ERROR, HostState.MONITORING_ERROR})
 
@@ -27,6 +27,19 @@ class Need:
     def of(cls, memory_mb: float, cpu: float) -> Need:
         """From the VM template's MEMORY (MB) and CPU (cores)."""
         return cls(int(memory_mb * 1024), round(cpu * 100))
+
+
+def need_of(vm: Vm) -> Need:
+    """What ``vm`` asks of a host, from its template's MEMORY and CPU (0 when unset or not a
+    number)."""
+
+    def number(name: str) -> float:
+        try:
+            return float(vm.template.text(name) or 0)
+        except ValueError:
+            return 0.0
+
+    return Need.of(number("MEMORY"), number("CPU"))
 
 
 def free(host: Host) -> tuple[int, int]:

@@ -95,7 +95,7 @@ def start(ws: Workspace, opts: StartOptions) -> DryRun:
     plan, runbooks = prepare_plan(
         ws, client, opts.target, opts.accept, opts.without_rehearsal, facts=facts
     )
-    needs = {vm.id: _need(vm) for vm in client.vm_pool()}
+    needs = {vm.id: placement.need_of(vm) for vm in client.vm_pool()}
     impact = vm_impact(plan, facts, client.host_pool(), needs)
     command = real_command(
         opts.target,
@@ -140,16 +140,6 @@ def _lock_note(ws: Workspace) -> str | None:
             hint=f"dry-run again when run {holder.run_id} has ended (`upgrader status`)",
         )
     return f"a stale lock of run {holder.run_id} is in the way: {reason}"
-
-
-def _need(vm: Any) -> placement.Need:
-    def number(name: str) -> float:
-        try:
-            return float(vm.template.text(name) or 0)
-        except ValueError:
-            return 0.0
-
-    return placement.Need.of(number("MEMORY"), number("CPU"))
 
 
 def walk(ctx: RunContext, impact: VmImpact, command: str, lock_note: str | None) -> DryRun:
