@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from upgrader.plan import planner
 from upgrader.plan.rehearsal import KEY as REHEARSAL_KEY
 
 SCHEMA_VERSION = 1
@@ -66,18 +67,12 @@ class Gate:
     hint: str
 
 
-@dataclass
-class Finding:
-    """A planner finding, and how to accept it when it may be accepted."""
+@dataclass(frozen=True)
+class Finding(planner.Finding):
+    """A planner finding, who accepted it and why, and how to accept it."""
 
-    key: str
-    severity: str
-    inhibitor: bool
-    message: str
-    remediation: str
-    accepted: bool
-    accepted_reason: str | None
-    accept_with: str
+    accepted_reason: str | None = None
+    accept_with: str = ""
 
 
 @dataclass
