@@ -202,12 +202,7 @@ def _dry_plan(client: OneClient, hosts: Sequence[Host], batch: Sequence[str]) ->
     plan: dict[str, Any] = {}
     for host in hosts:
         for vm in _on(pool, host):
-            need = placement.need_of(vm)
-            target = placement.choose(capacity, batch, need, reserved)
-            if target is not None:
-                held = reserved.get(target.id, placement.Need(0, 0))
-                reserved[target.id] = placement.Need(held.memory_kb + need.memory_kb,
-                                                     held.cpu_percent + need.cpu_percent)
+            target = placement.place(capacity, batch, placement.need_of(vm), reserved)
             plan[str(vm.id)] = {"name": vm.name, "from": host.name,
                                 "to": target.name if target else None}
     return plan

@@ -79,3 +79,17 @@ def choose(
     if not fitting:
         return None
     return min(fitting, key=lambda h: (-room(h)[0], h.share.running_vms, h.id))
+
+
+def place(
+    hosts: Sequence[Host], batch: Collection[str], need: Need, reserved: dict[int, Need]
+) -> Host | None:
+    """``choose`` for a plan of moves made later: the chosen host's room for ``need`` is
+    counted in ``reserved``, so that the next choices see it taken."""
+    host = choose(hosts, batch, need, reserved)
+    if host is not None:
+        held = reserved.get(host.id, Need(0, 0))
+        reserved[host.id] = Need(
+            held.memory_kb + need.memory_kb, held.cpu_percent + need.cpu_percent
+        )
+    return host

@@ -180,15 +180,10 @@ def _move(
     if vm.lcm_state != "RUNNING":
         return Move(vm.id, vm.name, vm.owner, source, None,
                     f"{vm.lcm_state}: only a RUNNING VM can be live-migrated")
-    need = needs.get(vm.id, placement.Need(0, 0))
-    target = placement.choose(capacity, batch, need, reserved)
+    target = placement.place(capacity, batch, needs.get(vm.id, placement.Need(0, 0)), reserved)
     if target is None:
         return Move(vm.id, vm.name, vm.owner, source, None,
                     f"no host outside {', '.join(batch)} has room for it")
-    held = reserved.get(target.id, placement.Need(0, 0))
-    reserved[target.id] = placement.Need(
-        held.memory_kb + need.memory_kb, held.cpu_percent + need.cpu_percent
-    )
     return Move(vm.id, vm.name, vm.owner, source, target.name)
 
 
