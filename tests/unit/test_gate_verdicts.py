@@ -3,6 +3,12 @@
 Case files (tests/cases/gates/*.yaml) hold ``gate``, ``observation`` (plain data, turned
 into the gate's observation dataclass), ``params`` and ``expect``: ``verdict``,
 ``summary_contains`` (strings), ``evidence`` (a subset of the evidence), ``hint_contains``.
+
+A verdict cut into named checks has case files per check too
+(tests/cases/gates/checks/<gate>/*.yaml): the same keys plus ``check``, the check's name;
+``observation`` is what the check takes (its first parameter's type), ``verdict`` the
+check's own (fail on a problem, inconclusive while it waits, else pass), ``summary_contains``
+and ``summary_lacks`` look at its lines, ``evidence`` at its part of the evidence.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
+import inspect
 import json
 import pkgutil
 import types
@@ -23,6 +30,7 @@ import yaml
 from upgrader.gates import verdicts
 from upgrader.gates.model import FAIL, INCONCLUSIVE, PASS
 from upgrader.gates.verdicts import (
+    CHECKS,
     OBSERVATIONS,
     VERDICTS,
     HostPool,
@@ -34,7 +42,9 @@ from upgrader.gates.verdicts import (
 )
 from upgrader.opennebula.enums import HostState, LcmState, VmState
 
-CASES = sorted((Path(__file__).parents[1] / "cases" / "gates").glob("*.yaml"))
+CASE_DIR = Path(__file__).parents[1] / "cases" / "gates"
+CASES = sorted(CASE_DIR.glob("*.yaml"))
+CHECK_CASES = sorted(CASE_DIR.glob("checks/*/*.yaml"))
 
 # The facade and every upgrader/gates/verdicts/*.py, so a new verdict module is covered.
 VERDICT_MODULES = [verdicts] + [
@@ -118,6 +128,41 @@ def test_gate_case(case):
     for text in expect.get("hint_contains", []):
         assert text in outcome.hint
     json.dumps(dict(outcome.evidence))  # JSON-ready
+
+
+@pytest.mark.parametrize(
+    "case", CHECK_CASES, ids=[f"{c.parent.name}/{c.stem}" for c in CHECK_CASES]
+)
+def test_check_case(case):
+    data = yaml.safe_load(case.read_text())
+    assert case.parent.name == data["gate"]
+    check = CHECKS[data["gate"]][data["check"]]
+    hints = typing.get_type_hints(check)
+    first = next(iter(inspect.signature(check).parameters))
+    observation = build(hints[first], data["observation"])
+    params = {k: build(hints[k], v) for k, v in data.get("params", {}).items()}
+    finding = check(observation, **params)
+    expect = data["expect"]
+    lines = "; ".join((*finding.problems, *finding.waiting))
+    assert finding.verdict == expect["verdict"], lines
+    for text in expect.get("summary_contains", []):
+        assert text in lines, f"{text!r} not in {lines!r}"
+    for text in expect.get("summary_lacks", []):
+        assert text not in lines, f"{text!r} in {lines!r}"
+    subset(expect.get("evidence", {}), dict(finding.details))
+    json.dumps(dict(finding.details))  # JSON-ready
+
+
+def test_check_cases_cover_every_named_check_passing_and_not():
+    seen: dict[tuple[str, str], set[str]] = {}
+    for case in CHECK_CASES:
+        data = yaml.safe_load(case.read_text())
+        seen.setdefault((data["gate"], data["check"]), set()).add(data["expect"]["verdict"])
+    named = {(gate, name) for gate, checks in CHECKS.items() for name in checks}
+    assert set(seen) <= named, sorted(set(seen) - named)
+    for key in sorted(named):
+        verdict_set = seen.get(key, set())
+        assert PASS in verdict_set and verdict_set - {PASS}, (key, verdict_set)
 
 
 def test_cases_cover_every_gate_with_pass_and_fail():

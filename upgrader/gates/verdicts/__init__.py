@@ -6,15 +6,19 @@ function: ``VERDICTS[name](observation, **spec.params) -> GateResult``. Nothing 
 I/O or reads a clock, so every verdict is tested from recorded observations
 (tests/cases/gates/*.yaml).
 
+The verdicts that judge many things at once are cut into named checks, small pure functions
+each returning a ``Finding`` (``CHECKS[name]``; case files in tests/cases/gates/checks/).
+
 This module is the facade: other code imports verdicts and observations only from here.
 Each topic module holds its verdicts together with the observations they take:
 
-- ``verdicts_oned``: oned-reachable, oned-version, hosts-monitored
-- ``verdicts_vms``: vms-settled, vms-unchanged, no-duplicate-vms
-- ``verdicts_storage``: datastores-healthy
-- ``verdicts_cluster``: pacemaker-healthy, fencing-ready (and ``parse_syntax_error``)
-- ``verdicts_agents``: libvirtd-alive, puppet-held, puppet-released
-- ``verdicts_base``: what they all share (``result``, ``listing``, ``parse_size``)
+- ``oned``: oned-reachable, oned-version, hosts-monitored
+- ``vms``: vms-settled, vms-unchanged, no-duplicate-vms
+- ``storage``: datastores-healthy
+- ``cluster``: pacemaker-healthy, fencing-ready (and ``parse_syntax_error``)
+- ``agents``: libvirtd-alive, puppet-held, puppet-released
+- ``base``: what they all share (``result``, ``Finding``, ``judged``, ``listing``,
+  ``parse_size``)
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from upgrader.gates.verdicts.agents import (
     puppet_held,
     puppet_released,
 )
-from upgrader.gates.verdicts.base import parse_size, result
+from upgrader.gates.verdicts.base import Finding, parse_size, result
 from upgrader.gates.verdicts.cluster import (
     AgentCheck,
     FailedAction,
@@ -54,6 +58,7 @@ from upgrader.gates.verdicts.oned import (
     oned_version,
 )
 from upgrader.gates.verdicts.storage import (
+    DATASTORES_HEALTHY_CHECKS,
     DatastoreMount,
     DatastoreObservation,
     OnedDatastore,
@@ -105,15 +110,29 @@ OBSERVATIONS: Mapping[str, type[Any]] = {
     "puppet-released": PuppetObservation,
 }
 
+CheckFn = Callable[..., Finding]
+"""A named check: ``(what it looks at, **params) -> Finding``."""
+
+# The named checks of each verdict cut into them, by gate and by check name.
+CHECKS: Mapping[str, Mapping[str, CheckFn]] = {
+    gate: {check.__name__: check for check in checks}
+    for gate, checks in (
+        ("datastores-healthy", DATASTORES_HEALTHY_CHECKS),
+    )
+}
+
 __all__ = [
+    "CHECKS",
     "OBSERVATIONS",
     "VERDICTS",
     "AgentCheck",
+    "CheckFn",
     "DatastoreMount",
     "DatastoreObservation",
     "DomainMap",
     "FailedAction",
     "FencingObservation",
+    "Finding",
     "HostPool",
     "HostSeen",
     "HypervisorDomains",
