@@ -13,7 +13,8 @@ This module is the facade: other code imports verdicts and observations only fro
 Each topic module holds its verdicts together with the observations they take:
 
 - ``oned``: oned-reachable, oned-version, hosts-monitored
-- ``vms``: vms-settled, vms-unchanged, no-duplicate-vms
+- ``vms``: vms-settled, vms-unchanged
+- ``domains``: no-duplicate-vms
 - ``storage``: datastores-healthy
 - ``cluster``: pacemaker-healthy, fencing-ready (and ``parse_syntax_error``)
 - ``agents``: libvirtd-alive, puppet-held, puppet-released
@@ -48,6 +49,12 @@ from upgrader.gates.verdicts.cluster import (
     pacemaker_healthy,
     parse_syntax_error,
 )
+from upgrader.gates.verdicts.domains import (
+    NO_DUPLICATE_VMS_CHECKS,
+    DomainMap,
+    HypervisorDomains,
+    no_duplicate_vms,
+)
 from upgrader.gates.verdicts.oned import (
     HostPool,
     HostSeen,
@@ -65,13 +72,11 @@ from upgrader.gates.verdicts.storage import (
     datastores_healthy,
 )
 from upgrader.gates.verdicts.vms import (
-    DomainMap,
-    HypervisorDomains,
+    VMS_UNCHANGED_CHECKS,
     VmIdentity,
     VmPool,
     VmSeen,
     VmSnapshots,
-    no_duplicate_vms,
     vms_settled,
     vms_unchanged,
 )
@@ -117,6 +122,8 @@ CheckFn = Callable[..., Finding]
 CHECKS: Mapping[str, Mapping[str, CheckFn]] = {
     gate: {check.__name__: check for check in checks}
     for gate, checks in (
+        ("vms-unchanged", VMS_UNCHANGED_CHECKS),
+        ("no-duplicate-vms", NO_DUPLICATE_VMS_CHECKS),
         ("datastores-healthy", DATASTORES_HEALTHY_CHECKS),
     )
 }
