@@ -39,6 +39,7 @@ from upgrader.gates.verdicts.agents import (
 )
 from upgrader.gates.verdicts.base import Finding, parse_size, result
 from upgrader.gates.verdicts.cluster import (
+    PACEMAKER_HEALTHY_CHECKS,
     AgentCheck,
     FailedAction,
     FencingObservation,
@@ -125,6 +126,7 @@ CHECKS: Mapping[str, Mapping[str, CheckFn]] = {
         ("vms-unchanged", VMS_UNCHANGED_CHECKS),
         ("no-duplicate-vms", NO_DUPLICATE_VMS_CHECKS),
         ("datastores-healthy", DATASTORES_HEALTHY_CHECKS),
+        ("pacemaker-healthy", PACEMAKER_HEALTHY_CHECKS),
     )
 }
 

@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from upgrader.gates.model import GateResult
-from upgrader.gates.verdicts.base import FAIL, INCONCLUSIVE, PASS, listing, result
+from upgrader.gates.verdicts.base import (
+    INCONCLUSIVE,
+    Finding,
+    evidence,
+    judged,
+    listed,
+    listing,
+    result,
+)
 
 # ------------------------------------------------------------------ pacemaker
 
@@ -77,6 +85,10 @@ def pacemaker_healthy(
     """``pacemaker-healthy``: nodes online, no failed actions, no unmanaged resources
     (besides ``allow_unmanaged``, or all in maintenance mode), ``crm_verify -L`` clean,
     stonith-enabled true, maintenance-mode equal to ``maintenance_mode``.
+
+    Named checks: ``nodes_online``, ``nodes_clean``, ``no_failed_actions``,
+    ``no_failed_resources``, ``resources_managed``, ``crm_verify_clean``, ``stonith_enabled``,
+    ``maintenance_mode_as_expected``.
     """
     gate = "pacemaker-healthy"
     if obs.error:
@@ -88,10 +100,56 @@ def pacemaker_healthy(
             "upgrader's user may read the CIB",
             error=obs.error,
         )
+    nodes, clean = nodes_online(obs), nodes_clean(obs)
+    actions, failed = no_failed_actions(obs), no_failed_resources(obs)
+    managed = resources_managed(
+        obs, maintenance_mode=maintenance_mode, allow_unmanaged=allow_unmanaged
+    )
+    verify, stonith = crm_verify_clean(obs), stonith_enabled(obs)
+    maintenance = maintenance_mode_as_expected(obs, maintenance_mode=maintenance_mode)
+    return judged(
+        gate,
+        (nodes, clean, actions, failed, managed, verify, stonith, maintenance),
+        # the evidence keeps its order: crm_verify last
+        evidence(nodes, clean, actions, failed, managed, stonith, maintenance, verify),
+        passed=f"{len(obs.nodes)} nodes online, {len(obs.resources)} "
+        "resources, no failed actions, crm_verify clean",
+        fail_hint="fix what crm_mon/crm_verify report, clean failed actions with "
+        "`crm_resource --cleanup -r <resource>` once fixed, and set the cluster "
+        "properties (`crm_attribute -n stonith-enabled -v true`, "
+        "maintenance-mode) as the step expects",
+        wait_hint="wait for the pending nodes to join; run `crm_verify -L` on the front "
+        "end if it could not run",
+    )
+
+
+def _node_state(node: PacemakerNode) -> str:
+    if node.online:
+        return "online"
+    return "pending" if node.pending else "offline"
+
+
+def nodes_online(obs: PacemakerObservation) -> Finding:
+    """Every node online; a pending one (joining the cluster) is waited for."""
     offline = [n.name for n in obs.nodes if not n.online and not n.pending]
     pending = [n.name for n in obs.nodes if n.pending]
-    standby = [n.name for n in obs.nodes if n.standby]
+    details = {
+        "nodes": {n.name: _node_state(n) for n in obs.nodes},
+        "offline": offline,
+        "pending": pending,
+        "standby": [n.name for n in obs.nodes if n.standby],
+    }
+    return Finding(details, listed("nodes offline", offline), listed("nodes pending", pending))
+
+
+def nodes_clean(obs: PacemakerObservation) -> Finding:
+    """No node is unclean (in need of fencing)."""
     unclean = [n.name for n in obs.nodes if n.unclean]
+    return Finding({"unclean": unclean}, listed("nodes unclean", unclean))
+
+
+def no_failed_actions(obs: PacemakerObservation) -> Finding:
+    """No failed action is recorded (``crm_resource --cleanup`` clears them once fixed)."""
     failed = [
         {
             "resource": f.resource,
@@ -102,85 +160,84 @@ def pacemaker_healthy(
         }
         for f in obs.failed_actions
     ]
+    lines = (f"{f['resource']} {f['operation']} on {f['node']}" for f in failed)
+    return Finding({"failed_actions": failed}, listed("failed actions", lines))
+
+
+def no_failed_resources(obs: PacemakerObservation) -> Finding:
+    """No resource is failed."""
+    failed = [str(r.id) for r in obs.resources if r.failed]
+    return Finding({"failed_resources": failed}, listed("failed resources", failed))
+
+
+def resources_managed(
+    obs: PacemakerObservation,
+    *,
+    maintenance_mode: bool = False,
+    allow_unmanaged: Sequence[str] = (),
+) -> Finding:
+    """Every resource is managed, but ``allow_unmanaged``, and all of them while the cluster
+    is in the maintenance mode the step expects (it unmanages everything, on purpose)."""
     unmanaged = [
         str(r.id) for r in obs.resources if not r.managed and str(r.id) not in allow_unmanaged
     ]
     if maintenance_mode and obs.maintenance_mode:
-        unmanaged = []  # maintenance mode unmanages everything, on purpose
-    failed_resources = [str(r.id) for r in obs.resources if r.failed]
-    verify_lines = [
+        unmanaged = []
+    return Finding({"unmanaged": unmanaged}, listed("unmanaged resources", unmanaged))
+
+
+def crm_verify_clean(obs: PacemakerObservation) -> Finding:
+    """``crm_verify -L`` ran, exited 0 and said nothing but its usual noise."""
+    lines = [
         line.strip() for line in obs.verify_output.splitlines() if not _VERIFY_NOISE.fullmatch(line)
     ]
+    details = {"crm_verify": {"rc": obs.verify_rc, "lines": lines}}
+    if obs.verify_rc is None:
+        return Finding(details, waiting=("crm_verify -L was not run",))
+    if obs.verify_rc != 0 or lines:
+        first = lines[0] if lines else f"rc {obs.verify_rc}"
+        return Finding(details, (f"crm_verify -L: {first}",))
+    return Finding(details)
+
+
+def stonith_enabled(obs: PacemakerObservation) -> Finding:
+    """The cluster property stonith-enabled is true."""
+    return Finding(
+        {"stonith_enabled": obs.stonith_enabled},
+        () if obs.stonith_enabled else ("stonith-enabled is false",),
+    )
+
+
+def maintenance_mode_as_expected(
+    obs: PacemakerObservation, *, maintenance_mode: bool = False
+) -> Finding:
+    """The cluster property maintenance-mode is what the step expects (``maintenance_mode``)."""
     details = {
-        "nodes": {
-            n.name: ("online" if n.online else "pending" if n.pending else "offline")
-            for n in obs.nodes
-        },
-        "offline": offline,
-        "pending": pending,
-        "standby": standby,
-        "unclean": unclean,
-        "failed_actions": failed,
-        "failed_resources": failed_resources,
-        "unmanaged": unmanaged,
-        "stonith_enabled": obs.stonith_enabled,
         "maintenance_mode": obs.maintenance_mode,
         "expected_maintenance_mode": maintenance_mode,
-        "crm_verify": {"rc": obs.verify_rc, "lines": verify_lines},
     }
-    problems: list[str] = []
-    if offline:
-        problems.append(f"nodes offline: {listing(offline)}")
-    if unclean:
-        problems.append(f"nodes unclean: {listing(unclean)}")
-    if failed:
-        problems.append(
-            "failed actions: "
-            + listing(f"{f['resource']} {f['operation']} on {f['node']}" for f in failed)
-        )
-    if failed_resources:
-        problems.append(f"failed resources: {listing(failed_resources)}")
-    if unmanaged:
-        problems.append(f"unmanaged resources: {listing(unmanaged)}")
-    if obs.verify_rc is not None and (obs.verify_rc != 0 or verify_lines):
-        first = verify_lines[0] if verify_lines else f"rc {obs.verify_rc}"
-        problems.append(f"crm_verify -L: {first}")
-    if not obs.stonith_enabled:
-        problems.append("stonith-enabled is false")
-    if obs.maintenance_mode != maintenance_mode:
-        problems.append(
+    if obs.maintenance_mode == maintenance_mode:
+        return Finding(details)
+    return Finding(
+        details,
+        (
             f"maintenance-mode is {str(obs.maintenance_mode).lower()}, expected "
-            f"{str(maintenance_mode).lower()}"
-        )
-    if problems:
-        return result(
-            gate,
-            FAIL,
-            "; ".join(problems),
-            "fix what crm_mon/crm_verify report, clean failed actions with "
-            "`crm_resource --cleanup -r <resource>` once fixed, and set the cluster "
-            "properties (`crm_attribute -n stonith-enabled -v true`, "
-            "maintenance-mode) as the step expects",
-            **details,
-        )
-    if obs.verify_rc is None or pending:
-        why = [f"nodes pending: {listing(pending)}"] if pending else []
-        why += ["crm_verify -L was not run"] if obs.verify_rc is None else []
-        return result(
-            gate,
-            INCONCLUSIVE,
-            "; ".join(why),
-            "wait for the pending nodes to join; run `crm_verify -L` on the front "
-            "end if it could not run",
-            **details,
-        )
-    return result(
-        gate,
-        PASS,
-        f"{len(obs.nodes)} nodes online, {len(obs.resources)} "
-        "resources, no failed actions, crm_verify clean",
-        **details,
+            f"{str(maintenance_mode).lower()}",
+        ),
     )
+
+
+PACEMAKER_HEALTHY_CHECKS = (
+    nodes_online,
+    nodes_clean,
+    no_failed_actions,
+    no_failed_resources,
+    resources_managed,
+    crm_verify_clean,
+    stonith_enabled,
+    maintenance_mode_as_expected,
+)
+"""The named checks of pacemaker-healthy (each with its case files)."""
 
 
 # ------------------------------------------------------------------ fencing
@@ -246,41 +303,58 @@ def parse_syntax_error(stderr: str, language: str, path: str) -> dict[str, objec
     return {"file": path, "line": None, "message": first}
 
 
+def _agent_problem(a: AgentCheck) -> dict[str, object] | None:
+    """What is wrong with a reachable agent, the first thing found (None: nothing)."""
+    base = {"host": a.host, "file": a.path, "kind": a.kind, "resources": list(a.resources)}
+    if not a.exists:
+        return {**base, "problem": "missing"}
+    if not a.executable:
+        return {**base, "problem": "not executable"}
+    if a.syntax_rc not in (None, 0):
+        err = parse_syntax_error(a.syntax_stderr, a.language, a.path)
+        return {
+            **base,
+            "problem": "syntax error",
+            "line": err["line"],
+            "message": err["message"],
+            "file": err["file"],
+        }
+    if a.metadata_rc is not None and (
+        a.metadata_rc != 0 or "<resource-agent" not in a.metadata_output
+    ):
+        return {**base, "problem": "metadata action did not answer", "rc": a.metadata_rc}
+    return None
+
+
+def _problem_line(p: dict[str, object]) -> str:
+    where = f"{p['file']}:{p['line']}" if p.get("line") else str(p["file"])
+    msg = f" ({p['message']})" if p.get("message") else ""
+    return f"{where} on {p['host']}: {p['problem']}{msg}"
+
+
+def _agents_checked(
+    obs: FencingObservation,
+) -> tuple[list[dict[str, object]], list[dict[str, str]]]:
+    """The agents' problems, and the agents that could not be checked."""
+    problems: list[dict[str, object]] = []
+    unread: list[dict[str, str]] = []
+    for a in obs.agents:
+        if a.error:
+            unread.append({"host": a.host, "file": a.path, "error": a.error})
+            continue
+        problem = _agent_problem(a)
+        if problem is not None:
+            problems.append(problem)
+        elif a.metadata_rc is None and a.has_metadata:
+            unread.append({"host": a.host, "file": a.path, "error": "metadata not tried"})
+    return problems, unread
+
+
 def fencing_ready(obs: FencingObservation) -> GateResult:
     """``fencing-ready``: every agent the CIB references exists, is executable, passes its
     syntax check and answers ``metadata``; at least one fence agent; no node fenced/unclean.
     """
-    gate = "fencing-ready"
-    problems: list[dict[str, object]] = []
-    unread: list[dict[str, str]] = []
-    for a in obs.agents:
-        base = {"host": a.host, "file": a.path, "kind": a.kind, "resources": list(a.resources)}
-        if a.error:
-            unread.append({"host": a.host, "file": a.path, "error": a.error})
-        elif not a.exists:
-            problems.append({**base, "problem": "missing"})
-        elif not a.executable:
-            problems.append({**base, "problem": "not executable"})
-        elif a.syntax_rc not in (None, 0):
-            err = parse_syntax_error(a.syntax_stderr, a.language, a.path)
-            problems.append(
-                {
-                    **base,
-                    "problem": "syntax error",
-                    "line": err["line"],
-                    "message": err["message"],
-                    "file": err["file"],
-                }
-            )
-        elif a.metadata_rc is not None and (
-            a.metadata_rc != 0 or "<resource-agent" not in a.metadata_output
-        ):
-            problems.append(
-                {**base, "problem": "metadata action did not answer", "rc": a.metadata_rc}
-            )
-        elif a.metadata_rc is None and a.has_metadata:
-            unread.append({"host": a.host, "file": a.path, "error": "metadata not tried"})
-    stonith = [a for a in obs.agents if a.kind == "stonith"]
+    problems, unread = _agents_checked(obs)
     details = {
         "agents": sorted({a.path for a in obs.agents}),
         "hosts": sorted({a.host for a in obs.agents}),
@@ -289,40 +363,22 @@ def fencing_ready(obs: FencingObservation) -> GateResult:
         "fenced_nodes": list(obs.fenced_nodes),
         "unclean_nodes": list(obs.unclean_nodes),
     }
-    parts = []
-    for p in problems:
-        where = f"{p['file']}:{p['line']}" if p.get("line") else str(p["file"])
-        msg = f" ({p['message']})" if p.get("message") else ""
-        parts.append(f"{where} on {p['host']}: {p['problem']}{msg}")
-    if obs.fenced_nodes:
-        parts.append(f"nodes fenced: {listing(obs.fenced_nodes)}")
-    if obs.unclean_nodes:
-        parts.append(f"nodes unclean: {listing(obs.unclean_nodes)}")
-    if not stonith:
-        parts.append("the CIB references no fence (stonith) agent")
-    if parts:
-        return result(
-            gate,
-            FAIL,
-            "; ".join(parts),
-            "fix the named agent file at the named line (or reinstall its package: "
-            "fence-agents / resource-agents), make it executable, check "
-            "`<agent> metadata`; bring fenced nodes back and `crm_resource "
-            "--cleanup` before the window",
-            **details,
-        )
-    if unread:
-        who = listing(f"{u['file']} on {u['host']} ({u['error']})" for u in unread)
-        return result(
-            gate,
-            INCONCLUSIVE,
-            f"could not check {who}",
-            "check ssh to the named hosts and run the agent's `metadata` action by hand",
-            **details,
-        )
-    return result(
-        gate,
-        PASS,
-        f"{len(details['agents'])} agents ready on {len(details['hosts'])} hosts",
-        **details,
+    lines = [
+        *(_problem_line(p) for p in problems),
+        *listed("nodes fenced", obs.fenced_nodes),
+        *listed("nodes unclean", obs.unclean_nodes),
+    ]
+    if not any(a.kind == "stonith" for a in obs.agents):
+        lines.append("the CIB references no fence (stonith) agent")
+    who = listing(f"{u['file']} on {u['host']} ({u['error']})" for u in unread)
+    return judged(
+        "fencing-ready",
+        (Finding(problems=tuple(lines), waiting=(f"could not check {who}",) if unread else ()),),
+        details,
+        passed=f"{len(details['agents'])} agents ready on {len(details['hosts'])} hosts",
+        fail_hint="fix the named agent file at the named line (or reinstall its package: "
+        "fence-agents / resource-agents), make it executable, check "
+        "`<agent> metadata`; bring fenced nodes back and `crm_resource "
+        "--cleanup` before the window",
+        wait_hint="check ssh to the named hosts and run the agent's `metadata` action by hand",
     )
