@@ -13,6 +13,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from upgrader.errors import OneApiError
 from upgrader.gates.model import Gathered, HostData
@@ -116,42 +117,48 @@ def _int(value: object) -> int | None:
 
 def datastore_observation(client: OneClient, gathered: Gathered) -> DatastoreObservation:
     """The datastore mount on every hypervisor, the NFS exports, and oned's view (3.4+)."""
-    mounts = []
-    for host, data in gathered.hypervisors.items():
-        if data is None:
-            mounts.append(DatastoreMount(host, "", None, error=NO_ANSWER))
-            continue
-        mount = _findmnt(
-            host, data["datastore_path"], data["mount_rc"], data["mount"], data["mount_error"]
-        )
-        mounts.append(
-            replace(
-                mount,
-                expected_fs_type=data.get("datastore_fstype") or None,
-                old_source=data.get("old_source") or None,
-                new_source=data.get("new_source") or None,
-                new_fs_type=data.get("new_fstype") or None,
-            )
-        )
-    exports = []
-    for host, data in gathered.nfs_servers.items():
-        if data is None:
-            exports.append(DatastoreMount(host, "", None, error=NO_ANSWER))
-            continue
-        exports.append(
-            _findmnt(
-                host, data["export_path"], data["export_rc"], data["export"], data["export_error"]
-            )
-        )
+    mounts = tuple(_hypervisor_mount(host, data) for host, data in gathered.hypervisors.items())
+    exports = tuple(_export_mount(host, data) for host, data in gathered.nfs_servers.items())
+    series, oned = _oned_datastores(client)
+    return DatastoreObservation(mounts, series, oned, exports=exports)
+
+
+def _hypervisor_mount(host: str, data: HostData) -> DatastoreMount:
+    """The datastore mount of one hypervisor, with what its inventory expects of it."""
+    if data is None:
+        return DatastoreMount(host, "", None, error=NO_ANSWER)
+    mount = _findmnt(
+        host, data["datastore_path"], data["mount_rc"], data["mount"], data["mount_error"]
+    )
+    return replace(
+        mount,
+        expected_fs_type=data.get("datastore_fstype") or None,
+        old_source=data.get("old_source") or None,
+        new_source=data.get("new_source") or None,
+        new_fs_type=data.get("new_fstype") or None,
+    )
+
+
+def _export_mount(host: str, data: HostData) -> DatastoreMount:
+    """The file system an NFS server exports the datastore from."""
+    if data is None:
+        return DatastoreMount(host, "", None, error=NO_ANSWER)
+    return _findmnt(
+        host, data["export_path"], data["export_rc"], data["export"], data["export_error"]
+    )
+
+
+def _oned_datastores(client: OneClient) -> tuple[str | None, tuple[OnedDatastore, ...] | None]:
+    """oned's series and, from 3.4, its datastores (None when not read)."""
     series: str | None = None
-    oned: tuple[OnedDatastore, ...] | None = None
     try:
         series = str(client.detect_version())
         if series >= "3.4":
-            oned = tuple(OnedDatastore(d.id, d.name, d.base_path) for d in client.datastore_pool())
+            pool = client.datastore_pool()
+            return series, tuple(OnedDatastore(d.id, d.name, d.base_path) for d in pool)
     except OneApiError:
-        oned = None
-    return DatastoreObservation(tuple(mounts), series, oned, exports=tuple(exports))
+        return series, None
+    return series, None
 
 
 # ------------------------------------------------------------------ pacemaker
@@ -229,49 +236,52 @@ def pacemaker_observation(gathered: Gathered) -> PacemakerObservation:
 
 def fencing_observation(gathered: Gathered) -> FencingObservation:
     """Every agent the CIB references, checked on every front end; fenced/unclean nodes."""
-    agents: list[AgentCheck] = []
-    for host, data in gathered.frontends.items():
-        if data is None:
-            agents.append(AgentCheck(host, "(all agents)", "stonith", error=NO_ANSWER))
-            continue
-        if data.get("agents_error") and not data.get("agents"):
-            agents.append(
-                AgentCheck(host, "(cibadmin)", "stonith", error=str(data["agents_error"])[:300])
-            )
-            continue
-        agents.extend(
-            AgentCheck(
-                host,
-                a["path"],
-                a["kind"],
-                tuple(a.get("resources", ())),
-                exists=a["exists"],
-                executable=a["executable"],
-                language=a["language"],
-                syntax_rc=a["syntax_rc"],
-                syntax_stderr=a["syntax_stderr"],
-                metadata_rc=a["metadata_rc"],
-                metadata_output=a["metadata_output"],
-                has_metadata=a.get("agent_class") != "lsb",
-            )
-            for a in data.get("agents", ())
-        )
+    agents = tuple(
+        check for host, data in gathered.frontends.items() for check in _agent_checks(host, data)
+    )
     root, _, _ = _crm_mon(gathered)
-    fenced: list[str] = []
-    unclean: list[str] = []
-    if root is not None:
-        offline = {
-            n.get("name", "") for n in root.iterfind("./nodes/node") if not _attr(n, "online")
-        }
-        unclean = [n.get("name", "") for n in root.iterfind("./nodes/node") if _attr(n, "unclean")]
-        fenced = sorted(
-            {
-                e.get("target", "")
-                for e in root.iterfind("./fence_history/fence_event")
-                if e.get("status") == "success" and e.get("target") in offline
-            }
+    fenced, unclean = _fenced_and_unclean(root) if root is not None else ((), ())
+    return FencingObservation(agents, fenced, unclean)
+
+
+def _agent_checks(host: str, data: HostData) -> list[AgentCheck]:
+    """What one front end found of the agents (one unreadable entry when it could not look)."""
+    if data is None:
+        return [AgentCheck(host, "(all agents)", "stonith", error=NO_ANSWER)]
+    if data.get("agents_error") and not data.get("agents"):
+        return [AgentCheck(host, "(cibadmin)", "stonith", error=str(data["agents_error"])[:300])]
+    return [
+        AgentCheck(
+            host,
+            a["path"],
+            a["kind"],
+            tuple(a.get("resources", ())),
+            exists=a["exists"],
+            executable=a["executable"],
+            language=a["language"],
+            syntax_rc=a["syntax_rc"],
+            syntax_stderr=a["syntax_stderr"],
+            metadata_rc=a["metadata_rc"],
+            metadata_output=a["metadata_output"],
+            has_metadata=a.get("agent_class") != "lsb",
         )
-    return FencingObservation(tuple(agents), tuple(fenced), tuple(unclean))
+        for a in data.get("agents", ())
+    ]
+
+
+def _fenced_and_unclean(root: ET.Element) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The offline nodes a fence event succeeded on, and the unclean nodes, of crm_mon."""
+    nodes = list(root.iterfind("./nodes/node"))
+    offline = {n.get("name", "") for n in nodes if not _attr(n, "online")}
+    unclean = tuple(n.get("name", "") for n in nodes if _attr(n, "unclean"))
+    fenced = sorted(
+        {
+            e.get("target", "")
+            for e in root.iterfind("./fence_history/fence_event")
+            if e.get("status") == "success" and e.get("target") in offline
+        }
+    )
+    return tuple(fenced), unclean
 
 
 # ------------------------------------------------------------------ versions
@@ -290,19 +300,25 @@ def version_observation(client: OneClient, gathered: Gathered | None) -> OnedVer
     if gathered is None:
         return OnedVersionSeen(probed, None, None, probe_error)
     answered = {h: d for h, d in gathered.frontends.items() if d is not None}
-    running_on = _oned_node(gathered)
-    front = answered.get(running_on or "") or next(iter(answered.values()), None)
-    package = None
-    onedb = None
-    if front is not None:
-        match = _ONED_V.search(front.get("oned", "")) if front.get("oned_rc") == 0 else None
-        package = match.group(1) if match else None
-    for d in answered.values():  # onedb ran once; its answer is on every front end
+    front = answered.get(_oned_node(gathered) or "") or next(iter(answered.values()), None)
+    return OnedVersionSeen(probed, _onedb_version(answered), _package_version(front), probe_error)
+
+
+def _package_version(front: HostData) -> str | None:
+    """The release ``oned -v`` names on the front end that runs oned."""
+    if front is None or front.get("oned_rc") != 0:
+        return None
+    match = _ONED_V.search(front.get("oned", ""))
+    return match.group(1) if match else None
+
+
+def _onedb_version(answered: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """What ``onedb version`` said (it ran once; its answer is on every front end)."""
+    for d in answered.values():
         if d.get("onedb_rc") == 0:
             match = _ONEDB_V.search(d.get("onedb", ""))
-            onedb = match.group(1) if match else None
-            break
-    return OnedVersionSeen(probed, onedb, package, probe_error)
+            return match.group(1) if match else None
+    return None
 
 
 def _oned_node(gathered: Gathered) -> str | None:

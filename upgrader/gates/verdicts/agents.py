@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from upgrader.gates.model import GateResult
-from upgrader.gates.verdicts.base import FAIL, INCONCLUSIVE, PASS, listing, result
+from upgrader.gates.verdicts.base import Finding, evidence, judged, listing
 
 # ------------------------------------------------------------------ libvirtd
 
@@ -31,42 +31,48 @@ class LibvirtdObservation:
     hosts: tuple[LibvirtdStatus, ...]
 
 
+def _waited(parts: list[str], checked: object, nobody: str) -> tuple[str, ...]:
+    """The lines a gate waits for: ``parts``, or ``nobody`` when no host was ``checked``."""
+    return tuple(parts) or ((nobody,) if not checked else ())
+
+
+def _down_line(row: dict[str, str]) -> str:
+    return row["host"] + (f" ({row['status']})" if row["status"] else "")
+
+
 def libvirtd_alive(obs: LibvirtdObservation, *, hosts: Sequence[str] = ()) -> GateResult:
     """``libvirtd-alive``: libvirtd runs on every hypervisor (and on every one of ``hosts``)."""
-    gate = "libvirtd-alive"
+    down, unchecked = _libvirtd_down(obs), _libvirtd_unchecked(obs, hosts)
+    return judged(
+        "libvirtd-alive",
+        (down, unchecked),
+        {"hosts": {h.host: h.running for h in obs.hosts}, **evidence(down, unchecked)},
+        passed=f"libvirtd running on {len(obs.hosts)} hosts",
+        fail_hint="start libvirtd on the named hosts (`service libvirtd start`) and read "
+        "its log; VMs there keep running but oned cannot manage them",
+        wait_hint="check ssh to the named hosts",
+    )
+
+
+def _libvirtd_down(obs: LibvirtdObservation) -> Finding:
     down = [{"host": h.host, "status": h.init_status} for h in obs.hosts if h.running is False]
+    if not down:
+        return Finding({"down": down})
+    return Finding({"down": down}, (f"libvirtd not running on {listing(map(_down_line, down))}",))
+
+
+def _libvirtd_unchecked(obs: LibvirtdObservation, hosts: Sequence[str]) -> Finding:
     unread = [
         {"host": h.host, "error": h.error or "no answer"} for h in obs.hosts if h.running is None
     ]
     seen = {h.host for h in obs.hosts}
     missing = [name for name in hosts if name not in seen]
-    details = {
-        "hosts": {h.host: h.running for h in obs.hosts},
-        "down": down,
-        "unreadable": unread,
-        "missing": missing,
-    }
-    if down:
-        who = listing(f"{d['host']}" + (f" ({d['status']})" if d["status"] else "") for d in down)
-        return result(
-            gate,
-            FAIL,
-            f"libvirtd not running on {who}",
-            "start libvirtd on the named hosts (`service libvirtd start`) and read "
-            "its log; VMs there keep running but oned cannot manage them",
-            **details,
-        )
-    if unread or missing or not obs.hosts:
-        parts = [f"could not read {u['host']}: {u['error']}" for u in unread]
-        parts += [f"no answer from {name}" for name in missing]
-        return result(
-            gate,
-            INCONCLUSIVE,
-            "; ".join(parts) or "no hypervisor was checked",
-            "check ssh to the named hosts",
-            **details,
-        )
-    return result(gate, PASS, f"libvirtd running on {len(obs.hosts)} hosts", **details)
+    parts = [f"could not read {u['host']}: {u['error']}" for u in unread]
+    parts += [f"no answer from {name}" for name in missing]
+    return Finding(
+        {"unreadable": unread, "missing": missing},
+        waiting=_waited(parts, obs.hosts, "no hypervisor was checked"),
+    )
 
 
 # ------------------------------------------------------------------ puppet
@@ -88,104 +94,95 @@ class PuppetObservation:
     agents: tuple[PuppetAgent, ...]
 
 
+NOBODY = "no host was checked"
+
+
+def _agent_state(a: PuppetAgent) -> str:
+    if a.disabled is None:
+        return "unknown"
+    return f"disabled: {a.reason}" if a.disabled else "enabled"
+
+
 def _puppet_details(obs: PuppetObservation) -> dict[str, object]:
-    return {
-        "agents": {
-            a.host: (
-                "unknown"
-                if a.disabled is None
-                else f"disabled: {a.reason}"
-                if a.disabled
-                else "enabled"
-            )
-            for a in obs.agents
-        }
-    }
+    return {"agents": {a.host: _agent_state(a) for a in obs.agents}}
+
+
+def _unread(obs: PuppetObservation) -> list[dict[str, str]]:
+    return [
+        {"host": a.host, "error": a.error or "no answer"} for a in obs.agents if a.disabled is None
+    ]
 
 
 def puppet_held(obs: PuppetObservation, *, run_id: str) -> GateResult:
     """``puppet-held``: the agent is disabled on every host with a reason naming ``run_id``."""
-    gate = "puppet-held"
+    held, busy = _not_held(obs, run_id), _puppet_busy(obs)
+    return judged(
+        "puppet-held",
+        (held, busy),
+        {**_puppet_details(obs), **evidence(held, busy), "run_id": run_id},
+        passed=f"Puppet held for run {run_id} on {len(obs.agents)} hosts",
+        fail_hint=f"run `puppet agent --disable 'upgrader run {run_id}'` on the enabled "
+        "hosts; for hosts held by someone else, ask who and why before the "
+        "window (their hold would be lifted with ours)",
+        wait_hint="wait for the Puppet run to finish (agent_catalog_run.lock goes away); "
+        "check ssh to unreadable hosts",
+    )
+
+
+def _not_held(obs: PuppetObservation, run_id: str) -> Finding:
+    """Agents enabled, or disabled for another reason than this run."""
     enabled = [a.host for a in obs.agents if a.disabled is False]
     other = [
         {"host": a.host, "reason": a.reason}
         for a in obs.agents
         if a.disabled and run_id not in a.reason
     ]
-    unread = [
-        {"host": a.host, "error": a.error or "no answer"} for a in obs.agents if a.disabled is None
-    ]
+    problems = [f"agent enabled on {listing(enabled)}"] if enabled else []
+    problems += [f"{o['host']} held for another reason: {o['reason'] or '(none)'}" for o in other]
+    return Finding({"enabled": enabled, "held_for_other": other}, tuple(problems))
+
+
+def _puppet_busy(obs: PuppetObservation) -> Finding:
+    """Agents that could not be read, or still in a Puppet run."""
+    unread = _unread(obs)
     running = [a.host for a in obs.agents if a.disabled and a.run_in_progress]
-    details = {
-        **_puppet_details(obs),
-        "enabled": enabled,
-        "held_for_other": other,
-        "unreadable": unread,
-        "run_in_progress": running,
-        "run_id": run_id,
-    }
-    if enabled or other:
-        parts = [f"agent enabled on {listing(enabled)}"] if enabled else []
-        parts += [f"{o['host']} held for another reason: {o['reason'] or '(none)'}" for o in other]
-        return result(
-            gate,
-            FAIL,
-            "; ".join(parts),
-            f"run `puppet agent --disable 'upgrader run {run_id}'` on the enabled "
-            "hosts; for hosts held by someone else, ask who and why before the "
-            "window (their hold would be lifted with ours)",
-            **details,
-        )
-    if unread or running or not obs.agents:
-        parts = [f"could not read {u['host']}: {u['error']}" for u in unread]
-        parts += [f"a Puppet run is still in progress on {h}" for h in running]
-        return result(
-            gate,
-            INCONCLUSIVE,
-            "; ".join(parts) or "no host was checked",
-            "wait for the Puppet run to finish (agent_catalog_run.lock goes away); "
-            "check ssh to unreadable hosts",
-            **details,
-        )
-    return result(gate, PASS, f"Puppet held for run {run_id} on {len(obs.agents)} hosts", **details)
+    parts = [f"could not read {u['host']}: {u['error']}" for u in unread]
+    parts += [f"a Puppet run is still in progress on {h}" for h in running]
+    return Finding(
+        {"unreadable": unread, "run_in_progress": running},
+        waiting=_waited(parts, obs.agents, NOBODY),
+    )
 
 
 def puppet_released(obs: PuppetObservation, *, run_id: str = "") -> GateResult:
     """``puppet-released``: the agent is enabled on every host."""
-    gate = "puppet-released"
-    ours = [a.host for a in obs.agents if a.disabled and run_id and run_id in a.reason]
+    held = _still_held(obs, run_id)
+    unread = _unread(obs)
+    parts = [f"could not read {u['host']}: {u['error']}" for u in unread]
+    return judged(
+        "puppet-released",
+        (held, Finding(waiting=_waited(parts, obs.agents, NOBODY))),
+        {**_puppet_details(obs), **held.details, "unreadable": unread},
+        passed=f"Puppet enabled on {len(obs.agents)} hosts",
+        fail_hint="run `puppet agent --enable` on the named hosts (for holds that are not "
+        "upgrader's, ask their owner first)",
+        wait_hint="check ssh to the named hosts",
+    )
+
+
+def _held_by(agent: PuppetAgent, run_id: str) -> bool:
+    """Whether the agent is disabled with a reason naming ``run_id`` (an empty one: never)."""
+    return bool(agent.disabled and run_id and run_id in agent.reason)
+
+
+def _still_held(obs: PuppetObservation, run_id: str) -> Finding:
+    """Agents still disabled: by this run (its reason names ``run_id``), or by another."""
+    ours = [a.host for a in obs.agents if _held_by(a, run_id)]
     other = [
         {"host": a.host, "reason": a.reason}
         for a in obs.agents
         if a.disabled and a.host not in ours
     ]
-    unread = [
-        {"host": a.host, "error": a.error or "no answer"} for a in obs.agents if a.disabled is None
-    ]
-    details = {
-        **_puppet_details(obs),
-        "still_held": ours,
-        "held_for_other": other,
-        "unreadable": unread,
-    }
-    if ours or other:
-        parts = [f"still held by this run on {listing(ours)}"] if ours else []
-        parts += [f"{o['host']} disabled: {o['reason'] or '(no reason)'}" for o in other]
-        return result(
-            gate,
-            FAIL,
-            "; ".join(parts),
-            "run `puppet agent --enable` on the named hosts (for holds that are not "
-            "upgrader's, ask their owner first)",
-            **details,
-        )
-    if unread or not obs.agents:
-        parts = [f"could not read {u['host']}: {u['error']}" for u in unread]
-        return result(
-            gate,
-            INCONCLUSIVE,
-            "; ".join(parts) or "no host was checked",
-            "check ssh to the named hosts",
-            **details,
-        )
-    return result(gate, PASS, f"Puppet enabled on {len(obs.agents)} hosts", **details)
+    problems = [f"still held by this run on {listing(ours)}"] if ours else []
+    problems += [f"{o['host']} disabled: {o['reason'] or '(no reason)'}" for o in other]
+    return Finding({"still_held": ours, "held_for_other": other}, tuple(problems))

@@ -11,7 +11,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from upgrader.gates.model import GateResult
-from upgrader.gates.verdicts.base import FAIL, INCONCLUSIVE, PASS, listing, result
+from upgrader.gates.verdicts.base import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    Finding,
+    evidence,
+    judged,
+    listing,
+    result,
+)
 from upgrader.opennebula.enums import HostState
 from upgrader.opennebula.models import Host
 from upgrader.plan.versions import RELEASES
@@ -90,9 +99,8 @@ def oned_version(
     database version the installed oned needs (default: the package release, or the
     release upgrader installs for the series).
     """
-    gate = "oned-version"
     expected_series = _series(expect) if expect else None
-    details = {
+    details: dict[str, object] = {
         "probed_series": obs.probed_series,
         "onedb_version": obs.onedb_version,
         "package_version": obs.package_version,
@@ -100,46 +108,70 @@ def oned_version(
     }
     if obs.probed_series is None:
         return result(
-            gate,
+            VERSION_GATE,
             INCONCLUSIVE,
             f"could not probe oned's version: {obs.probe_error or 'no answer'}",
             "check oned-reachable first: the version is probed through oned",
             **details,
             error=obs.probe_error,
         )
-    if expected_series and obs.probed_series != expected_series:
+    wrong = _wrong_oned(obs, obs.probed_series, expected_series, details)
+    if wrong is not None:
+        return wrong
+    needed = db_version or obs.package_version or RELEASES.get(obs.probed_series)
+    details["needed_db_version"] = needed
+    return _database(obs, obs.probed_series, needed, require_onedb, details)
+
+
+VERSION_GATE = "oned-version"
+
+
+def _wrong_oned(
+    obs: OnedVersionSeen, series: str, expected: str | None, details: dict[str, object]
+) -> GateResult | None:
+    """A fail when the running oned is not the expected series or not the installed one."""
+    if expected and series != expected:
         return result(
-            gate,
+            VERSION_GATE,
             FAIL,
-            f"oned is {obs.probed_series}, expected {expected_series}",
+            f"oned is {series}, expected {expected}",
             "the installed opennebula package is not the one this step expects: "
             "see the previous step's output and `dpkg -l opennebula` on the front end",
             **details,
         )
-    if obs.package_version and _series(obs.package_version) != obs.probed_series:
+    if obs.package_version and _series(obs.package_version) != series:
         return result(
-            gate,
+            VERSION_GATE,
             FAIL,
-            f"package {obs.package_version} installed but oned answers as {obs.probed_series}",
+            f"package {obs.package_version} installed but oned answers as {series}",
             "the running oned is not the installed one: restart oned "
             "(Pacemaker resource oned) after the package upgrade",
             **details,
         )
-    needed = db_version or obs.package_version or RELEASES.get(obs.probed_series)
-    details["needed_db_version"] = needed
+    return None
+
+
+def _database(
+    obs: OnedVersionSeen,
+    series: str,
+    needed: str | None,
+    require_onedb: bool,
+    details: dict[str, object],
+) -> GateResult:
+    """The verdict on the database version, once oned is the right one."""
     if obs.onedb_version is None:
         if not require_onedb:
             return result(
-                gate,
+                VERSION_GATE,
                 PASS,
-                f"oned is {obs.probed_series} (database version "
+                f"oned is {series} (database version "
                 "not confirmed: `onedb version` was not read)",
                 **details,
             )
         return result(
-            gate,
+            VERSION_GATE,
             INCONCLUSIVE,
-            f"oned is {obs.probed_series} but `onedb version` could not be read",
+            f"oned is {series} but `onedb version` could not be read",
             "run `onedb version` as oneadmin on the front end and check the "
             "database credentials in oned.conf (DB section)",
             **details,
@@ -147,7 +179,7 @@ def oned_version(
     if needed and obs.onedb_version.strip() != needed:
         who = f"oned {obs.package_version}" if obs.package_version else f"oned {needed}"
         return result(
-            gate,
+            VERSION_GATE,
             FAIL,
             f"database is at {obs.onedb_version} but {who} needs {needed}",
             f"the database upgrade stopped short of {needed} (a package once shipped "
@@ -157,7 +189,7 @@ def oned_version(
             **details,
         )
     return result(
-        gate, PASS, f"oned is {obs.probed_series}, database at {obs.onedb_version}", **details
+        VERSION_GATE, PASS, f"oned is {series}, database at {obs.onedb_version}", **details
     )
 
 
@@ -208,27 +240,11 @@ def hosts_monitored(
     the host itself (``allow_disabled``); ``expect_hosts`` must all be listed.
     """
     gate = "hosts-monitored"
-    errors = [
-        {"id": h.id, "name": h.name, "error": h.error or "(no message)"}
-        for h in obs.hosts
-        if h.state is HostState.ERROR
-    ]
-    disabled = [
-        h.name for h in obs.hosts if h.state is HostState.DISABLED and h.name not in allow_disabled
-    ]
-    waiting = [
-        {"id": h.id, "name": h.name, "state": HostState(h.state).name}
-        for h in obs.hosts
-        if h.state in _TRANSIENT_HOST_STATES
-    ]
-    listed = {h.name for h in obs.hosts}
-    missing = [name for name in expect_hosts if name not in listed]
+    errors, disabled = _hosts_in_error(obs), _hosts_disabled(obs, allow_disabled)
+    missing, waiting = _hosts_missing(obs, expect_hosts), _hosts_waiting(obs)
     details = {
         "hosts": {h.name: HostState(h.state).name for h in obs.hosts},
-        "errors": errors,
-        "disabled": disabled,
-        "waiting": waiting,
-        "missing": missing,
+        **evidence(errors, disabled, waiting, missing),
     }
     if not obs.hosts:
         return result(
@@ -239,32 +255,62 @@ def hosts_monitored(
             "talks to the right oned",
             **details,
         )
-    problems = [f"{e['name']} in ERROR: {e['error']}" for e in errors]
-    problems += [f"{name} DISABLED" for name in disabled]
-    problems += [f"{name} not listed" for name in missing]
-    if problems:
-        hints = []
-        if errors:
-            hints.append(
-                "read the host's error (`onehost show`), fix ssh/libvirtd on it, "
-                "then `onehost enable` it or wait for the next monitoring cycle"
-            )
-        if disabled:
-            hints.append(
-                f"re-enable {listing(disabled)} with `onehost enable` if nobody "
-                "disabled it on purpose"
-            )
-        if missing:
-            hints.append("a host upgrader knew is gone from oned: `onehost create` it again")
-        return result(gate, FAIL, "; ".join(problems), "; ".join(hints), **details)
-    if waiting:
-        who = listing(f"{w['name']} ({w['state']})" for w in waiting)
-        return result(
-            gate,
-            INCONCLUSIVE,
-            f"still waiting for {who}",
-            "monitoring is under way; if it does not settle, check that oned can "
-            "ssh to the host and run its probes (`onehost show`, oned.log)",
-            **details,
+    return judged(
+        gate,
+        (errors, disabled, missing, waiting),
+        details,
+        passed=f"all {len(obs.hosts)} hosts MONITORED",
+        fail_hint=_host_hints(errors, disabled, missing),
+        wait_hint="monitoring is under way; if it does not settle, check that oned can "
+        "ssh to the host and run its probes (`onehost show`, oned.log)",
+    )
+
+
+def _hosts_in_error(obs: HostPool) -> Finding:
+    errors = [
+        {"id": h.id, "name": h.name, "error": h.error or "(no message)"}
+        for h in obs.hosts
+        if h.state is HostState.ERROR
+    ]
+    return Finding({"errors": errors}, tuple(f"{e['name']} in ERROR: {e['error']}" for e in errors))
+
+
+def _hosts_disabled(obs: HostPool, allow_disabled: Sequence[str]) -> Finding:
+    disabled = [
+        h.name for h in obs.hosts if h.state is HostState.DISABLED and h.name not in allow_disabled
+    ]
+    return Finding({"disabled": disabled}, tuple(f"{name} DISABLED" for name in disabled))
+
+
+def _hosts_missing(obs: HostPool, expect_hosts: Sequence[str]) -> Finding:
+    listed = {h.name for h in obs.hosts}
+    missing = [name for name in expect_hosts if name not in listed]
+    return Finding({"missing": missing}, tuple(f"{name} not listed" for name in missing))
+
+
+def _hosts_waiting(obs: HostPool) -> Finding:
+    """Hosts in a monitoring state that settles by itself."""
+    waiting = [
+        {"id": h.id, "name": h.name, "state": HostState(h.state).name}
+        for h in obs.hosts
+        if h.state in _TRANSIENT_HOST_STATES
+    ]
+    who = listing(f"{w['name']} ({w['state']})" for w in waiting)
+    return Finding({"waiting": waiting}, waiting=(f"still waiting for {who}",) if waiting else ())
+
+
+def _host_hints(errors: Finding, disabled: Finding, missing: Finding) -> str:
+    hints = []
+    if errors.problems:
+        hints.append(
+            "read the host's error (`onehost show`), fix ssh/libvirtd on it, "
+            "then `onehost enable` it or wait for the next monitoring cycle"
         )
-    return result(gate, PASS, f"all {len(obs.hosts)} hosts MONITORED", **details)
+    if disabled.problems:
+        hints.append(
+            f"re-enable {listing(disabled.details['disabled'])} with `onehost enable` if nobody "
+            "disabled it on purpose"
+        )
+    if missing.problems:
+        hints.append("a host upgrader knew is gone from oned: `onehost create` it again")
+    return "; ".join(hints)
