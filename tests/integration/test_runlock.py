@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from upgrader.errors import LockHeldError, StaleLockError, UsageError
-from upgrader.journal.store import JOURNAL_NAME, EventType, Journal, read_events, replay, utc_iso
+from upgrader.journal.files import utc_iso
+from upgrader.journal.store import JOURNAL_NAME, EventType, Journal, read_events, replay
 from upgrader.run.lock import LockInfo, RunLock, read_lock
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -38,7 +38,7 @@ from upgrader.ansible_adapter.outcome import (
     PlaybookOutcome,
 )
 from upgrader.errors import PlaybookSetupError
-from upgrader.journal.store import make_private_dir
+from upgrader.journal.files import make_private_dir, write_private
 
 __all__ = [
     "MARKER_VAR",
@@ -211,15 +211,14 @@ def _make_private(root: Path) -> None:
 
 
 def _write_secret_vars(pdd: Path, secrets: Mapping[str, Any]) -> Path:
-    """Write the secrets to an owner-only file, created with 0600 (no umask window)."""
+    """Write the secrets to an owner-only file, created with 0600 (no umask window); a file
+    already there (a leftover) is an error, never silently reused."""
     path = pdd / _PRIVATE_VARS_FILE
     path.parent.mkdir(mode=0o700, exist_ok=True)
     values = {
         key: value if isinstance(value, str) else value.reveal() for key, value in secrets.items()
     }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(values, fh)
+    write_private(path, json.dumps(values), exclusive=True)
     return path
 
 

@@ -10,8 +10,6 @@ failed, paused, refused by a gate), because the failed night is the one that nee
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import click
 from upgrader.cli.options import config_option, site_workspace, stage_option
 from upgrader.config.workspace import Workspace
 from upgrader.errors import UpgraderError, UsageError
+from upgrader.journal import files
 from upgrader.journal.store import read_events
 from upgrader.reports.build import build
 from upgrader.reports.data import from_plan
@@ -47,19 +46,10 @@ def report_text(ws: Any, run_id: str, fmt: str) -> str:
 def write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` readable by its owner only, replacing it whole."""
     path = path.expanduser()
-    directory = path.parent if str(path.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise UsageError(f"cannot write the report {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        files.write_private(path, text)
+    except OSError as exc:  # a missing directory too
+        raise UsageError(f"cannot write the report {path}: {exc.strerror or exc}") from None
 
 
 def _format_of(path: Path) -> str:

@@ -18,6 +18,7 @@ import click
 
 from upgrader.cli.options import config_option, json_option, site_workspace, stage_option
 from upgrader.errors import ConfigError, UsageError, WindowClosedError
+from upgrader.journal import files
 from upgrader.windows.systemd import Units, describe, render, resumable_run
 from upgrader.windows.window import (
     Window,
@@ -189,12 +190,11 @@ def _program() -> list[str]:
 def _write(directory: Path, units: Units) -> tuple[Path, Path]:
     """Write both files (0644: they hold paths and times, no secrets)."""
     directory = directory.absolute()
+    paths = (directory / f"{units.name}.service", directory / f"{units.name}.timer")
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        paths = (directory / f"{units.name}.service", directory / f"{units.name}.timer")
         for path, text in zip(paths, (units.service, units.timer), strict=True):
-            path.write_text(text)
-            path.chmod(0o644)
+            files.write_private(path, text, mode=0o644)
     except OSError as exc:
         raise UsageError(f"cannot write to --output {directory}: {exc.strerror or exc}") from None
     return paths

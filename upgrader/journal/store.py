@@ -12,8 +12,7 @@ defence a ``Secret`` (anything with a ``reveal()`` method) is written as its ``s
 
 The event vocabulary (``EventType``, ``JournalEvent``) is in ``events.py``; the pure
 ``replay`` into a ``RunState`` and ``resume_decision`` are in ``replay.py``; both are
-re-exported here. The durable private-file helpers are in ``files.py`` (``fsync_dir``,
-``make_private_dir`` and ``utc_iso`` are re-exported here too, for their older callers). The
+re-exported here. The durable private-file helpers are in ``files.py``. The
 run lock lives in ``upgrader/run/lock.py``.
 """
 
@@ -59,13 +58,10 @@ __all__ = [
     "RunState",
     "RunStatus",
     "StepStatus",
-    "fsync_dir",
-    "make_private_dir",
     "read_events",
     "redo_plan",
     "replay",
     "resume_decision",
-    "utc_iso",
 ]
 
 JOURNAL_NAME = "journal.jsonl"
