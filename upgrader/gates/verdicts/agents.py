@@ -1,8 +1,7 @@
-"""Verdicts on the agents running on every host: libvirtd-alive, puppet-held, puppet-released.
+"""Verdicts on the agents every hypervisor runs: libvirtd-alive, puppet-held, puppet-released.
 
-Each function takes an observation (a frozen dataclass of plain data, defined here next to
-the verdict that consumes it) plus the gate's parameters, and returns a ``GateResult``.
-Pure: no I/O, no clock.
+Pure: no I/O, no clock. A host that did not answer is unreadable (inconclusive), never
+healthy; the Puppet gates read the reason in the agent's disable lock, which names the run.
 """
 
 from __future__ import annotations
@@ -36,6 +35,10 @@ def _waited(parts: list[str], checked: object, nobody: str) -> tuple[str, ...]:
     return tuple(parts) or ((nobody,) if not checked else ())
 
 
+def _could_not_read(unread: list[dict[str, str]]) -> list[str]:
+    return [f"could not read {u['host']}: {u['error']}" for u in unread]
+
+
 def _down_line(row: dict[str, str]) -> str:
     return row["host"] + (f" ({row['status']})" if row["status"] else "")
 
@@ -67,7 +70,7 @@ def _libvirtd_unchecked(obs: LibvirtdObservation, hosts: Sequence[str]) -> Findi
     ]
     seen = {h.host for h in obs.hosts}
     missing = [name for name in hosts if name not in seen]
-    parts = [f"could not read {u['host']}: {u['error']}" for u in unread]
+    parts = _could_not_read(unread)
     parts += [f"no answer from {name}" for name in missing]
     return Finding(
         {"unreadable": unread, "missing": missing},
@@ -146,7 +149,7 @@ def _puppet_busy(obs: PuppetObservation) -> Finding:
     """Agents that could not be read, or still in a Puppet run."""
     unread = _unread(obs)
     running = [a.host for a in obs.agents if a.disabled and a.run_in_progress]
-    parts = [f"could not read {u['host']}: {u['error']}" for u in unread]
+    parts = _could_not_read(unread)
     parts += [f"a Puppet run is still in progress on {h}" for h in running]
     return Finding(
         {"unreadable": unread, "run_in_progress": running},
@@ -158,7 +161,7 @@ def puppet_released(obs: PuppetObservation, *, run_id: str = "") -> GateResult:
     """``puppet-released``: the agent is enabled on every host."""
     held = _still_held(obs, run_id)
     unread = _unread(obs)
-    parts = [f"could not read {u['host']}: {u['error']}" for u in unread]
+    parts = _could_not_read(unread)
     return judged(
         "puppet-released",
         (held, Finding(waiting=_waited(parts, obs.agents, NOBODY))),

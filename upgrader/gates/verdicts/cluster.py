@@ -1,8 +1,8 @@
 """Verdicts on the Pacemaker cluster: pacemaker-healthy, fencing-ready, parse_syntax_error.
 
-Each function takes an observation (a frozen dataclass of plain data, defined here next to
-the verdict that consumes it) plus the gate's parameters, and returns a ``GateResult``.
-Pure: no I/O, no clock.
+Pure: no I/O, no clock. ``pacemaker_healthy`` is cut into named checks, one for each thing
+crm_mon and crm_verify report (``PACEMAKER_HEALTHY_CHECKS``); ``fencing_ready`` judges every
+agent the CIB references, on every front end.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Verdict on the domains the hypervisors run: no-duplicate-vms (each VM once, where oned says).
 
-Each function takes an observation (a frozen dataclass of plain data, defined here next to
-the verdict that consumes it) plus the gate's parameters, and returns a ``GateResult``.
-Pure: no I/O, no clock.
+Pure: no I/O, no clock. The ``one-<id>`` domains are read once (``running_domains``) and
+judged by named checks (``NO_DUPLICATE_VMS_CHECKS``), as are the hypervisors' answers.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Verdicts on oned and the hosts it lists: oned-reachable, oned-version, hosts-monitored.
 
-Each function takes an observation (a frozen dataclass of plain data, defined here next to
-the verdict that consumes it) plus the gate's parameters, and returns a ``GateResult``.
-Pure: no I/O, no clock.
+Pure: no I/O, no clock. Monitoring states that settle by themselves are waited for
+(inconclusive); the version gate holds the probed series against the installed package and
+``onedb version``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Verdict on the shared storage: datastores-healthy (mounts per host, oned's datastores).
 
-Each function takes an observation (a frozen dataclass of plain data, defined here next to
-the verdict that consumes it) plus the gate's parameters, and returns a ``GateResult``.
-Pure: no I/O, no clock.
+Pure: no I/O, no clock. Named checks (``DATASTORES_HEALTHY_CHECKS``): five judge one mount
+each, the others whether every host answered and what oned (3.4+) lists.
 """
 
 from __future__ import annotations

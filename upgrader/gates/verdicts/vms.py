@@ -1,8 +1,7 @@
 """Verdicts on the VMs oned lists: vms-settled, vms-unchanged.
 
-Each function takes an observation (a frozen dataclass of plain data, defined here next to
-the verdict that consumes it) plus the gate's parameters, and returns a ``GateResult``.
-Pure: no I/O, no clock.
+Pure: no I/O, no clock. ``vms_unchanged`` pairs the VMs before and after a step once
+(``pair_vms``) and judges the pairing with named checks (``VMS_UNCHANGED_CHECKS``).
 """
 
 from __future__ import annotations
