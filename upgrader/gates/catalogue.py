@@ -5,22 +5,22 @@ reads oned through ``OneClient`` and/or the hosts through one gather play (``Obs
 parts are what ``HOST_PARTS`` says), builds an observation (``observe``) and hands it to its
 pure verdict (``verdicts``); ``wait`` looks again while the verdict is inconclusive.
 
-    gate                reads                              standing  verdict params set here
+    gate                reads                              standing  params it sets
     oned-reachable      oned                               yes
-    oned-version        oned; frontends (if observed)      yes       require_onedb: False unobserved
+    oned-version        oned; frontends (if observed)      yes       require_onedb=False if not
     hosts-monitored     oned                               yes
     vms-settled         oned                               yes
     vms-unchanged       oned (a snapshot before the step)  no
     no-duplicate-vms    oned; hypervisors                  yes
-    datastores-healthy  oned; hypervisors, nfs_servers     yes       min_free: 5%
+    datastores-healthy  oned; hypervisors, nfs_servers     yes       min_free=5%
     pacemaker-healthy   frontends                          yes
     fencing-ready       frontends, agents                  yes
     libvirtd-alive      hypervisors                        yes
-    puppet-held         hypervisors                        no        run_id: the run's
-    puppet-released     hypervisors                        no        run_id: the run's
+    puppet-held         hypervisors                        no        run_id=the run's
+    puppet-released     hypervisors                        no        run_id=the run's
 
 Standing gates hold at any time (``upgrader gates`` evaluates them, ``STANDING``); the others
-only inside a run. ``build_gates`` binds the catalogue to one cloud; without an observer the
+only inside a run. A step's own params override those set here. ``build_gates`` binds the catalogue to one cloud; without an observer the
 gates that read the hosts are absent, but for ``oned-version``, which then reads oned only.
 The executor evaluates the gates a step names, a round at a time (``GateSet.new_round``).
 """
@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from upgrader.errors import OneApiError
+from upgrader.errors import OneApiError, UpgraderError
 from upgrader.gates import observe, verdicts
 from upgrader.gates.model import (
     AGENTS,
@@ -234,8 +234,8 @@ def _read_puppet(_: OneClient, seen: Gathered | None) -> verdicts.PuppetObservat
 
 
 def _observed_hosts(seen: Gathered | None) -> Gathered:
-    if seen is None:  # Entry.available keeps host gates out of a cloud without an observer
-        raise AssertionError("a gate that reads the hosts was built without an observer")
+    if seen is None:  # not met: Entry.available leaves host gates out without an observer
+        raise UpgraderError("this gate reads the hosts, and nothing was given to read them with")
     return seen
 
 
