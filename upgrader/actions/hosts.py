@@ -20,8 +20,6 @@ from upgrader.actions.state import (
     read_json,
     seconds,
     step_hop,
-    step_hosts,
-    step_id,
     wait_until,
     write_json,
 )
@@ -36,7 +34,7 @@ HOSTS_FILE = "hosts.json"
 
 
 def _tag(step: object) -> str:
-    return f"[step/{step_id(step)}]"
+    return f"[step/{step.id}]"
 
 
 def _pool(client: OneClient) -> dict[str, Host]:
@@ -55,10 +53,10 @@ def _lookup(pool: Mapping[str, Host], name: str) -> Host:
 
 
 def _batch(step: object, action: str) -> tuple[str, ...]:
-    hosts = step_hosts(step)
+    hosts = step.hosts
     if not hosts:
         raise UpgraderError(
-            f"step {step_id(step)}: {action} needs the step's hosts",
+            f"step {step.id}: {action} needs the step's hosts",
             hint="give the step a target group of hypervisors and a serial batch size",
         )
     return hosts
@@ -101,7 +99,7 @@ def enable_host(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[
     host this run disabled. A host that was disabled before the run stays disabled."""
     path = ctx.run_dir / HOSTS_FILE
     known: dict[str, dict[str, Any]] = read_json(path, {})
-    names = step_hosts(step) or tuple(
+    names = step.hosts or tuple(
         name for name, e in sorted(known.items())
         if e.get("disabled_by_run") and not e.get("enabled_again")
     )
@@ -177,7 +175,7 @@ def _stopped(step: StepLike, exc: UpgraderError, enabled: Sequence[str]) -> Upgr
     """The drain's failure as the operator reads it: the step, what went wrong, and that the
     hosts it had disabled take VMs again (the exit code of the cause is kept)."""
     note = f"; {', '.join(enabled)} enabled again" if enabled else ""
-    stopped = UpgraderError(f"step {step_id(step)}: {exc}{note}", hint=exc.hint)
+    stopped = UpgraderError(f"step {step.id}: {exc}{note}", hint=exc.hint)
     stopped.exit_code = exc.exit_code
     return stopped
 
@@ -327,7 +325,7 @@ def _overdue(
             now += f" on {vm.host}"
     except UpgraderError as exc:  # oned not answering is worth saying too
         now = f"unknown (oned: {exc})"
-    run_id = getattr(ctx, "run_id", "")
+    run_id = ctx.run_id
     resume = f"`upgrader resume {run_id}`" if run_id else "resume the run"
     return UpgraderError(
         f"live migration of VM {vid} ({entry['name']}) from {entry['from']} to "

@@ -25,7 +25,6 @@ from upgrader.actions.state import (
     StepLike,
     read_json,
     seconds,
-    step_id,
     wait_until,
     write_json,
 )
@@ -39,7 +38,7 @@ _PAUSED = {"suspend": VmState.SUSPENDED, "stop": VmState.STOPPED}
 
 
 def _tag(step: object) -> str:
-    return f"[step/{step_id(step)}]"
+    return f"[step/{step.id}]"
 
 
 def _states(client: OneClient) -> dict[int, tuple[VmState, LcmState, str]]:
@@ -163,7 +162,7 @@ def resume_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[s
         # next monitoring (minutes in 3.x); the run knows at once when its play could not
         # reach the host (the switch that failed because of it, just before this undo).
         oned_lost = {h.name for h in client.host_pool() if h.state in _LOST}
-        lost = oned_lost | set(getattr(ctx, "unreachable", ()))
+        lost = oned_lost | ctx.unreachable
         for vid, name in targets.items():
             state = now.get(vid, (None,))[0]
             if infos[vid].get("host") in lost:

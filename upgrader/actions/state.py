@@ -18,8 +18,14 @@ from upgrader.text import parse_duration
 
 
 class StepLike(Protocol):
-    """The parts of a PlannedStep (or an undo Step) an action reads."""
+    """The parts of a PlannedStep an action reads (an undo step is planned like any other)."""
 
+    @property
+    def id(self) -> str: ...
+    @property
+    def hop(self) -> str: ...
+    @property
+    def hosts(self) -> tuple[str, ...]: ...
     @property
     def vars(self) -> Mapping[str, Any]: ...
 
@@ -27,10 +33,13 @@ class StepLike(Protocol):
 class ContextLike(Protocol):
     """The parts of the executor's RunContext an action uses."""
 
+    run_id: str
     run_dir: Path
     dry_run: bool
     progress: Callable[[str], None]
     clock: Callable[[], float]
+    # hosts the run's last play on them could not reach (oned notices only minutes later)
+    unreachable: set[str]
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -50,19 +59,9 @@ def write_json(path: Path, data: Any) -> None:
     write_private(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
-def step_id(step: object) -> str:
-    """The step's id (an undo Step has one too)."""
-    return str(getattr(step, "id", "undo"))
-
-
-def step_hosts(step: object) -> tuple[str, ...]:
-    """The batch of hosts of a per-host step; empty for an undo step or a whole-cloud step."""
-    return tuple(getattr(step, "hosts", ()) or ())
-
-
-def step_hop(step: object) -> str:
+def step_hop(step: StepLike) -> str:
     """The hop (``3.2-3.4``) a planned step belongs to; ``-`` for an undo step."""
-    return str(getattr(step, "hop", "") or "-")
+    return step.hop or "-"
 
 
 def seconds(step: StepLike, name: str, default: float) -> float:

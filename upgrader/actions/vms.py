@@ -20,7 +20,6 @@ from upgrader.actions.state import (
     StepLike,
     read_json,
     seconds,
-    step_id,
     wait_until,
     write_json,
 )
@@ -41,7 +40,7 @@ _USER_ID = re.compile(r"<ID>(\d+)</ID>")
 
 
 def _tag(step: object) -> str:
-    return f"[step/{step_id(step)}]"
+    return f"[step/{step.id}]"
 
 
 def _interval(step: StepLike) -> float:

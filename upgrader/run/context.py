@@ -26,7 +26,7 @@ from upgrader.errors import (
 )
 from upgrader.gates.catalogue import build_gates
 from upgrader.gates.gather import HostObserver
-from upgrader.gates.model import Gate
+from upgrader.gates.model import Gates
 from upgrader.journal.store import EventType, Journal
 from upgrader.opennebula.client import OneClient
 from upgrader.plan import estimates as est
@@ -64,7 +64,7 @@ class RunContext:
     run_playbook: PlaybookRunner
     project_dir: Path
     inventory: Path | str
-    gates: Mapping[str, Gate]
+    gates: Gates  # by name; new_round makes the next gates look at the hosts again
     actions: Mapping[str, Action]
     undo_steps: Mapping[str, Step]
     extra_vars: Mapping[str, Any] = field(default_factory=dict)

@@ -183,9 +183,8 @@ def walk(ctx: RunContext, impact: VmImpact, command: str, lock_note: str | None)
 def _preflight(ctx: RunContext, step: PlannedStep) -> tuple[GateResult, ...]:
     """Every gate before the first step, each evaluated (a failure does not stop the others)."""
     specs = step.gates_before
-    new_round = getattr(ctx.gates, "new_round", None)
-    if specs and new_round is not None:
-        new_round([spec.name for spec in specs])
+    if specs:
+        ctx.gates.new_round([spec.name for spec in specs])
     results = []
     for spec in specs:
         gate = ctx.gates.get(spec.name)

@@ -19,7 +19,7 @@ from upgrader.errors import (
     UpgraderError,
     WindowClosedError,
 )
-from upgrader.gates.model import PASS
+from upgrader.gates.model import PASS, ComparingGate
 from upgrader.journal.store import EventType, replay
 from upgrader.plan.estimates import unit_of
 from upgrader.plan.planner import PlannedStep
@@ -202,11 +202,11 @@ def _snapshots(ctx: RunContext, step: PlannedStep) -> None:
     Taken once per step: a step resumed after a crash keeps the snapshot of its first start.
     """
     for spec in step.gates_after:
-        take = getattr(ctx.gates.get(spec.name), "snapshot", None)
+        gate = ctx.gates.get(spec.name)
         key = (step.id, spec.name)
-        if take is None or key in ctx.snapshots:
+        if not isinstance(gate, ComparingGate) or key in ctx.snapshots:
             continue
-        data = take(spec, step)
+        data = gate.snapshot(spec, step)
         ctx.journal.record(EventType.SNAPSHOT, step=step.id, what=spec.name, data=data)
         ctx.snapshots[key] = data
         ctx.progress(f"[gate/{spec.name}] snapshot taken before {step.id}")
@@ -214,16 +214,13 @@ def _snapshots(ctx: RunContext, step: PlannedStep) -> None:
 
 def _gates(ctx: RunContext, step: PlannedStep, specs: tuple[GateSpec, ...], phase: str) -> None:
     if specs:
-        new_round = getattr(ctx.gates, "new_round", None)
-        if new_round is not None:
-            new_round([spec.name for spec in specs])  # the hosts are looked at again, once
+        ctx.gates.new_round([spec.name for spec in specs])  # the hosts are looked at again, once
     for spec in specs:
         gate = ctx.gates.get(spec.name)
         if gate is None:
             raise UpgraderError(f"step {step.id}: no gate called '{spec.name}'")
-        if hasattr(gate, "snapshot"):
-            before = ctx.snapshots.get((step.id, spec.name))
-            result = gate(spec, step, before=before)  # type: ignore[call-arg]
+        if isinstance(gate, ComparingGate):
+            result = gate(spec, step, before=ctx.snapshots.get((step.id, spec.name)))
         else:
             result = gate(spec, step)
         ctx.journal.record(

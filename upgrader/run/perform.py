@@ -11,7 +11,6 @@ from upgrader.errors import (
 )
 from upgrader.journal.store import EventType
 from upgrader.plan.planner import PlannedStep
-from upgrader.plan.runbook import Step
 from upgrader.run.context import RunContext
 from upgrader.text import slug
 
@@ -29,20 +28,20 @@ def first_failure(failures: tuple[str, ...], limit: int = 600) -> str:
 
 def perform(
     ctx: RunContext,
-    step: PlannedStep | Step,
+    step: PlannedStep,
     n: int,
     attempt: int,
     mark: str,
-    limit: str | None = None,
 ) -> PlaybookOutcome | Mapping[str, Any]:
+    """Run the step's action (nothing in a dry run) or its playbook (check mode in one)."""
     if step.kind == "action":
         action = ctx.actions.get(step.action or "")
         if action is None:
             raise UpgraderError(f"unknown action '{step.action}'")
         if ctx.dry_run:
             return {"would_run": step.action}
-        return action(step, ctx)  # type: ignore[arg-type]
-    step_id = getattr(step, "id", "undo")
+        return action(step, ctx)
+    step_id = step.id
     call = PlaybookCall(
         step_id=step_id,
         playbook=ctx.project_dir / str(step.playbook),
@@ -58,7 +57,7 @@ def perform(
             "upgrader_accepted": [f.key for f in ctx.plan.findings if f.accepted],
         },
         secret_vars=ctx.secret_vars,
-        limit=limit if limit is not None else getattr(step, "limit", None),
+        limit=step.limit,
         check=ctx.dry_run,
         diff=ctx.dry_run,
         marker=mark,

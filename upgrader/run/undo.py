@@ -58,9 +58,8 @@ def run_pending_undo(ctx: RunContext, *, reason: str, failed: bool = False) -> N
         ctx.journal.record(EventType.UNDO_STARTED, undo_id=undo.undo_id, reason=reason)
         ctx.progress(f"[undo/{undo.undo_id}] {step.title} ({reason})")
         try:
-            outcome = perform(
-                ctx, step, 99, 1, marker(ctx.run_id, undo.undo_id, 1), limit=limits.get(undo.step)
-            )
+            planned = _as_planned(step, limits.get(undo.step))
+            outcome = perform(ctx, planned, 99, 1, marker(ctx.run_id, undo.undo_id, 1))
         except UpgraderError as exc:
             ctx.journal.record(EventType.UNDO_FAILED, undo_id=undo.undo_id, error=str(exc))
             continue
@@ -71,6 +70,30 @@ def run_pending_undo(ctx: RunContext, *, reason: str, failed: bool = False) -> N
             outcome=outcome_summary(outcome),
         )
 
+
+
+def _as_planned(step: Step, limit: str | None) -> PlannedStep:
+    """An undo step as actions and plays see every step: the hosts of the step that
+    registered it (``limit``), no hop of its own, no batch, no gates."""
+    return PlannedStep(
+        id=step.id,
+        hop="",
+        step=step.id,
+        title=step.title,
+        kind=step.kind,
+        playbook=step.playbook,
+        action=step.action,
+        target=step.target,
+        hosts=(),
+        limit=limit,
+        estimate=step.estimate,
+        idempotent=step.idempotent,
+        undo=None,
+        point_of_no_return=False,
+        gates_before=(),
+        gates_after=(),
+        vars=step.vars,
+    )
 
 
 def undo_step(ctx: RunContext, registered_by: str | None, undo_id: str) -> Step | None:
