@@ -20,9 +20,10 @@ pure verdict (``verdicts``); ``wait`` looks again while the verdict is inconclus
     puppet-released     hypervisors                        no        run_id=the run's
 
 Standing gates hold at any time (``upgrader gates`` evaluates them, ``STANDING``); the others
-only inside a run. A step's own params override those set here. ``build_gates`` binds the catalogue to one cloud; without an observer the
-gates that read the hosts are absent, but for ``oned-version``, which then reads oned only.
-The executor evaluates the gates a step names, a round at a time (``GateSet.new_round``).
+only inside a run. A step's own params override those set here. ``build_gates`` binds the
+catalogue to one cloud; without an observer the gates that read the hosts are absent, but
+for ``oned-version``, which then reads oned only. The executor evaluates the gates a step
+names, a round at a time (``GateSet.new_round``).
 """
 
 from __future__ import annotations
