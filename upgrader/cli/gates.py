@@ -10,6 +10,7 @@ import click
 
 from upgrader.cli.options import config_option, host_workspace, json_option, progress, stage_option
 from upgrader.errors import UsageError
+from upgrader.gates.model import Verdict
 from upgrader.plan.runbook import GateSpec
 
 
@@ -48,8 +49,8 @@ def gates(config: Path | None, stage: bool, as_json: bool, names: tuple[str, ...
         click.echo(json.dumps([r.__dict__ for r in results], indent=1, default=str))
     for r in results if not as_json else ():
         click.echo(f"[gate/{r.gate}] {r.verdict.upper()}: {r.evidence.get('summary', '')}"
-                   + (f" (hint: {r.hint})" if r.hint and r.verdict != "pass" else ""))
-    failed = [r.gate for r in results if r.verdict != "pass"]
+                   + (f" (hint: {r.hint})" if r.hint and r.verdict != Verdict.PASS else ""))
+    failed = [r.gate for r in results if r.verdict != Verdict.PASS]
     if failed:  # the one line every non-zero exit prints (DESIGN.md section 4)
         click.echo(f"error: {len(failed)} of {len(results)} gates did not pass: "
                    f"{', '.join(failed)} (hint: each gate's line says why and what to do)",

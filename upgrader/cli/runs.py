@@ -27,6 +27,7 @@ from upgrader.cli.options import (
 )
 from upgrader.cli.report import report_option
 from upgrader.errors import EXIT_INHIBITED, UsageError
+from upgrader.gates.model import Verdict
 
 
 @click.command()
@@ -124,7 +125,7 @@ def render_dry_run(d: Any) -> str:
     lines.append(f"preflight: the gates before {d.preflight_step}, on the cloud as it is now:"
                  if d.preflight else "preflight: the first step names no gates")
     for r in d.preflight:
-        hint = f" (hint: {r.hint})" if r.hint and r.verdict != "pass" else ""
+        hint = f" (hint: {r.hint})" if r.hint and r.verdict != Verdict.PASS else ""
         lines.append(f"  {r.verdict.upper()} {r.gate}: {r.evidence.get('summary', '')}{hint}")
     if d.skipped_gates:
         lines.append(f"  {d.skipped_gates} later gate checks skipped: they would judge a cloud "

@@ -227,7 +227,7 @@ def verdict(
     """The dry run's verdict; ``preflight`` are the GateResults of the first step's gates.
 
     An inhibitor wins over a failing gate: the real run refuses before its first gate."""
-    failed = [r for r in preflight if r.verdict != "pass"]
+    failed = [r for r in preflight if r.verdict != Verdict.PASS]
     head = "dry run: nothing was changed; "
     if inhibitors:
         first = inhibitors[0]
