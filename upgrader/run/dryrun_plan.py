@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from upgrader.actions import placement
+from upgrader.gates.model import PASS
 from upgrader.plan.planner import CloudFacts, Finding, Plan, VmFact
 from upgrader.plan.runbook import GateSpec
 
@@ -227,7 +228,7 @@ def verdict(
     """The dry run's verdict; ``preflight`` are the GateResults of the first step's gates.
 
     An inhibitor wins over a failing gate: the real run refuses before its first gate."""
-    failed = [r for r in preflight if r.verdict != Verdict.PASS]
+    failed = [r for r in preflight if r.verdict != PASS]
     head = "dry run: nothing was changed; "
     if inhibitors:
         first = inhibitors[0]
