@@ -63,8 +63,8 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
 
 def _seed_runs(config: Path) -> None:
     """A paused run (its fingerprint matches the site), a dry run and an aborted run."""
-    from upgrader.journal.store import EventType, Journal
     from upgrader.config.workspace import workspace
+    from upgrader.journal.store import EventType, Journal
     from upgrader.run.context import client_for
     from upgrader.run.prepare import prepare_plan
 
