@@ -40,12 +40,18 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100000)
     parser.add_argument("--vms", type=int, default=2, help="VMs of the staging cloud")
-    parser.add_argument("--parallel", type=int, default=1, choices=range(1, 5),
-                        help="trials at a time, each on a lab of its own")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        choices=range(1, 5),
+        help="trials at a time, each on a lab of its own",
+    )
     parser.add_argument("--lab", default="ubench", help="the lab's name (taken down after)")
     parser.add_argument("--subnet", default="10.76.0", help="the lab's /24, as A.B.C")
-    parser.add_argument("--smoke", action="store_true",
-                        help="one trial (minutes): does the benchmark still run?")
+    parser.add_argument(
+        "--smoke", action="store_true", help="one trial (minutes): does the benchmark still run?"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.trials, args.parallel = 1, 1
@@ -80,9 +86,11 @@ def main() -> int:
             with lock:
                 results.append(trial)
                 kinds[trial.kind] += 1
-            say(f"trial {row['trial']} {row['runbook']:<18} killed in {row['killed in']} "
+            say(
+                f"trial {row['trial']} {row['runbook']:<18} killed in {row['killed in']} "
                 f"+{row['after s']} s, {row['resumes']} resume(s), {trial.seconds:.0f} s: "
-                f"{row['invariants']}" + (f" ({'; '.join(trial.notes)})" if trial.notes else ""))
+                f"{row['invariants']}" + (f" ({'; '.join(trial.notes)})" if trial.notes else "")
+            )
 
     with tempfile.TemporaryDirectory(prefix="crash-resume-") as work:
         threads = [threading.Thread(target=worker, args=(k, Path(work))) for k in

@@ -330,8 +330,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated HOSTSxVMS (default {DEFAULT_SIZES}); ratios are last/first",
     )
     p.add_argument("--repeat", type=int, default=3, help="timed evaluations (median of N)")
-    p.add_argument("--smoke", action="store_true",
-                   help=f"{SMOKE_SIZE}, one repeat (seconds): does it still run?")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"{SMOKE_SIZE}, one repeat (seconds): does it still run?",
+    )
     args = p.parse_args(argv)
     if args.smoke:
         args.sizes, args.repeat = [Size.parse(SMOKE_SIZE)], 1

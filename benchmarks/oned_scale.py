@@ -452,8 +452,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated HOSTSxVMS (default {DEFAULT_SIZES}); the first is the baseline",
     )
     p.add_argument("--repeat", type=int, default=3, help="timed calls per measurement")
-    p.add_argument("--smoke", action="store_true",
-                   help="the smallest default size, one repeat (seconds): does it still run?")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the smallest default size, one repeat (seconds): does it still run?",
+    )
     args = p.parse_args(argv)
     if args.smoke:
         args.sizes, args.repeat = [Size.parse(DEFAULT_SIZES.partition(",")[0])], 1

@@ -221,8 +221,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--keep", action="store_true", help="keep the built datastore")
-    parser.add_argument("--smoke", action="store_true",
-                        help="a 20 MiB datastore, one trial (seconds): does it still run?")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a 20 MiB datastore, one trial (seconds): does it still run?",
+    )
     args = parser.parse_args()
     shape = SMOKE if args.smoke else FULL
     if args.smoke:

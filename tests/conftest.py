@@ -87,10 +87,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("upgrader")
-    group.addoption("--trials", type=int, default=5,
-                    help="crash-and-resume trials on the lab (tests/reliability)")
-    group.addoption("--crash-seed", type=int, default=None,
-                    help="seed of the crash trials' kill moments (default: a new one, printed)")
+    group.addoption(
+        "--trials",
+        type=int,
+        default=5,
+        help="crash-and-resume trials on the lab (tests/reliability)",
+    )
+    group.addoption(
+        "--crash-seed",
+        type=int,
+        default=None,
+        help="seed of the crash trials' kill moments (default: a new one, printed)",
+    )
 
 
 @pytest.fixture
@@ -99,11 +107,25 @@ def oned_factory(tmp_path: Path) -> Iterator[OnedFactory]:
     started: list[Simulator] = []
     counter = itertools.count(1)
 
-    def factory(version: str, *, workdir: Path | None = None, speed: float = 100.0,
-                lab_control: bool = True, hook: str = "none", extra: Sequence[str] = (),
-                timeout: float = 30.0) -> Simulator:
-        sim = start(workdir or tmp_path / f"oned-{next(counter)}", version, speed=speed,
-                    lab_control=lab_control, hook=hook, more=extra, timeout=timeout)
+    def factory(
+        version: str,
+        *,
+        workdir: Path | None = None,
+        speed: float = 100.0,
+        lab_control: bool = True,
+        hook: str = "none",
+        extra: Sequence[str] = (),
+        timeout: float = 30.0,
+    ) -> Simulator:
+        sim = start(
+            workdir or tmp_path / f"oned-{next(counter)}",
+            version,
+            speed=speed,
+            lab_control=lab_control,
+            hook=hook,
+            more=extra,
+            timeout=timeout,
+        )
         started.append(sim)
         return sim
 

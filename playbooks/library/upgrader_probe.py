@@ -134,8 +134,13 @@ def main() -> None:
         if answer["rc"] not in [int(rc) for rc in accepted]:
             command = params["commands"][name]  # type: ignore[index]
             shown = command if isinstance(command, str) else shlex.join(map(str, command))
-            finish(failed=True, changed=False, commands=commands, files=files,
-                   msg=f"{shown} exited {answer['rc']}: {answer['stderr'] or answer['stdout']}")
+            finish(
+                failed=True,
+                changed=False,
+                commands=commands,
+                files=files,
+                msg=f"{shown} exited {answer['rc']}: {answer['stderr'] or answer['stdout']}",
+            )
     finish(changed=False, commands=commands, files=files)
 
 

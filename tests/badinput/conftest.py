@@ -32,7 +32,8 @@ from tests.support.site import make_site
 HOSTS = ["node01", "node02"]
 # Fields of the pools that move by themselves (monitoring), not by anything a command does.
 _VOLATILE = re.compile(
-    r"<(LAST_MON_TIME|LAST_POLL|NET_TX|NET_RX|(FREE|USED)_(CPU|MEM|DISK))>[^<]*</\1>")
+    r"<(LAST_MON_TIME|LAST_POLL|NET_TX|NET_RX|(FREE|USED)_(CPU|MEM|DISK))>[^<]*</\1>"
+)
 # What a read-only look at oned may call; the stand-in records everything it was asked.
 _READ_ONLY = re.compile(r"one\.(\w+pool\.(info|accounting)|\w+\.info|system\.version)")
 
@@ -70,15 +71,23 @@ def _seed_runs(config: Path) -> None:
 
     ws = workspace(config, "staging")
     plan, _ = prepare_plan(ws, client_for(ws.env), "3.6")
-    for run_id, dry, end in ((PAUSED, False, EventType.RUN_PAUSED),
-                             (DRY, True, EventType.RUN_FINISHED),
-                             (ABORTED, False, EventType.RUN_ABORTED)):
+    for run_id, dry, end in (
+        (PAUSED, False, EventType.RUN_PAUSED),
+        (DRY, True, EventType.RUN_FINISHED),
+        (ABORTED, False, EventType.RUN_ABORTED),
+    ):
         with Journal.create(ws.site.runs_dir / run_id, run_id) as journal:
-            journal.record(EventType.RUN_STARTED, run_id=run_id, environment="staging",
-                           target=plan.target_version, fingerprint=plan.resume_fingerprint,
-                           identity=plan.fingerprint, plan=plan.to_dict(), dry_run=dry)
-            journal.record(end, reason="seeded by the bad-input corpus",
-                           next_step=plan.steps[0].id)
+            journal.record(
+                EventType.RUN_STARTED,
+                run_id=run_id,
+                environment="staging",
+                target=plan.target_version,
+                fingerprint=plan.resume_fingerprint,
+                identity=plan.fingerprint,
+                plan=plan.to_dict(),
+                dry_run=dry,
+            )
+            journal.record(end, reason="seeded by the bad-input corpus", next_step=plan.steps[0].id)
 
 
 class CaseSite:
@@ -166,17 +175,22 @@ def check(cloud: Cloud, tmp_path: Path, record_property: Any) -> Any:
         argv = [a.replace("{root}", str(tmp_path)) for a in case.argv]
         if case.config is not None:
             argv += ["--config", str(tmp_path / case.config)]
-        before = (snapshot(tmp_path), snapshot(cloud.root, skip=("oned",)),
-                  cloud_state(cloud.sim))
+        before = (snapshot(tmp_path), snapshot(cloud.root, skip=("oned",)), cloud_state(cloud.sim))
         asked = {mode: len(calls) for mode, calls in cloud.stand_in.calls.items()}
         result = subprocess.run(
-            [sys.executable, "-m", "upgrader", *argv], cwd=tmp_path, capture_output=True,
-            text=True, timeout=60, stdin=subprocess.DEVNULL, check=False,
-            env={**os.environ, "UPGRADER_CONFIG": "", "COLUMNS": "200"})
-        after = (snapshot(tmp_path), snapshot(cloud.root, skip=("oned",)),
-                 cloud_state(cloud.sim))
-        record_property("badinput", {"case": case.id, "family": case.family,
-                                     "exit code": result.returncode})
+            [sys.executable, "-m", "upgrader", *argv],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            check=False,
+            env={**os.environ, "UPGRADER_CONFIG": "", "COLUMNS": "200"},
+        )
+        after = (snapshot(tmp_path), snapshot(cloud.root, skip=("oned",)), cloud_state(cloud.sim))
+        record_property(
+            "badinput", {"case": case.id, "family": case.family, "exit code": result.returncode}
+        )
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         said = f"\nargv: {argv}\nstdout: {result.stdout[-2000:]}\nstderr: {result.stderr}"
         assert "Traceback" not in result.stdout + result.stderr, said
@@ -188,8 +202,9 @@ def check(cloud: Cloud, tmp_path: Path, record_property: Any) -> Any:
         assert after[0] == before[0], f"the case's directory changed{said}"
         assert after[1] == before[1], f"the base site changed{said}"
         assert after[2] == before[2], f"the cloud changed{said}"
-        new_calls = [m for mode, calls in cloud.stand_in.calls.items()
-                     for m in calls[asked.get(mode, 0):]]
+        new_calls = [
+            m for mode, calls in cloud.stand_in.calls.items() for m in calls[asked.get(mode, 0) :]
+        ]
         assert all(_READ_ONLY.fullmatch(m) for m in new_calls), new_calls
 
     return run

@@ -24,8 +24,9 @@ def test_an_oned_that_never_answers_is_given_up_on_within_the_timeout(cloud) -> 
     client = OneClient(cloud.stand_in.url("silent"), "oneadmin:secret", timeout=1.0)
     asked_before = len(cloud.stand_in.calls["silent"])  # the stand-in serves every case
     started = time.monotonic()
-    with pytest.raises(OneUnavailableError,
-                       match=r"\(one\.hostpool\.info\): no answer within 1s") as caught:
+    with pytest.raises(
+        OneUnavailableError, match=r"\(one\.hostpool\.info\): no answer within 1s"
+    ) as caught:
         client.host_pool()
     # a client that was not told where its timeout is set names no setting to raise
     assert "raise" not in (caught.value.hint or "")

@@ -28,17 +28,40 @@ from upgrader.plan.runbook import Step
 from upgrader.run.context import RunContext
 from upgrader.run.executor import execute
 
-FAST = {"poll_interval": 0.05, "shutdown_timeout": 5, "cancel_timeout": 10, "boot_timeout": 30,
-        "migration_timeout": 10}
+FAST = {
+    "poll_interval": 0.05,
+    "shutdown_timeout": 5,
+    "cancel_timeout": 10,
+    "boot_timeout": 30,
+    "migration_timeout": 10,
+}
 NO_SCHEDULER = ("--sched-interval", "1000000")  # VMs stay where the test puts them
 ENV_KNOBS = ("ONEDB_LAB_PACKAGE", "ONEDB_LAB_ROOT", "ONE_LOCATION")
 
 
-def pstep(action: str, hosts: tuple[str, ...] = (), hop: str = "3.2-3.4",
-          **more: Any) -> PlannedStep:
+def pstep(
+    action: str, hosts: tuple[str, ...] = (), hop: str = "3.2-3.4", **more: Any
+) -> PlannedStep:
     step_id = f"{hop}/{action}" + (f"@{','.join(hosts)}" if hosts else "")
-    return PlannedStep(step_id, hop, action, action, "action", None, action, "hypervisors",
-                       hosts, None, 1.0, True, None, False, (), (), vars={**FAST, **more})
+    return PlannedStep(
+        step_id,
+        hop,
+        action,
+        action,
+        "action",
+        None,
+        action,
+        "hypervisors",
+        hosts,
+        None,
+        1.0,
+        True,
+        None,
+        False,
+        (),
+        (),
+        vars={**FAST, **more},
+    )
 
 
 @pytest.fixture
@@ -48,10 +71,19 @@ def run(tmp_path: Path) -> Iterator[RunContext]:
     plan = Plan("staging", "3.2", "3.4", (("3.2", "3.4"),), (), (), None, 1.0, "f" * 64, "r" * 64)
     lines: list[str] = []
     with Journal.create(run_dir, "r1") as journal:
-        yield RunContext(plan=plan, run_id="r1", run_dir=run_dir, journal=journal,
-                         run_playbook=lambda *a, **k: None, project_dir=run_dir,
-                         inventory="localhost,", gates={}, actions={}, undo_steps={},
-                         progress=lines.append)
+        yield RunContext(
+            plan=plan,
+            run_id="r1",
+            run_dir=run_dir,
+            journal=journal,
+            run_playbook=lambda *a, **k: None,
+            project_dir=run_dir,
+            inventory="localhost,",
+            gates={},
+            actions={},
+            undo_steps={},
+            progress=lines.append,
+        )
 
 
 def act(client: OneClient, ctx: RunContext, step: PlannedStep) -> Mapping[str, Any]:
@@ -61,9 +93,14 @@ def act(client: OneClient, ctx: RunContext, step: PlannedStep) -> Mapping[str, A
 def onedb_upgrade(db: Path, backup: Path, root: Path) -> None:
     base = {k: v for k, v in os.environ.items() if k not in ENV_KNOBS}
     env = {**base, "ONEDB_LAB_PACKAGE": "3.4.1", "ONEDB_LAB_ROOT": str(root)}
-    result = subprocess.run([sys.executable, "-m", "upgrader.lab.onedb", "upgrade", "-s", str(db),
-                             "-b", str(backup)], capture_output=True, text=True, env=env,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "upgrader.lab.onedb", "upgrade", "-s", str(db), "-b", str(backup)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -76,8 +113,11 @@ def identity(client: OneClient) -> dict[str, tuple[Any, ...]]:
     persistent = {image.id for image in client.image_pool() if image.persistent}
     out = {}
     for vm in client.vm_pool():
-        images = tuple(int(d["IMAGE_ID"]) for d in vm.disks
-                       if "IMAGE_ID" in d and int(d["IMAGE_ID"]) in persistent)
+        images = tuple(
+            int(d["IMAGE_ID"])
+            for d in vm.disks
+            if "IMAGE_ID" in d and int(d["IMAGE_ID"]) in persistent
+        )
         nets = tuple((n.get("NETWORK_ID"), n.get("IP")) for n in vm.nics)
         out[vm.name] = (vm.uname, vm.gname, vm.host, images, nets, vm.state.name)
     return out
@@ -92,14 +132,20 @@ def cloud_32(tmp_path: Path, oned_factory: Any, hosts: int = 3, vms: int = 4) ->
     image = sim.call("one.image.allocate", 'NAME="alice-disk"\nPATH="/srv/images/a.img"')
     sim.call("one.image.persistent", image, True)
     # RANGED here; FIXED networks and restarts: tests/integration/test_oned_leases.py
-    net = sim.call("one.vn.allocate", "NAME=lan\nTYPE=RANGED\nBRIDGE=br0\n"
-                   "NETWORK_ADDRESS=10.0.0.0\nNETWORK_SIZE=C")
-    vid = sim.call("one.vm.allocate", f'NAME="alice-db"\nCPU=1\nMEMORY=256\n'
-                   f"DISK=[IMAGE_ID={image}, TARGET=vda]\nNIC=[NETWORK_ID={net}]")
+    net = sim.call(
+        "one.vn.allocate",
+        "NAME=lan\nTYPE=RANGED\nBRIDGE=br0\nNETWORK_ADDRESS=10.0.0.0\nNETWORK_SIZE=C",
+    )
+    vid = sim.call(
+        "one.vm.allocate",
+        f'NAME="alice-db"\nCPU=1\nMEMORY=256\n'
+        f"DISK=[IMAGE_ID={image}, TARGET=vda]\nNIC=[NETWORK_ID={net}]",
+    )
     sim.call("one.vm.chown", vid, uid, 1)
     sim.call("one.vm.deploy", vid, 1)
-    stubborn = sim.call("one.vm.allocate", 'NAME="stubborn"\nCPU=0.5\nMEMORY=128\n'
-                        "LAB_IGNORES_ACPI=YES")
+    stubborn = sim.call(
+        "one.vm.allocate", 'NAME="stubborn"\nCPU=0.5\nMEMORY=128\nLAB_IGNORES_ACPI=YES'
+    )
     sim.call("one.vm.deploy", stubborn, 2)
     held = sim.call("one.vm.allocate", 'NAME="parked"\nCPU=0.5\nMEMORY=64')
     sim.call("one.vm.action", "hold", held)
@@ -109,7 +155,8 @@ def cloud_32(tmp_path: Path, oned_factory: Any, hosts: int = 3, vms: int = 4) ->
 
 
 def test_shutdown_upgrade_recreate_brings_back_names_owners_hosts_and_disks(
-        tmp_path: Path, oned_factory: Any, run: RunContext) -> None:
+    tmp_path: Path, oned_factory: Any, run: RunContext
+) -> None:
     sim, client = cloud_32(tmp_path, oned_factory)
     before = identity(client)
     assert len(before) == 7 and before["parked"][-1] == "HOLD"
@@ -119,8 +166,11 @@ def test_shutdown_upgrade_recreate_brings_back_names_owners_hosts_and_disks(
     assert recorded["per_host"] == {"-": 1, "node01": 2, "node02": 2, "node03": 2}
     vms = json.loads((run.run_dir / "vms.json").read_text())["vms"]
     alice = next(v for v in vms if v["name"] == "alice-db")
-    assert (alice["uname"], alice["host"], alice["nics"][0]["ip"]) == ("alice", "node02",
-                                                                        "10.0.0.1")
+    assert (alice["uname"], alice["host"], alice["nics"][0]["ip"]) == (
+        "alice",
+        "node02",
+        "10.0.0.1",
+    )
     assert alice["disks"][0]["persistent"] is True
     assert "<TEMPLATE>" in alice["template_xml"]
     # the seeded VMs' disks are clones of a non-persistent image: their changes would be lost
@@ -155,11 +205,13 @@ def test_shutdown_upgrade_recreate_brings_back_names_owners_hosts_and_disks(
 
 
 def test_a_recreate_resumed_after_a_crash_between_allocate_and_journal_does_not_duplicate(
-        tmp_path: Path, oned_factory: Any, run: RunContext) -> None:
+    tmp_path: Path, oned_factory: Any, run: RunContext
+) -> None:
     oned.seed(tmp_path / "sim", "3.2.1", hosts=3, vms=6)
     # a scheduler that places PENDING VMs at once races recreate-vms' own deploy
-    sim = oned_factory("3.2.1", workdir=tmp_path / "sim", speed=100,
-                       extra=("--sched-interval", "0.2"))
+    sim = oned_factory(
+        "3.2.1", workdir=tmp_path / "sim", speed=100, extra=("--sched-interval", "0.2")
+    )
     client = OneClient(sim.url, sim.session)
     before = running_on(client)
     act(client, run, pstep("record-vms"))
@@ -182,7 +234,8 @@ def test_a_recreate_resumed_after_a_crash_between_allocate_and_journal_does_not_
 
 
 def test_a_rollback_recreates_only_the_vms_already_down_and_a_resumed_run_goes_on(
-        tmp_path: Path, oned_factory: Any, run: RunContext) -> None:
+    tmp_path: Path, oned_factory: Any, run: RunContext
+) -> None:
     oned.seed(tmp_path / "sim", "3.2.1", hosts=2, vms=3)
     sim = oned_factory("3.2.1", workdir=tmp_path / "sim", speed=100, extra=NO_SCHEDULER)
     client = OneClient(sim.url, sim.session)
@@ -205,15 +258,17 @@ def test_a_rollback_recreates_only_the_vms_already_down_and_a_resumed_run_goes_o
 
 
 def test_a_recreate_whose_address_another_vm_took_stops_naming_it_and_frees_nothing(
-        tmp_path: Path, oned_factory: Any, run: RunContext) -> None:
+    tmp_path: Path, oned_factory: Any, run: RunContext
+) -> None:
     sim, client = cloud_32(tmp_path, oned_factory, hosts=3, vms=1)
     act(client, run, pstep("record-vms"))
     act(client, run, pstep("shutdown-vms", shutdown_timeout=60))
     net = sim.call("one.vn.info", 0)
     assert "<NAME>lan</NAME>" in net
     # while alice-db is down, a newcomer is given her address
-    intruder = sim.call("one.vm.allocate", 'NAME="newcomer"\nCPU=0.5\nMEMORY=64\n'
-                        "NIC=[NETWORK_ID=0, IP=10.0.0.1]")
+    intruder = sim.call(
+        "one.vm.allocate", 'NAME="newcomer"\nCPU=0.5\nMEMORY=64\nNIC=[NETWORK_ID=0, IP=10.0.0.1]'
+    )
 
     with pytest.raises(UpgraderError) as caught:
         act(client, run, pstep("recreate-vms"))
@@ -226,7 +281,8 @@ def test_a_recreate_whose_address_another_vm_took_stops_naming_it_and_frees_noth
 
 @pytest.mark.parametrize("version", ["3.2.1", "3.6.0"])
 def test_drain_moves_every_vm_off_the_batch_and_never_onto_it_then_back(
-        tmp_path: Path, oned_factory: Any, run: RunContext, version: str) -> None:
+    tmp_path: Path, oned_factory: Any, run: RunContext, version: str
+) -> None:
     oned.seed(tmp_path / "sim", version, hosts=4, vms=8)
     sim = oned_factory(version, workdir=tmp_path / "sim", speed=100)
     client = OneClient(sim.url, sim.session)
@@ -243,7 +299,9 @@ def test_drain_moves_every_vm_off_the_batch_and_never_onto_it_then_back(
     # each migration says how far the host's drain is, with an ETA from the pace so far
     said = [line for line in run.progress.__self__ if ": node01 -> " in line]  # type: ignore
     assert [re.search(r"\((drain \d+ %, \d of 2 VMs moved)", line).group(1) for line in said] == [
-        "drain 0 %, 0 of 2 VMs moved", "drain 50 %, 1 of 2 VMs moved"]
+        "drain 0 %, 0 of 2 VMs moved",
+        "drain 50 %, 1 of 2 VMs moved",
+    ]
     assert re.search(r"ETA \d+s\)$", said[1])
     states = {h.name: h.state for h in client.host_pool()}
     assert states["node01"] is HostState.DISABLED and states["node02"] is HostState.DISABLED
@@ -260,7 +318,8 @@ def test_drain_moves_every_vm_off_the_batch_and_never_onto_it_then_back(
 
 
 def test_a_migration_hanging_past_its_budget_stops_with_the_host_enabled_and_vms_running(
-        tmp_path: Path, oned_factory: Any, run: RunContext) -> None:
+    tmp_path: Path, oned_factory: Any, run: RunContext
+) -> None:
     oned.seed(tmp_path / "sim", "3.2.1", hosts=2, vms=2)
     sim = oned_factory("3.2.1", workdir=tmp_path / "sim", speed=100)
     client = OneClient(sim.url, sim.session)
@@ -284,7 +343,8 @@ def test_a_migration_hanging_past_its_budget_stops_with_the_host_enabled_and_vms
 
 
 def test_enable_host_as_undo_gives_back_only_what_the_run_disabled(
-        tmp_path: Path, oned_factory: Any, run: RunContext) -> None:
+    tmp_path: Path, oned_factory: Any, run: RunContext
+) -> None:
     oned.seed(tmp_path / "sim", "3.2.1", hosts=3, vms=0)
     sim = oned_factory("3.2.1", workdir=tmp_path / "sim", speed=100)
     client = OneClient(sim.url, sim.session)
@@ -319,30 +379,72 @@ def test_dry_run_changes_nothing(tmp_path: Path, oned_factory: Any, run: RunCont
 
 
 def test_the_executor_runs_enable_host_as_the_undo_of_disable_host_when_a_later_step_fails(
-        tmp_path: Path, oned_factory: Any) -> None:
+    tmp_path: Path, oned_factory: Any
+) -> None:
     oned.seed(tmp_path / "sim", "3.2.1", hosts=2, vms=0)
     sim = oned_factory("3.2.1", workdir=tmp_path / "sim", speed=100)
     client = OneClient(sim.url, sim.session)
-    undo = Step("enable-hosts", "Enable the hosts again", "action", None, "enable-host", "all",
-                None, False, (), (), 1.0, True, None, False, {}, True, False)
+    undo = Step(
+        "enable-hosts",
+        "Enable the hosts again",
+        "action",
+        None,
+        "enable-host",
+        "all",
+        None,
+        False,
+        (),
+        (),
+        1.0,
+        True,
+        None,
+        False,
+        {},
+        True,
+        False,
+    )
     disable = replace(pstep("disable-host", ("node02",)), undo="enable-hosts")
 
     def boom(step: Any, ctx: Any) -> Mapping[str, Any]:
         assert not next(h for h in client.host_pool() if h.name == "node02").is_enabled
         raise UpgraderError("the package did not install")
 
-    plan = Plan("staging", "3.2", "3.4", (("3.2", "3.4"),), (disable, pstep("boom")), (), None,
-                1.0, "f" * 64, "r" * 64)
+    plan = Plan(
+        "staging",
+        "3.2",
+        "3.4",
+        (("3.2", "3.4"),),
+        (disable, pstep("boom")),
+        (),
+        None,
+        1.0,
+        "f" * 64,
+        "r" * 64,
+    )
     run_dir = tmp_path / "run"
     with Journal.create(run_dir, "r1") as journal:
-        journal.record(EventType.RUN_STARTED, run_id="r1", environment="staging", target="3.4",
-                       fingerprint=plan.fingerprint, dry_run=False,
-                       plan={"steps": [{"id": s.id, "idempotent": True} for s in plan.steps]})
-        ctx = RunContext(plan=plan, run_id="r1", run_dir=run_dir, journal=journal,
-                         run_playbook=lambda *a, **k: None, project_dir=run_dir,
-                         inventory="localhost,", gates={},
-                         actions={**build_actions(client), "boom": boom},
-                         undo_steps={"enable-hosts": undo}, progress=lambda line: None)
+        journal.record(
+            EventType.RUN_STARTED,
+            run_id="r1",
+            environment="staging",
+            target="3.4",
+            fingerprint=plan.fingerprint,
+            dry_run=False,
+            plan={"steps": [{"id": s.id, "idempotent": True} for s in plan.steps]},
+        )
+        ctx = RunContext(
+            plan=plan,
+            run_id="r1",
+            run_dir=run_dir,
+            journal=journal,
+            run_playbook=lambda *a, **k: None,
+            project_dir=run_dir,
+            inventory="localhost,",
+            gates={},
+            actions={**build_actions(client), "boom": boom},
+            undo_steps={"enable-hosts": undo},
+            progress=lambda line: None,
+        )
         with pytest.raises(UpgraderError, match="did not install"):
             execute(ctx)
     assert all(h.is_enabled for h in client.host_pool())

@@ -117,11 +117,16 @@ def test_an_unknown_stop_with_is_refused_before_any_vm_is_touched(
 
 def _oned_loses(sim: Any, client: OneClient, run: RunContext, host: str, lost: bool) -> None:
     """The host goes (or comes back), and oned's monitoring has seen it."""
-    sim.lab("lab.fault.set" if lost else "lab.fault.clear", "host-unreachable", host,
-            *([{}] if lost else []))
+    sim.lab(
+        "lab.fault.set" if lost else "lab.fault.clear",
+        "host-unreachable",
+        host,
+        *([{}] if lost else []),
+    )
     if lost:
-        oned.wait_for(lambda: any(h.name == host and h.state.name == "ERROR"
-                                  for h in client.host_pool()))
+        oned.wait_for(
+            lambda: any(h.name == host and h.state.name == "ERROR" for h in client.host_pool())
+        )
     else:
         oned.wait_for(lambda: all(h.state.name == "MONITORED" for h in client.host_pool()))
 
@@ -136,9 +141,11 @@ def _run_loses(sim: Any, client: OneClient, run: RunContext, host: str, lost: bo
     assert {h.name: h.state.name for h in client.host_pool()}[host] == "MONITORED"
 
 
-@pytest.mark.parametrize(("lose", "who"), [(_oned_loses, "oned cannot"),
-                                           (_run_loses, "this run could not")],
-                         ids=["oned-knows", "only-the-run-knows"])
+@pytest.mark.parametrize(
+    ("lose", "who"),
+    [(_oned_loses, "oned cannot"), (_run_loses, "this run could not")],
+    ids=["oned-knows", "only-the-run-knows"],
+)
 def test_resume_leaves_suspended_the_vms_of_a_lost_host_and_a_second_suspend_takes_the_rest(
     tmp_path: Path, oned_factory: Any, run: RunContext, lose: Any, who: str
 ) -> None:
@@ -151,8 +158,11 @@ def test_resume_leaves_suspended_the_vms_of_a_lost_host_and_a_second_suspend_tak
     assert len(done["suspended"]) == 4
     lost = "node02"
     lose(sim, client, run, lost, True)
-    with pytest.raises(UpgraderError, match=rf"cannot run again: {who} reach their host "
-                                            rf"\({lost}\)") as info:
+    with pytest.raises(
+        UpgraderError,
+        match=rf"cannot run again: {who} reach their host "
+        rf"\({lost}\)",
+    ) as info:
         act(client, run, pstep("resume-vms", hop="ocfs2-nfs", resume_timeout=600))
     assert f"bring {lost} back" in (info.value.hint or "")
     after = where(client)

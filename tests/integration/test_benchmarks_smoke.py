@@ -35,9 +35,7 @@ def _param(script: str) -> object:
 
 
 def test_the_benchmarks_are_found() -> None:
-    assert {"crash_resume.py", "gates_scale.py", "oned_scale.py", "storage_copy.py"} <= set(
-        SCRIPTS
-    )
+    assert {"crash_resume.py", "gates_scale.py", "oned_scale.py", "storage_copy.py"} <= set(SCRIPTS)
 
 
 def test_the_figure_check_knows_a_figure_from_a_header() -> None:

@@ -38,8 +38,13 @@ SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 
 
 def upgrader(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "upgrader", *args], capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "upgrader", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -64,8 +69,13 @@ def scheduled(out: Path, name: str) -> tuple[configparser.ConfigParser, configpa
     """Both files of ``name``, after ``systemd-analyze verify`` where it exists."""
     service, timer = out / f"{name}.service", out / f"{name}.timer"
     if SYSTEMD_ANALYZE:
-        check = subprocess.run([SYSTEMD_ANALYZE, "verify", str(service), str(timer)],
-                               capture_output=True, text=True, timeout=60, check=False)
+        check = subprocess.run(
+            [SYSTEMD_ANALYZE, "verify", str(service), str(timer)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert check.returncode == 0, check.stderr
         assert check.stdout + check.stderr == "", "systemd-analyze warns about the units"
     return read_unit(service), read_unit(timer)
@@ -78,8 +88,14 @@ def on_calendar(timer: configparser.ConfigParser) -> datetime:
     day, clock, zone = text.split(" ")
     moment = datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=ZoneInfo(zone))
     if SYSTEMD_ANALYZE:
-        said = subprocess.run([SYSTEMD_ANALYZE, "calendar", text], capture_output=True,
-                              text=True, timeout=60, check=True, env={**os.environ, "TZ": "UTC"})
+        said = subprocess.run(
+            [SYSTEMD_ANALYZE, "calendar", text],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            env={**os.environ, "TZ": "UTC"},
+        )
         assert f"Next elapse: {moment.astimezone(UTC):%a %Y-%m-%d %H:%M:%S} UTC" in said.stdout
     return moment
 
@@ -97,8 +113,10 @@ def test_schedule_runs_the_upgrade_in_the_next_weekly_window(tmp_path, config):
     before = datetime.now(UTC)
     result = upgrader("schedule", "3.6.0", "--config", str(config), "--output", str(out))
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["upgrader-production-3.6.service",
-                                                     "upgrader-production-3.6.timer"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "upgrader-production-3.6.service",
+        "upgrader-production-3.6.timer",
+    ]
     service, timer = scheduled(out, "upgrader-production-3.6")
     start = on_calendar(timer)
     assert timer["Timer"]["OnCalendar"].endswith(" Europe/Berlin")
@@ -106,8 +124,15 @@ def test_schedule_runs_the_upgrade_in_the_next_weekly_window(tmp_path, config):
     assert before < start <= before + timedelta(days=7, hours=1)  # 7 days, or a DST hour more
     end = (start.astimezone(UTC) + timedelta(hours=4)).astimezone(start.tzinfo)
     assert exec_start(service) == [
-        venv_upgrader(), "run", "3.6", "--yes", "--config", str(config),
-        "--window", f"{start.isoformat()}/{end.isoformat()}"]
+        venv_upgrader(),
+        "run",
+        "3.6",
+        "--yes",
+        "--config",
+        str(config),
+        "--window",
+        f"{start.isoformat()}/{end.isoformat()}",
+    ]
     assert service["Service"]["Type"] == "oneshot"
     assert service["Service"]["TimeoutStartSec"] == str(4 * 3600 + UNDO_MARGIN)
     assert service["Service"]["KillMode"] == "mixed"
@@ -126,30 +151,51 @@ def test_schedule_runs_the_upgrade_in_the_next_weekly_window(tmp_path, config):
 
 def paused_run(config: Path, run_id: str, environment: str, target: str, how: EventType) -> None:
     journal = Journal.create(config.parent / "runs" / run_id, run_id)
-    journal.record(EventType.RUN_STARTED, run_id=run_id, environment=environment,
-                   target=target, fingerprint="f", identity="i", plan={"steps": []},
-                   dry_run=False)
+    journal.record(
+        EventType.RUN_STARTED,
+        run_id=run_id,
+        environment=environment,
+        target=target,
+        fingerprint="f",
+        identity="i",
+        plan={"steps": []},
+        dry_run=False,
+    )
     journal.record(how, reason="the window closed", next_step="node-upgrade")
 
 
 def test_a_paused_run_is_resumed_in_an_ad_hoc_window(tmp_path, config):
     paused_run(config, "staging-20261101T010000-aaaa", "staging", "3.6", EventType.RUN_FAILED)
     paused_run(config, "staging-20261102T010000-bbbb", "staging", "3.6", EventType.RUN_PAUSED)
-    paused_run(config, "production-20261103T010000-cccc", "production", "3.6",
-               EventType.RUN_PAUSED)
+    paused_run(config, "production-20261103T010000-cccc", "production", "3.6", EventType.RUN_PAUSED)
     start = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
     window = f"{start.astimezone(ZoneInfo('Asia/Kolkata')).isoformat()}+1h30m"
     out = tmp_path / "units"
-    result = upgrader("schedule", "3.6", "--stage", "--config", str(config), "--output",
-                      str(out), "--window", window)
+    result = upgrader(
+        "schedule",
+        "3.6",
+        "--stage",
+        "--config",
+        str(config),
+        "--output",
+        str(out),
+        "--window",
+        window,
+    )
     assert result.returncode == 0, result.stderr
     service, timer = scheduled(out, "upgrader-staging-3.6")
     # a bare offset (+05:30) has no zone name: the timer says the same instant in UTC
     assert timer["Timer"]["OnCalendar"].endswith(" UTC")
     assert on_calendar(timer) == start
     command = exec_start(service)
-    assert command[:6] == [venv_upgrader(), "resume", "staging-20261102T010000-bbbb", "--yes",
-                           "--stage", "--config"]
+    assert command[:6] == [
+        venv_upgrader(),
+        "resume",
+        "staging-20261102T010000-bbbb",
+        "--yes",
+        "--stage",
+        "--config",
+    ]
     start_text, end_text = command[command.index("--window") + 1].split("/")
     assert datetime.fromisoformat(start_text) == start
     assert datetime.fromisoformat(end_text) - start == timedelta(minutes=90)
@@ -177,10 +223,13 @@ def test_refusals(tmp_path, config):
 
 def test_no_windows_at_all_is_refused_by_the_window(tmp_path):
     path = tmp_path / "upgrader.yml"
-    path.write_text("\n".join(line for line in SITE.splitlines()
-                              if "windows" not in line and "{" not in line) + "\n")
+    path.write_text(
+        "\n".join(line for line in SITE.splitlines() if "windows" not in line and "{" not in line)
+        + "\n"
+    )
     result = upgrader("schedule", "3.6", "--config", str(path), "--output", str(tmp_path))
     assert result.returncode == 3, result
     assert "production has no maintenance windows configured: nothing to schedule" in (
-        result.stderr)
+        result.stderr
+    )
     assert "--window START/END" in result.stderr and result.stderr.count("\n") == 1

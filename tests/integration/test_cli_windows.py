@@ -29,8 +29,13 @@ environments:
 
 
 def upgrader(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "upgrader", *args], capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "upgrader", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def site(tmp_path: Path) -> tuple[Path, datetime]:
@@ -38,8 +43,9 @@ def site(tmp_path: Path) -> tuple[Path, datetime]:
     now = datetime.now(UTC).replace(microsecond=0)
     end = now + timedelta(hours=1, minutes=12, seconds=30)
     path = tmp_path / "upgrader.yml"
-    path.write_text(SITE.format(open_start=(now - timedelta(hours=1)).isoformat(),
-                                open_end=end.isoformat()))
+    path.write_text(
+        SITE.format(open_start=(now - timedelta(hours=1)).isoformat(), open_end=end.isoformat())
+    )
     return path, end
 
 
@@ -62,11 +68,15 @@ def test_windows_lists_the_next_five_in_their_zone_and_in_utc(tmp_path):
     assert len(berlin) == 2 and len(sunday) == 2
     for line in berlin:
         # Sat 2026-11-28 01:00 CET - 05:00 CET (4h) = 2026-11-28 00:00 - 04:00 UTC, opens in ...
-        match = re.search(r"Sat (\S+) 01:00 (CES?T) - 05:00 \2 \(4h\) = (\S+) (\S+) - (\S+) UTC, "
-                          r"(opens in|open now, closes in) \w+", line)
+        match = re.search(
+            r"Sat (\S+) 01:00 (CES?T) - 05:00 \2 \(4h\) = (\S+) (\S+) - (\S+) UTC, "
+            r"(opens in|open now, closes in) \w+",
+            line,
+        )
         assert match, line
-        local = datetime.fromisoformat(f"{match[1]}T01:00").replace(tzinfo=ZoneInfo(
-            "Europe/Berlin"))
+        local = datetime.fromisoformat(f"{match[1]}T01:00").replace(
+            tzinfo=ZoneInfo("Europe/Berlin")
+        )
         assert local.tzname() == match[2]
         assert f"{local.astimezone(UTC):%Y-%m-%d %H:%M}" == f"{match[3]} {match[4]}"
     for line in sunday:  # over the week's end: closes on Monday
@@ -88,8 +98,7 @@ def test_windows_json_and_count(tmp_path):
     assert datetime.fromisoformat(dated["end_utc"]) == end
     assert 4300 < dated["closes_in"] <= 4350
     assert dated["seconds"] == 2 * 3600 + 12 * 60 + 30
-    assert weekly["source"] in ("weekly Sat 01:00 Europe/Berlin, 4h",
-                                "weekly Sun 23:30 UTC, 1h30m")
+    assert weekly["source"] in ("weekly Sat 01:00 Europe/Berlin, 4h", "weekly Sun 23:30 UTC, 1h30m")
     assert weekly["seconds"] in (4 * 3600, 5400)
     assert (weekly["closes_in"] or weekly["opens_in"]) > 0
 
@@ -104,8 +113,10 @@ def test_no_windows_configured_is_one_line_and_success(tmp_path):
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
     config, _ = site(tmp_path)
-    for args in (["--config", str(tmp_path / "missing.yml")],
-                 ["--config", str(config), "--count", "0"]):
+    for args in (
+        ["--config", str(tmp_path / "missing.yml")],
+        ["--config", str(config), "--count", "0"],
+    ):
         result = upgrader("windows", *args)
         assert result.returncode == 2, result
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1

@@ -72,10 +72,7 @@ def test_dry_run_changes_nothing_and_says_what_would_change(cloud):
     assert site.markers(root) == [] and not (root / "markers.state").exists()
     assert sim.call("one.hostpool.info").count("<HOST>") == before.count("<HOST>")
     changes = [
-        c
-        for e in journal_of(root, run_id)
-        if e.type == "dry_run_check"
-        for c in e.get("tasks")
+        c for e in journal_of(root, run_id) if e.type == "dry_run_check" for c in e.get("tasks")
     ]
     assert any("prepare node01 done" in json.dumps(c) for c in changes)
     assert not [e for e in journal_of(root, run_id) if e.type == "undo_registered"]
@@ -219,8 +216,11 @@ def test_abort_of_an_interrupted_run_runs_its_undo_and_refuses_resume(cloud):
     import time
 
     root, config, _ = cloud
-    proc = subprocess.Popen(site.command(config, "run", "3.6", "--stage", "--yes"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        site.command(config, "run", "3.6", "--stage", "--yes"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while "front-end node01" not in site.markers(root):
         assert time.monotonic() < deadline
@@ -231,7 +231,8 @@ def test_abort_of_an_interrupted_run_runs_its_undo_and_refuses_resume(cloud):
     result = site.upgrader(config, "abort", run_id, "--stage", check=True)
     assert "aborted" in result.stdout
     assert site.markers(root)[-2:] == ["release node01", "release node02"] or sorted(
-        site.markers(root)[-2:]) == ["release node01", "release node02"]
+        site.markers(root)[-2:]
+    ) == ["release node01", "release node02"]
     refused = site.upgrader(config, "resume", run_id, "--stage", "--yes")
     assert refused.returncode == 2 and "aborted" in refused.stderr
 
@@ -243,8 +244,11 @@ def test_a_downgrade_is_refused_on_the_command_line(tmp_path):
         config = site.make_site(tmp_path, sim, ["node01"])
         result = site.upgrader(config, "run", "3.4", "--stage", "--yes")
         assert result.returncode == 2
-        assert result.stderr.strip().splitlines()[-1].startswith(
-            "error: OpenNebula 3.6 -> 3.4 is a downgrade: upgrader only upgrades")
+        assert (
+            result.stderr.strip()
+            .splitlines()[-1]
+            .startswith("error: OpenNebula 3.6 -> 3.4 is a downgrade: upgrader only upgrades")
+        )
         assert site.markers(tmp_path) == []
     finally:
         sim.stop()
@@ -255,12 +259,17 @@ def test_a_run_killed_after_its_last_step_resumes_without_running_any_step_again
     run_id = site.upgrader(config, "run", "3.6", "--stage", "--yes", check=True).stdout.strip()
     journal = root / "runs" / run_id / "journal.jsonl"
     lines = journal.read_text().splitlines(keepends=True)
-    cut = next(i for i, line in enumerate(lines) if '"type": "undo_started"' in line
-               or '"type":"undo_started"' in line)
+    cut = next(
+        i
+        for i, line in enumerate(lines)
+        if '"type": "undo_started"' in line or '"type":"undo_started"' in line
+    )
     journal.write_text("".join(lines[:cut]))  # as if killed just before the final undo
     before = Counter(site.markers(root))
     site.upgrader(config, "resume", run_id, "--stage", "--yes", check=True)
     after = Counter(site.markers(root))
     assert {k: after[k] - before[k] for k in after if after[k] != before[k]} == {
-        "release node01": 1, "release node02": 1}
+        "release node01": 1,
+        "release node02": 1,
+    }
     assert journal_of(root, run_id)[-1].type == "run_finished"

@@ -54,8 +54,10 @@ def run_id_of(stdout: str) -> str:
 
 def stale_lock(root: Path) -> Path:
     """The staging lock of a run whose process is gone; returns the lock file."""
-    code = ("import sys; from pathlib import Path; from upgrader.run.lock import RunLock; "
-            "RunLock.acquire(Path(sys.argv[1]), 'staging', 'staging-gone', expiry_seconds=3600)")
+    code = (
+        "import sys; from pathlib import Path; from upgrader.run.lock import RunLock; "
+        "RunLock.acquire(Path(sys.argv[1]), 'staging', 'staging-gone', expiry_seconds=3600)"
+    )
     subprocess.run([sys.executable, "-c", code, str(root / "runs" / "locks")], check=True)
     return root / "runs" / "locks" / "staging.lock"
 
@@ -71,7 +73,8 @@ def test_a_dry_run_changes_nothing_runs_no_action_and_judges_only_the_preflight(
     assert last.startswith(
         "dry run: nothing was changed; `upgrader run 3.6 --stage --accept "
         "vm-nonpersistent-disk/0 --accept vm-nonpersistent-disk/1 --take-over` does it "
-        "(a stale lock of run staging-gone is in the way: pid "), last
+        "(a stale lock of run staging-gone is in the way: pid "
+    ), last
     assert lock.read_text() == held  # neither taken over nor released: the real run decides
 
     # Nothing changed: no playbook ran outside check mode, no action, no undo.
@@ -86,13 +89,19 @@ def test_a_dry_run_changes_nothing_runs_no_action_and_judges_only_the_preflight(
     plan = events[0].get("plan")
     assert events[0].get("dry_run") is True
     assert [e.get("step") for e in events if e.type == "step_skipped"] == [
-        s["id"] for s in plan["steps"]]
+        s["id"] for s in plan["steps"]
+    ]
 
     # Only the first step's gates_before ran; the rest is one skipped line.
-    verdicts = [(e.get("step"), e.get("phase"), e.get("gate"), e.get("verdict"))
-                for e in events if e.type == "gate_verdict"]
-    assert verdicts == [("3.2-3.4/preflight", "before", gate, "pass")
-                        for gate in ("oned-reachable", "hosts-monitored", "vms-settled")]
+    verdicts = [
+        (e.get("step"), e.get("phase"), e.get("gate"), e.get("verdict"))
+        for e in events
+        if e.type == "gate_verdict"
+    ]
+    assert verdicts == [
+        ("3.2-3.4/preflight", "before", gate, "pass")
+        for gate in ("oned-reachable", "hosts-monitored", "vms-settled")
+    ]
     skipped = [e for e in events if e.type == "gates_skipped"]
     assert len(skipped) == 1 and skipped[0].get("count") == 6  # 2 per-host steps
     assert skipped[0].get("gates") == ["oned-version", "puppet-held", "vms-settled"]
@@ -149,14 +158,18 @@ def test_an_inhibitor_exits_5_after_the_plan_and_the_vms_to_shut_down_are_shown(
         assert f"INHIBITOR: vm-nonpersistent-disk/{vm_id}:" in out
     assert "3.2-3.4/drain@1          node01:" in out and "-> node02" in out
     last = out.strip().splitlines()[-1]
-    assert last.startswith("dry run: nothing was changed; inhibitor vm-nonpersistent-disk/0 "
-                           "(and 1 more) stops `upgrader run 3.6 --stage`:")
+    assert last.startswith(
+        "dry run: nothing was changed; inhibitor vm-nonpersistent-disk/0 "
+        "(and 1 more) stops `upgrader run 3.6 --stage`:"
+    )
     assert "--accept vm-nonpersistent-disk/0" in last
     assert cloud_state(sim) == before
     events = events_of(root, run_id_of(out))
     shut = next(e for e in events if e.type == "dry_run_vms").get("shut_down")
     assert [(v["id"], v["owner"], bool(v["nonpersistent_disks"])) for v in shut] == [
-        (0, "oneadmin", True), (1, "oneadmin", True)]
+        (0, "oneadmin", True),
+        (1, "oneadmin", True),
+    ]
     assert events[-1].type == "run_failed" and events[-1].get("exit_code") == 5
 
 
@@ -168,10 +181,15 @@ def test_a_failing_preflight_gate_exits_1_and_says_where_the_real_run_would_stop
     out = result.stdout
     assert "FAIL hosts-monitored:" in out and "PASS oned-reachable:" in out
     assert "3.2-3.4/drain@1          node01:" in out and "-> nowhere: no host outside" in out
-    assert out.strip().splitlines()[-1].startswith(
-        "dry run: nothing was changed; `upgrader run 3.6 --stage --accept "
-        "vm-nonpersistent-disk/0 --accept vm-nonpersistent-disk/1` would stop at its "
-        "preflight: gate hosts-monitored fail:")
+    assert (
+        out.strip()
+        .splitlines()[-1]
+        .startswith(
+            "dry run: nothing was changed; `upgrader run 3.6 --stage --accept "
+            "vm-nonpersistent-disk/0 --accept vm-nonpersistent-disk/1` would stop at its "
+            "preflight: gate hosts-monitored fail:"
+        )
+    )
     # It still ran the checks and is journaled as a failed dry run, never as a rehearsal.
     events = events_of(root, run_id_of(out))
     assert len([e for e in events if e.type == "dry_run_check"]) == 4

@@ -21,28 +21,66 @@ from upgrader.run.executor import execute
 
 
 def step(step_id: str, action: str) -> PlannedStep:
-    return PlannedStep(step_id, "3.2-3.4", step_id, step_id, "action", None, action, "all", (),
-                       None, 1.0, True, None, False, (), (GateSpec("vms-unchanged", {}),))
+    return PlannedStep(
+        step_id,
+        "3.2-3.4",
+        step_id,
+        step_id,
+        "action",
+        None,
+        action,
+        "all",
+        (),
+        None,
+        1.0,
+        True,
+        None,
+        False,
+        (),
+        (GateSpec("vms-unchanged", {}),),
+    )
 
 
 def plan_of(*steps: PlannedStep) -> Plan:
-    return Plan("staging", "3.2", "3.4", (("3.2", "3.4"),), steps, (), None, 1.0, "f" * 64,
-                "r" * 64)
+    return Plan(
+        "staging", "3.2", "3.4", (("3.2", "3.4"),), steps, (), None, 1.0, "f" * 64, "r" * 64
+    )
 
 
 def started(journal: Journal, plan: Plan) -> Journal:
-    journal.record(EventType.RUN_STARTED, run_id="r1", environment="staging", target="3.4",
-                   fingerprint=plan.fingerprint, dry_run=False,
-                   plan={"steps": [{"id": s.id, "idempotent": True} for s in plan.steps]})
+    journal.record(
+        EventType.RUN_STARTED,
+        run_id="r1",
+        environment="staging",
+        target="3.4",
+        fingerprint=plan.fingerprint,
+        dry_run=False,
+        plan={"steps": [{"id": s.id, "idempotent": True} for s in plan.steps]},
+    )
     return journal
 
 
-def context(run_dir: Path, journal: Journal, client: OneClient, plan: Plan,
-            actions: Mapping[str, Any], lines: list[str]) -> RunContext:
-    return RunContext(plan=plan, run_id="r1", run_dir=run_dir, journal=journal,
-                      run_playbook=lambda *a, **k: None, project_dir=run_dir,
-                      inventory="localhost,", gates=build_gates(client), actions=actions,
-                      undo_steps={}, progress=lines.append)
+def context(
+    run_dir: Path,
+    journal: Journal,
+    client: OneClient,
+    plan: Plan,
+    actions: Mapping[str, Any],
+    lines: list[str],
+) -> RunContext:
+    return RunContext(
+        plan=plan,
+        run_id="r1",
+        run_dir=run_dir,
+        journal=journal,
+        run_playbook=lambda *a, **k: None,
+        project_dir=run_dir,
+        inventory="localhost,",
+        gates=build_gates(client),
+        actions=actions,
+        undo_steps={},
+        progress=lines.append,
+    )
 
 
 def test_a_vm_lost_during_a_step_fails_vms_unchanged_with_its_identity(tmp_path, oned_factory):
@@ -60,23 +98,30 @@ def test_a_vm_lost_during_a_step_fails_vms_unchanged_with_its_identity(tmp_path,
     plan = plan_of(step("keep", "noop"), step("lose", "lose"))
     with Journal.create(run_dir, "r1") as journal:
         started(journal, plan)
-        ctx = context(run_dir, journal, client, plan,
-                      {"noop": lambda s, c: {}, "lose": lose_a_vm}, lines)
+        ctx = context(
+            run_dir, journal, client, plan, {"noop": lambda s, c: {}, "lose": lose_a_vm}, lines
+        )
         with pytest.raises(GateFailedError) as error:  # the gate stops the run
             execute(ctx)
     assert "gate vms-unchanged fail after step lose" in str(error.value)
     events = read_events(run_dir / "journal.jsonl")
     snapshots = [e for e in events if e.type == EventType.SNAPSHOT]
     assert [(e.get("step"), e.get("what")) for e in snapshots] == [
-        ("keep", "vms-unchanged"), ("lose", "vms-unchanged")]
+        ("keep", "vms-unchanged"),
+        ("lose", "vms-unchanged"),
+    ]
     assert {vm["id"] for vm in snapshots[1].get("data")} == {vm.id for vm in client.vm_pool()} | {
-        victim.id}
+        victim.id
+    }
     verdict = [e for e in events if e.type == EventType.GATE_VERDICT]
-    assert [(e.get("step"), e.get("verdict")) for e in verdict] == [("keep", "pass"),
-                                                                   ("lose", "fail")]
+    assert [(e.get("step"), e.get("verdict")) for e in verdict] == [
+        ("keep", "pass"),
+        ("lose", "fail"),
+    ]
     missing = verdict[1].get("evidence")["missing"]
-    assert missing == [{"id": victim.id, "name": victim.name, "owner": victim.uname,
-                        "host": victim.host}]
+    assert missing == [
+        {"id": victim.id, "name": victim.name, "owner": victim.uname, "host": victim.host}
+    ]
     assert "[gate/vms-unchanged] snapshot taken before lose" in lines
 
 

@@ -38,8 +38,11 @@ MAC_10, MAC_11, MAC_12 = "02:00:c0:00:02:0a", "52:54:00:aa:bb:11", "02:00:c0:00:
 
 def lease_error(version: str) -> str:
     """oned's answer when a NIC cannot get its lease (3.2 says less than 3.4 and 3.6)."""
-    why = ("Could not get virtual network for VM." if version == "3.2.1"
-           else "Cannot get IP/MAC lease from virtual network.")
+    why = (
+        "Could not get virtual network for VM."
+        if version == "3.2.1"
+        else "Cannot get IP/MAC lease from virtual network."
+    )
     return f"[VirtualMachineAllocate] Error allocating a new virtual machine. {why}"
 
 
@@ -68,7 +71,9 @@ def leases_of(sim: oned.Simulator, nid: int) -> dict[str, tuple[str, int, int]]:
     doc = ET.fromstring(sim.call("one.vn.info", nid))
     out = {
         le.findtext("IP") or "": (
-            le.findtext("MAC") or "", int(le.findtext("USED") or 0), int(le.findtext("VID") or 0)
+            le.findtext("MAC") or "",
+            int(le.findtext("USED") or 0),
+            int(le.findtext("VID") or 0),
         )
         for le in doc.findall("LEASES/LEASE")
     }
@@ -85,20 +90,41 @@ def sim(request: pytest.FixtureRequest, oned_factory: Any) -> oned.Simulator:
 
 
 def test_a_nic_gets_the_ip_it_asks_for_but_the_leases_mac(sim: oned.Simulator) -> None:
-    a = vm(sim, "NIC=[NETWORK_ID=0, IP=10.9.0.77, MAC=00:16:3e:00:00:01]\n"
-                "NIC=[NETWORK=pub, IP=192.0.2.11, MODEL=virtio]")
+    a = vm(
+        sim,
+        "NIC=[NETWORK_ID=0, IP=10.9.0.77, MAC=00:16:3e:00:00:01]\n"
+        "NIC=[NETWORK=pub, IP=192.0.2.11, MODEL=virtio]",
+    )
     assert nics_of(sim, a) == [
-        {"BRIDGE": "br0", "IP": "10.9.0.77", "MAC": "02:00:0a:09:00:4d", "NETWORK": "lan",
-         "NETWORK_ID": "0", "VLAN": "NO"},
-        {"BRIDGE": "br1", "IP": "192.0.2.11", "MAC": MAC_11, "MODEL": "virtio",
-         "NETWORK": "pub", "NETWORK_ID": "1", "VLAN": "NO"},
+        {
+            "BRIDGE": "br0",
+            "IP": "10.9.0.77",
+            "MAC": "02:00:0a:09:00:4d",
+            "NETWORK": "lan",
+            "NETWORK_ID": "0",
+            "VLAN": "NO",
+        },
+        {
+            "BRIDGE": "br1",
+            "IP": "192.0.2.11",
+            "MAC": MAC_11,
+            "MODEL": "virtio",
+            "NETWORK": "pub",
+            "NETWORK_ID": "1",
+            "VLAN": "NO",
+        },
     ]
     b = vm(sim, "NIC=[NETWORK_ID=0]\nNIC=[NETWORK_ID=1]")  # no IP: the first free leases
     assert [n["IP"] for n in nics_of(sim, b)] == ["10.9.0.1", "192.0.2.10"]
-    assert leases_of(sim, 0) == {"10.9.0.1": ("02:00:0a:09:00:01", 1, b),
-                                 "10.9.0.77": ("02:00:0a:09:00:4d", 1, a)}
-    assert leases_of(sim, 1) == {"192.0.2.10": (MAC_10, 1, b), "192.0.2.11": (MAC_11, 1, a),
-                                 "192.0.2.12": (MAC_12, 0, -1)}
+    assert leases_of(sim, 0) == {
+        "10.9.0.1": ("02:00:0a:09:00:01", 1, b),
+        "10.9.0.77": ("02:00:0a:09:00:4d", 1, a),
+    }
+    assert leases_of(sim, 1) == {
+        "192.0.2.10": (MAC_10, 1, b),
+        "192.0.2.11": (MAC_11, 1, a),
+        "192.0.2.12": (MAC_12, 0, -1),
+    }
 
 
 def test_networks_with_leases_validate_against_the_official_schema(sim: oned.Simulator) -> None:
@@ -106,13 +132,16 @@ def test_networks_with_leases_validate_against_the_official_schema(sim: oned.Sim
     a = vm(sim, "NIC=[NETWORK_ID=0, IP=10.9.0.77]\nNIC=[NETWORK=pub, IP=192.0.2.11]")
     vm(sim, "NIC=[NETWORK_ID=0]\nNIC=[NETWORK_ID=1]")
     series = sim.version[:3]
-    for doc in (sim.call("one.vn.info", 0), sim.call("one.vn.info", 1),
-                sim.call("one.vnpool.info", -2, -1, -1), sim.call("one.vm.info", a)):
+    for doc in (
+        sim.call("one.vn.info", 0),
+        sim.call("one.vn.info", 1),
+        sim.call("one.vnpool.info", -2, -1, -1),
+        sim.call("one.vm.info", a),
+    ):
         assert xsd.validate(doc, series) == []
 
 
-def test_without_an_ip_the_search_goes_on_after_the_last_lease_given(
-        sim: oned.Simulator) -> None:
+def test_without_an_ip_the_search_goes_on_after_the_last_lease_given(sim: oned.Simulator) -> None:
     first = vm(sim, "NIC=[NETWORK_ID=0]\nNIC=[NETWORK_ID=1]")
     sim.call("one.vm.action", "finalize", first)  # .1 and .10 are free again
     second = vm(sim, "NIC=[NETWORK_ID=0]\nNIC=[NETWORK_ID=1]")
@@ -126,31 +155,39 @@ def test_without_an_ip_the_search_goes_on_after_the_last_lease_given(
 
 
 def test_an_ip_taken_outside_the_range_or_not_a_lease_is_refused_with_oneds_error(
-        sim: oned.Simulator) -> None:
+    sim: oned.Simulator,
+) -> None:
     holder = vm(sim, "NIC=[NETWORK_ID=0, IP=10.9.0.5]")
     error = lease_error(sim.version)
-    for nic in ("NIC=[NETWORK_ID=0, IP=10.9.0.0]",  # the network address: not in the range
-                "NIC=[NETWORK_ID=0, IP=10.9.0.255]",  # broadcast
-                "NIC=[NETWORK_ID=0, IP=10.9.1.5]",  # another network
-                "NIC=[NETWORK_ID=0, IP=10.9.0.300]",  # not an address
-                "NIC=[NETWORK_ID=1, IP=192.0.2.13]",  # FIXED: not one of its leases
-                "NIC=[NETWORK_ID=0, IP=10.9.0.5]"):  # taken
+    for nic in (
+        "NIC=[NETWORK_ID=0, IP=10.9.0.0]",  # the network address: not in the range
+        "NIC=[NETWORK_ID=0, IP=10.9.0.255]",  # broadcast
+        "NIC=[NETWORK_ID=0, IP=10.9.1.5]",  # another network
+        "NIC=[NETWORK_ID=0, IP=10.9.0.300]",  # not an address
+        "NIC=[NETWORK_ID=1, IP=192.0.2.13]",  # FIXED: not one of its leases
+        "NIC=[NETWORK_ID=0, IP=10.9.0.5]",
+    ):  # taken
         assert refused(sim, nic) == error, nic
     # the first NIC got its lease, the second failed: the first one is given back
-    assert refused(sim, "NIC=[NETWORK_ID=0, IP=10.9.0.9]\n"
-                        "NIC=[NETWORK_ID=1, IP=192.0.2.99]") == error
+    assert (
+        refused(sim, "NIC=[NETWORK_ID=0, IP=10.9.0.9]\nNIC=[NETWORK_ID=1, IP=192.0.2.99]") == error
+    )
     missing = refused(sim, "NIC=[NETWORK_ID=42]")
-    assert missing == ("[VirtualMachineAllocate] Error allocating a new virtual machine. " + (
-        "Could not get virtual network for VM." if sim.version == "3.2.1"
-        else "Virtual network with ID: 42 does not exist"))
+    assert missing == (
+        "[VirtualMachineAllocate] Error allocating a new virtual machine. "
+        + (
+            "Could not get virtual network for VM."
+            if sim.version == "3.2.1"
+            else "Virtual network with ID: 42 does not exist"
+        )
+    )
     assert "10.9.0.9" not in leases_of(sim, 0)
     # no VM was allocated, and no VM id was used up
     assert vm(sim, "NIC=[NETWORK_ID=1, IP=192.0.2.12]") == holder + 1
     assert refused(sim, "NIC=[NETWORK_ID=1, IP=192.0.2.12]") == error  # FIXED, taken
 
 
-def test_a_nic_refused_a_taken_ip_frees_the_holders_lease_on_32_only(
-        sim: oned.Simulator) -> None:
+def test_a_nic_refused_a_taken_ip_frees_the_holders_lease_on_32_only(sim: oned.Simulator) -> None:
     holder = vm(sim, "NIC=[NETWORK_ID=1, IP=192.0.2.11]", name="holder")
     refused(sim, "NIC=[NETWORK_ID=1, IP=192.0.2.11]")
     if sim.version == "3.2.1":
@@ -168,8 +205,11 @@ def test_leases_used_and_free_survive_a_restart(sim: oned.Simulator, oned_factor
     b = vm(sim, "NIC=[NETWORK_ID=0]\nNIC=[NETWORK_ID=1]")
     sim.call("one.vm.action", "finalize", b)  # DONE: .1 deleted, .10 free again
     before = [sim.call("one.vn.info", n) for n in (0, 1)]
-    assert leases_of(sim, 1) == {"192.0.2.10": (MAC_10, 0, -1), "192.0.2.11": (MAC_11, 1, a),
-                                 "192.0.2.12": (MAC_12, 0, -1)}
+    assert leases_of(sim, 1) == {
+        "192.0.2.10": (MAC_10, 0, -1),
+        "192.0.2.11": (MAC_11, 1, a),
+        "192.0.2.12": (MAC_12, 0, -1),
+    }
     assert sim.stop() == 0
 
     again = oned_factory(sim.version, workdir=sim.workdir)
@@ -187,8 +227,25 @@ FAST = {"poll_interval": 0.05, "shutdown_timeout": 10, "cancel_timeout": 10, "bo
 
 
 def pstep(action: str) -> PlannedStep:
-    return PlannedStep(f"3.2-3.4/{action}", "3.2-3.4", action, action, "action", None, action,
-                       "hypervisors", (), None, 1.0, True, None, False, (), (), vars=FAST)
+    return PlannedStep(
+        f"3.2-3.4/{action}",
+        "3.2-3.4",
+        action,
+        action,
+        "action",
+        None,
+        action,
+        "hypervisors",
+        (),
+        None,
+        1.0,
+        True,
+        None,
+        False,
+        (),
+        (),
+        vars=FAST,
+    )
 
 
 @pytest.fixture
@@ -196,10 +253,19 @@ def run(tmp_path: Path) -> Iterator[RunContext]:
     run_dir = tmp_path / "run"
     plan = Plan("staging", "3.2", "3.4", (("3.2", "3.4"),), (), (), None, 1.0, "f" * 64, "r" * 64)
     with Journal.create(run_dir, "r1") as journal:
-        yield RunContext(plan=plan, run_id="r1", run_dir=run_dir, journal=journal,
-                         run_playbook=lambda *a, **k: None, project_dir=run_dir,
-                         inventory="localhost,", gates={}, actions={}, undo_steps={},
-                         progress=lambda line: None)
+        yield RunContext(
+            plan=plan,
+            run_id="r1",
+            run_dir=run_dir,
+            journal=journal,
+            run_playbook=lambda *a, **k: None,
+            project_dir=run_dir,
+            inventory="localhost,",
+            gates={},
+            actions={},
+            undo_steps={},
+            progress=lambda line: None,
+        )
 
 
 def act(client: OneClient, ctx: RunContext, action: str) -> Mapping[str, Any]:
@@ -208,12 +274,15 @@ def act(client: OneClient, ctx: RunContext, action: str) -> Mapping[str, Any]:
 
 def addresses(client: OneClient) -> dict[str, list[tuple[str | None, ...]]]:
     """VM name -> (NETWORK_ID, IP, MAC) of each NIC, for every live VM."""
-    return {v.name: [(n.get("NETWORK_ID"), n.get("IP"), n.get("MAC")) for n in v.nics]
-            for v in client.vm_pool()}
+    return {
+        v.name: [(n.get("NETWORK_ID"), n.get("IP"), n.get("MAC")) for n in v.nics]
+        for v in client.vm_pool()
+    }
 
 
 def test_vms_recreated_after_the_34_upgrade_keep_their_ips_and_macs(
-        tmp_path: Path, oned_factory: Any, run: RunContext) -> None:
+    tmp_path: Path, oned_factory: Any, run: RunContext
+) -> None:
     oned.seed(tmp_path / "sim", "3.2.1", hosts=2, vms=0)
     sim = oned_factory("3.2.1", workdir=tmp_path / "sim")
     assert (new_net(sim, LAN), new_net(sim, PUB)) == (0, 1)
@@ -234,13 +303,28 @@ def test_vms_recreated_after_the_34_upgrade_keep_their_ips_and_macs(
     act(client, run, "shutdown-vms")
     assert client.vm_pool() == ()
     assert sim.stop() == 0
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("ONEDB_LAB_PACKAGE", "ONEDB_LAB_ROOT", "ONE_LOCATION")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("ONEDB_LAB_PACKAGE", "ONEDB_LAB_ROOT", "ONE_LOCATION")
+    }
     upgraded = subprocess.run(
-        [sys.executable, "-m", "upgrader.lab.onedb", "upgrade", "-s", str(sim.db),
-         "-b", str(tmp_path / "before-3.4.bck")], capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "upgrader.lab.onedb",
+            "upgrade",
+            "-s",
+            str(sim.db),
+            "-b",
+            str(tmp_path / "before-3.4.bck"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**env, "ONEDB_LAB_PACKAGE": "3.4.1", "ONEDB_LAB_ROOT": str(tmp_path / "root")},
-        check=False)
+        check=False,
+    )
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
     sim = oned_factory("3.4.1", workdir=sim.workdir)
     client = OneClient(sim.url, sim.session)
@@ -249,11 +333,15 @@ def test_vms_recreated_after_the_34_upgrade_keep_their_ips_and_macs(
     assert made["count"] == 2
     assert addresses(client) == before
     recreated = {int(k): v for k, v in made["recreated"].items()}
-    assert leases_of(sim, 1) == {"192.0.2.10": (MAC_10, 0, -1),
-                                 "192.0.2.11": (MAC_11, 1, recreated[web]),
-                                 "192.0.2.12": (MAC_12, 1, recreated[db])}
+    assert leases_of(sim, 1) == {
+        "192.0.2.10": (MAC_10, 0, -1),
+        "192.0.2.11": (MAC_11, 1, recreated[web]),
+        "192.0.2.12": (MAC_12, 1, recreated[db]),
+    }
     nic = next(n for n in nics_of(sim, recreated[web]) if n["NETWORK_ID"] == "1")
     assert nic["MODEL"] == "virtio"
     kept = json.loads((run.run_dir / "vms.json").read_text())["vms"]
     assert {r["name"]: [n["ip"] for n in r["nics"]] for r in kept} == {
-        "web": ["10.9.0.2", "192.0.2.11"], "db": ["10.9.0.3", "192.0.2.12"]}
+        "web": ["10.9.0.2", "192.0.2.11"],
+        "db": ["10.9.0.3", "192.0.2.12"],
+    }

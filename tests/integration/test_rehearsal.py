@@ -45,9 +45,11 @@ def test_without_rehearsal_needs_a_reason_and_journals_it(cloud):
     empty = site.upgrader(config, "run", "3.6", "--yes", "--without-rehearsal", " ")
     assert empty.returncode == 2 and "needs a reason" in empty.stderr
     reason = "staging cloud is down for hardware repair, change 4711 approved"
-    run_id = site.upgrader(config, "run", "3.6", "--yes", "--without-rehearsal", reason,
-                           check=True).stdout.strip()
+    run_id = site.upgrader(
+        config, "run", "3.6", "--yes", "--without-rehearsal", reason, check=True
+    ).stdout.strip()
     events = read_events(root / "runs" / run_id / "journal.jsonl")
     accepted = [e for e in events if e.type == EventType.FINDING_ACCEPTED]
     assert [(e.get("key"), e.get("reason")) for e in accepted] == [
-        ("no-rehearsal", f"--without-rehearsal: {reason}")]
+        ("no-rehearsal", f"--without-rehearsal: {reason}")
+    ]

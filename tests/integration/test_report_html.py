@@ -21,9 +21,16 @@ from tests.support import dry_run_cloud, site
 from tests.support.dry_run_cloud import ACCEPT
 
 EVIL = "<script>alert(1)</script> & 'q'"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 
 @pytest.fixture
@@ -44,8 +51,13 @@ def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("chromium")
     if binary is None:
         pytest.skip("Debian's chromium is not installed (scripts/bootstrap installs it)")
-    return subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={tmp / 'chromium'}",
-                           *args], capture_output=True, text=True, timeout=120, check=True)
+    return subprocess.run(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={tmp / 'chromium'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
 
 
 def png_facts(path: Path) -> tuple[int, int, float, int]:
@@ -55,8 +67,8 @@ def png_facts(path: Path) -> tuple[int, int, float, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat, header = 8, b"", b""
     while pos < len(data):
-        (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
+        (length,), kind = struct.unpack(">I", data[pos : pos + 4]), data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
         header = body if kind == b"IHDR" else header
         idat += body if kind == b"IDAT" else b""
         pos += 12 + length
@@ -65,7 +77,7 @@ def png_facts(path: Path) -> tuple[int, int, float, int]:
     stride = width * (3 if colour == 2 else 4)
     raw = zlib.decompress(idat)
     assert len(raw) == height * (stride + 1)
-    rows = [raw[i * (stride + 1) + 1:(i + 1) * (stride + 1)] for i in range(height)]
+    rows = [raw[i * (stride + 1) + 1 : (i + 1) * (stride + 1)] for i in range(height)]
     busy = sum(1 for row in rows[1:] if len(row) - row.count(0) > 8)
     return width, height, busy / height, len(set(raw))
 
@@ -73,12 +85,14 @@ def png_facts(path: Path) -> tuple[int, int, float, int]:
 def test_the_html_report_renders_in_headless_chromium(cloud, tmp_path):
     root, config = cloud
     page = root / "dry-run.html"
-    result = site.upgrader(config, "run", "3.6", "--stage", "--dry-run", *ACCEPT,
-                           "--report", str(page))
+    result = site.upgrader(
+        config, "run", "3.6", "--stage", "--dry-run", *ACCEPT, "--report", str(page)
+    )
     assert result.returncode == 0, result.stderr
     run_id = result.stdout.split()[2]
-    site.upgrader(config, "report", run_id, "--format", "json", "-o", str(root / "r.json"),
-                  check=True)
+    site.upgrader(
+        config, "report", run_id, "--format", "json", "-o", str(root / "r.json"), check=True
+    )
     doc = json.loads((root / "r.json").read_text())
     assert EVIL in [vm["name"] for vm in doc["vms"]["shut_down"]]
 
@@ -90,7 +104,8 @@ def test_the_html_report_renders_in_headless_chromium(cloud, tmp_path):
     findings = re.search(r'<table class="findings">.*?</table>', dom, re.S)
     assert findings is not None, "no findings table in the rendered DOM"
     assert [f["key"] for f in doc["findings"]] == re.findall(
-        r'<tr class="finding"><td><code>([^<]*)</code>', findings.group(0))
+        r'<tr class="finding"><td><code>([^<]*)</code>', findings.group(0)
+    )
     assert "<script" not in dom.lower()  # the VM's name stayed text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; 'q'" in dom
 

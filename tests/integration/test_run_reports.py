@@ -43,8 +43,9 @@ def cli(config: Path) -> object:
 def test_a_dry_run_report_says_what_will_happen_in_all_three_formats(vm_cloud):
     root, config = vm_cloud
     written = root / "dry.html"
-    result = site.upgrader(config, "run", "3.6", "--stage", "--dry-run", *ACCEPT,
-                           "--report", str(written))
+    result = site.upgrader(
+        config, "run", "3.6", "--stage", "--dry-run", *ACCEPT, "--report", str(written)
+    )
     assert result.returncode == 0, result.stderr
     run_id = result.stdout.split()[2]
     assert f"report of {run_id}: {written}" in result.stderr
@@ -58,7 +59,9 @@ def test_a_dry_run_report_says_what_will_happen_in_all_three_formats(vm_cloud):
     assert doc["point_of_no_return"] == "3.2-3.4/upgrade-frontend"
     assert [(f["key"], f["inhibitor"], f["accepted"]) for f in doc["findings"]] == [
         ("vms-shut-down-for-onedb", False, False),
-        ("vm-nonpersistent-disk/0", True, True), ("vm-nonpersistent-disk/1", True, True)]
+        ("vm-nonpersistent-disk/0", True, True),
+        ("vm-nonpersistent-disk/1", True, True),
+    ]
     # the VMs the run shuts down, by name, and the verdict line the CLI printed
     names = [vm["name"] for vm in doc["vms"]["shut_down"]]
     assert len(names) == 2 and all(f"| {n} |" in md for n in names)
@@ -69,8 +72,9 @@ def test_a_dry_run_report_says_what_will_happen_in_all_three_formats(vm_cloud):
 
 def test_a_finished_runs_report_has_its_timeline_and_the_cloud_it_left(cloud):
     root, config = cloud
-    result = site.upgrader(config, "run", "3.6", "--stage", "--yes", "--report",
-                           str(root / "run.json"))
+    result = site.upgrader(
+        config, "run", "3.6", "--stage", "--yes", "--report", str(root / "run.json")
+    )
     assert result.returncode == 0, result.stderr
     run_id = result.stdout.strip()
     reports = reports_of(cli(config), run_id, root)
@@ -78,9 +82,16 @@ def test_a_finished_runs_report_has_its_timeline_and_the_cloud_it_left(cloud):
     doc = reports.doc
     assert json.loads((root / "run.json").read_text())["timeline"] == doc["timeline"]
     steps = [(e["name"], e["status"]) for e in doc["timeline"] if e["kind"] == "step"]
-    assert steps == [(s, "succeeded") for s in (
-        "3.2-3.4/prepare", "3.2-3.4/front-end", "3.2-3.4/hypervisors@1",
-        "3.2-3.4/hypervisors@2", "3.4-3.6/second-hop")]
+    assert steps == [
+        (s, "succeeded")
+        for s in (
+            "3.2-3.4/prepare",
+            "3.2-3.4/front-end",
+            "3.2-3.4/hypervisors@1",
+            "3.2-3.4/hypervisors@2",
+            "3.4-3.6/second-hop",
+        )
+    ]
     assert all(e["seconds"] >= 1 for e in doc["timeline"] if e["kind"] == "step")
     assert [u["name"] for u in doc["undo"]] == ["release"]
     assert [h["name"] for h in doc["cloud_end"]["hosts"]] == HOSTS
@@ -114,10 +125,12 @@ def test_plan_report_and_bad_report_arguments(cloud):
     assert text.startswith("# Plan report (plan only): staging, OpenNebula 3.2 -> 3.6")
     assert "plan only: no preflight gate was evaluated" in text and "`3.2-3.4/prepare`" in text
 
-    for args in (("run", "3.6", "--stage", "--yes", "--report", str(root / "r.txt")),
-                 ("plan", "--stage", "--report", str(root / "nowhere" / "p.md")),
-                 ("report", "staging-nosuchrun"),
-                 ("report", "x", "--format", "pdf")):
+    for args in (
+        ("run", "3.6", "--stage", "--yes", "--report", str(root / "r.txt")),
+        ("plan", "--stage", "--report", str(root / "nowhere" / "p.md")),
+        ("report", "staging-nosuchrun"),
+        ("report", "x", "--format", "pdf"),
+    ):
         bad = site.upgrader(config, *args)
         assert bad.returncode == 2, (args, bad.stderr)
         assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr

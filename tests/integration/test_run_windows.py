@@ -28,7 +28,8 @@ def cloud(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     opens = (datetime.now(UTC) + timedelta(days=7)).replace(microsecond=0)
     doc = yaml.safe_load(config.read_text())
     doc["environments"]["staging"]["windows"] = [
-        {"start": opens.isoformat(), "end": (opens + timedelta(hours=2)).isoformat()}]
+        {"start": opens.isoformat(), "end": (opens + timedelta(hours=2)).isoformat()}
+    ]
     config.write_text(yaml.safe_dump(doc))
     yield tmp_path, config
     sim.stop()
@@ -44,8 +45,11 @@ def test_outside_the_windows_run_exits_3_naming_the_next_and_changes_nothing(clo
     refused = site.upgrader(config, "run", "3.6", "--stage", "--yes")
     assert refused.returncode == 3, refused.stderr
     line = refused.stderr.strip().splitlines()[-1]
-    assert re.search(r"staging is outside its maintenance windows: the next opens "
-                     r"\d{4}-\d\d-\d\dT\d\d:\d\d\+00:00", line), line
+    assert re.search(
+        r"staging is outside its maintenance windows: the next opens "
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d\+00:00",
+        line,
+    ), line
     assert "--window now+2h" in line
     assert runs_of(root) == [] and site.markers(root) == []
 
@@ -56,8 +60,10 @@ def test_an_ad_hoc_window_is_journaled_and_the_run_goes_on(cloud):
     assert done.returncode == 0, done.stderr
     assert re.search(r"\[run\] window \S+ to \S+ \(ad hoc: ", done.stderr)
     (run_id,) = runs_of(root)
-    events = [json.loads(line) for line in
-              (root / "runs" / run_id / "journal.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line)
+        for line in (root / "runs" / run_id / "journal.jsonl").read_text().splitlines()
+    ]
     window = next(e for e in events if e["type"] == "window")
     start, end = (datetime.fromisoformat(window["window"][k]) for k in ("start", "end"))
     assert window["how"] == "ad hoc" and end - start == timedelta(hours=2)

@@ -101,8 +101,17 @@ class Lockers:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, run_id: str, *, take_over: bool = False, then: str = "hold") -> None:
-        self.procs.append(python(LOCKER, str(self.lock_dir), ENV, run_id, str(self.work),
-                                 "1" if take_over else "0", then))
+        self.procs.append(
+            python(
+                LOCKER,
+                str(self.lock_dir),
+                ENV,
+                run_id,
+                str(self.work),
+                "1" if take_over else "0",
+                then,
+            )
+        )
         wait_for(self.work / f"{run_id}.ready")
 
     def go(self, *run_ids: str) -> dict[str, dict[str, Any]]:
@@ -148,15 +157,17 @@ def exactly_one_winner(results: dict[str, dict[str, Any]]) -> tuple[str, dict[st
 
 @pytest.mark.parametrize("round_", range(3))
 def test_two_runs_started_together_one_proceeds_the_other_is_told_who_holds(
-        lockers: Lockers, round_: int) -> None:
+    lockers: Lockers, round_: int
+) -> None:
     lockers.start("run-a")
     lockers.start("run-b")
     results = lockers.go("run-a", "run-b")
     winner, loser = exactly_one_winner(results)
     assert loser["error"] == "LockHeldError" and loser["exit_code"] == 4
     assert loser["message"].startswith(f"environment '{ENV}' is locked by run {winner} ")
-    assert f"(pid {results[winner]['pid']} on host {socket.gethostname()} since " in (
-        loser["message"])
+    assert (
+        f"(pid {results[winner]['pid']} on host {socket.gethostname()} since " in (loser["message"])
+    )
     assert read_lock(lockers.lock_dir, ENV).run_id == winner
     lockers.finish()
     assert read_lock(lockers.lock_dir, ENV) is None
@@ -167,7 +178,8 @@ def test_lock_of_a_dead_process_is_stale_and_can_be_taken_over(lockers: Lockers)
     with pytest.raises(StaleLockError) as info:
         RunLock.acquire(lockers.lock_dir, ENV, "new", expiry_seconds=60)
     assert str(info.value) == (
-        f"stale lock of run old (pid {pid} is not running): pass --take-over to take it over")
+        f"stale lock of run old (pid {pid} is not running): pass --take-over to take it over"
+    )
     assert info.value.exit_code == 4 and info.value.holder["pid"] == pid
     with RunLock.acquire(lockers.lock_dir, ENV, "new", expiry_seconds=60, take_over=True) as lock:
         assert lock.previous is not None
@@ -229,8 +241,10 @@ def test_live_lock_names_its_holder(tmp_path: Path) -> None:
     with pytest.raises(LockHeldError) as info:
         RunLock.acquire(tmp_path, ENV, "r2", expiry_seconds=60, take_over=True)
     assert type(info.value) is LockHeldError and info.value.exit_code == 4
-    assert str(info.value) == (f"environment '{ENV}' is locked by run r1 (pid {os.getpid()} "
-                               f"on host {socket.gethostname()} since {held.info.started})")
+    assert str(info.value) == (
+        f"environment '{ENV}' is locked by run r1 (pid {os.getpid()} "
+        f"on host {socket.gethostname()} since {held.info.started})"
+    )
     assert "upgrader abort r1" in (info.value.hint or "")
     assert held.release()
 
@@ -241,8 +255,9 @@ def test_an_expired_lock_is_stale_even_if_its_process_runs(tmp_path: Path) -> No
     clock[0] += 61
     with pytest.raises(StaleLockError, match="expired at"):
         RunLock.acquire(tmp_path, ENV, "r2", expiry_seconds=60, now=lambda: clock[0])
-    second = RunLock.acquire(tmp_path, ENV, "r2", expiry_seconds=60, take_over=True,
-                             now=lambda: clock[0])
+    second = RunLock.acquire(
+        tmp_path, ENV, "r2", expiry_seconds=60, take_over=True, now=lambda: clock[0]
+    )
     assert second.previous == first.info
     # The old holder can neither refresh nor release what is no longer its lock.
     with pytest.raises(LockHeldError, match="held by run r2"):
@@ -274,8 +289,14 @@ def test_a_holder_on_another_host_is_trusted_until_it_expires(tmp_path: Path) ->
 
 
 def test_a_reused_pid_does_not_keep_a_lock_alive(tmp_path: Path) -> None:
-    info = LockInfo("old", os.getpid(), socket.gethostname(), utc_iso(time.time()),
-                    utc_iso(time.time() + 600), pid_start="1")
+    info = LockInfo(
+        "old",
+        os.getpid(),
+        socket.gethostname(),
+        utc_iso(time.time()),
+        utc_iso(time.time() + 600),
+        pid_start="1",
+    )
     (tmp_path / f"{ENV}.lock").write_text(json.dumps(info.__dict__))
     with pytest.raises(StaleLockError, match=f"pid {os.getpid()} is not running"):
         RunLock.acquire(tmp_path, ENV, "r2", expiry_seconds=60)
@@ -298,7 +319,12 @@ def test_lock_files_are_owner_only_and_leave_no_temporaries(tmp_path: Path) -> N
         assert stat.S_IMODE(lock_dir.stat().st_mode) == 0o700
         assert stat.S_IMODE(lock.path.stat().st_mode) == 0o600
         assert json.loads(lock.path.read_text()).keys() >= {
-            "run_id", "pid", "host", "started", "expires"}
+            "run_id",
+            "pid",
+            "host",
+            "started",
+            "expires",
+        }
         lock.refresh(120)
     assert sorted(p.name for p in lock_dir.iterdir()) == [f"{ENV}.lock.guard"]
 

@@ -51,8 +51,22 @@ def fault_lab(n: int, version: str) -> Iterator[dict[str, Any]]:
         pytest.skip("lab tests need root (CI runs them as root)")
     name, subnet = lab_address(n)
     upgrader("lab", "down", "--name", name)
-    upgrader("lab", "up", "--name", name, "--subnet", subnet, "--hosts-staging", "2",
-             "--hosts-production", "1", "--vms", "4", "--version", version)
+    upgrader(
+        "lab",
+        "up",
+        "--name",
+        name,
+        "--subnet",
+        subnet,
+        "--hosts-staging",
+        "2",
+        "--hosts-production",
+        "1",
+        "--vms",
+        "4",
+        "--version",
+        version,
+    )
     try:
         lab = {"name": name, "spec": load_spec(name), "dir": Path("/var/lib/upgrader-lab") / name}
         lab["config"] = lab["dir"] / "upgrader.yml"
@@ -68,8 +82,9 @@ def fault(lab: dict[str, Any], name: str, *where: str) -> Iterator[None]:
     try:
         yield
     finally:
-        upgrader("lab", "fault", name, "--name", lab["name"], "--cloud", "staging", *where,
-                 "--clear")
+        upgrader(
+            "lab", "fault", name, "--name", lab["name"], "--cloud", "staging", *where, "--clear"
+        )
 
 
 def with_runbook_vars(lab: dict[str, Any], tmp_path: Path, step: str, **values: Any) -> Path:
@@ -94,16 +109,30 @@ def with_runbook_vars(lab: dict[str, Any], tmp_path: Path, step: str, **values: 
 class Run:
     """``upgrader run TARGET --stage --yes`` (3.6 unless told) as a process, with its journal."""
 
-    def __init__(self, config: Path, runs_dir: Path, tmp_path: Path, target: str = "3.6",
-                 *more: str) -> None:
+    def __init__(
+        self, config: Path, runs_dir: Path, tmp_path: Path, target: str = "3.6", *more: str
+    ) -> None:
         self.runs_dir = runs_dir
         self.stderr_path = tmp_path / "run.stderr"
         self.started = time.monotonic()
         with self.stderr_path.open("w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "upgrader", "run", target, "--stage", "--yes",
-                 "--config", str(config), *more],
-                stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "upgrader",
+                    "run",
+                    target,
+                    "--stage",
+                    "--yes",
+                    "--config",
+                    str(config),
+                    *more,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                start_new_session=True,
             )
 
     def events(self) -> list[dict[str, Any]]:
@@ -181,23 +210,38 @@ def last_line(stderr: str) -> str:
 
 
 def undo_outcomes(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(e["undo_id"], e["type"]) for e in events
-            if e["type"] in ("undo_started", "undo_done", "undo_failed")]
+    return [
+        (e["undo_id"], e["type"])
+        for e in events
+        if e["type"] in ("undo_started", "undo_done", "undo_failed")
+    ]
 
 
 def gates_now(lab: dict[str, Any], *names: str) -> dict[str, dict[str, Any]]:
     """``upgrader gates --stage`` for ``names``, by gate."""
     args = [a for name in names for a in ("--gate", name)]
-    result = upgrader("gates", "--stage", "--json", "--wait", "60", "--config",
-                      str(lab["config"]), *args, check=False)
+    result = upgrader(
+        "gates",
+        "--stage",
+        "--json",
+        "--wait",
+        "60",
+        "--config",
+        str(lab["config"]),
+        *args,
+        check=False,
+    )
     assert result.returncode in (0, 1), result.stderr
     return {g["gate"]: g for g in json.loads(result.stdout)}
 
 
 def running_where(lab: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
     """name -> (LCM state, host) of every VM that is not DONE."""
-    return {vm.name: (vm.lcm_state.name, vm.host) for vm in client(lab, "staging").vm_pool()
-            if vm.state.name != "DONE"}
+    return {
+        vm.name: (vm.lcm_state.name, vm.host)
+        for vm in client(lab, "staging").vm_pool()
+        if vm.state.name != "DONE"
+    }
 
 
 def cluster_holds(lab: dict[str, Any]) -> tuple[str, dict[str, str | None]]:
@@ -205,8 +249,9 @@ def cluster_holds(lab: dict[str, Any]) -> tuple[str, dict[str, str | None]]:
     return maintenance_mode(lab), {h: puppet_hold_of(lab, h) for h in hosts_of(lab, "staging")}
 
 
-def finish_then_clear(run: Run, done: threading.Event, lab: dict[str, Any], *fault: str,
-                      join: float = 60) -> tuple[int, str]:
+def finish_then_clear(
+    run: Run, done: threading.Event, lab: dict[str, Any], *fault: str, join: float = 60
+) -> tuple[int, str]:
     """The run's exit code and stderr; then, whatever happened, the watcher is joined, its
     error raised, and the fault cleared if it was injected (``done`` set)."""
     try:
@@ -215,5 +260,4 @@ def finish_then_clear(run: Run, done: threading.Event, lab: dict[str, Any], *fau
         run.watcher.join(timeout=join)
         assert run.error is None, run.error
         if done.is_set():
-            upgrader("lab", "fault", *fault, "--name", lab["name"], "--cloud", "staging",
-                     "--clear")
+            upgrader("lab", "fault", *fault, "--name", lab["name"], "--cloud", "staging", "--clear")

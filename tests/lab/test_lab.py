@@ -291,8 +291,11 @@ def test_lab_down_leaves_nothing_behind(lab, tmp_path):
 def test_missing_debian_packages_are_named_with_the_command_that_installs_them(lab):
     result = subprocess.run(
         [sys.executable, "-m", "upgrader", "lab", "up", "--name", "utmiss"],
-        capture_output=True, text=True, check=False,
-        env={**os.environ, "PATH": "/nonexistent"})
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PATH": "/nonexistent"},
+    )
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1, result.stderr
     assert "Debian packages missing for the lab" in lines[0]

@@ -81,21 +81,31 @@ def what_a_user_sees(lab: dict[str, Any]) -> dict[str, Any]:
     front = production(lab)[0]
     return {
         "oned": one.detect_version().value,
-        "vms": {vm.id: (vm.name, vm.state.name, vm.lcm_state.name, vm.host, vm.uname)
-                for vm in one.vm_pool()},
+        "vms": {
+            vm.id: (vm.name, vm.state.name, vm.lcm_state.name, vm.host, vm.uname)
+            for vm in one.vm_pool()
+        },
         # MONITORING: a monitoring cycle under way, it comes and goes
-        "hosts": {h.name: h.state.name.replace("MONITORING", "MONITORED")
-                  for h in one.host_pool()},
-        "maintenance-mode": sh(lab, front, f"{CIB} crm_attribute --type crm_config "
-                                           "--name maintenance-mode --query --quiet 2>&1"),
-        "oned is-managed": sh(lab, front, f"{CIB} crm_resource --resource oned --meta "
-                                          "--get-parameter is-managed --quiet 2>&1"),
+        "hosts": {h.name: h.state.name.replace("MONITORING", "MONITORED") for h in one.host_pool()},
+        "maintenance-mode": sh(
+            lab,
+            front,
+            f"{CIB} crm_attribute --type crm_config --name maintenance-mode --query --quiet 2>&1",
+        ),
+        "oned is-managed": sh(
+            lab,
+            front,
+            f"{CIB} crm_resource --resource oned --meta --get-parameter is-managed --quiet 2>&1",
+        ),
         "database": hs.enter(lab["dir"], front, "python3", "-c", DB_DIGEST).stdout.strip(),
         **{
             host: {
                 "puppet": sh(lab, host, f"cat {PUPPET_LOCK} 2>/dev/null || echo enabled"),
-                "packages": sh(lab, host, "dpkg-query --show --showformat="
-                                          "'${Package} ${Version}\\n' 'opennebula*'"),
+                "packages": sh(
+                    lab,
+                    host,
+                    "dpkg-query --show --showformat='${Package} ${Version}\\n' 'opennebula*'",
+                ),
                 "/etc/one": sh(lab, host, "ls -A /etc/one; sha256sum /etc/one/oned.conf"),
                 "backups": sh(lab, host, f"ls -A {BACKUPS} 2>&1"),
             }
@@ -107,11 +117,13 @@ def what_a_user_sees(lab: dict[str, Any]) -> dict[str, Any]:
 def dry_run(lab: dict[str, Any], *args: str) -> Any:
     """The real command line, timed (the wall time is printed for the record)."""
     started = time.monotonic()
-    result = upgrader("run", "3.6", "--dry-run", "--config", str(lab["dir"] / "upgrader.yml"),
-                      *args, check=False)
+    result = upgrader(
+        "run", "3.6", "--dry-run", "--config", str(lab["dir"] / "upgrader.yml"), *args, check=False
+    )
     took = time.monotonic() - started
-    print(f"\n[dry run{' ' if args else ''}{' '.join(args)}] exit {result.returncode} "
-          f"in {took:.0f} s")
+    print(
+        f"\n[dry run{' ' if args else ''}{' '.join(args)}] exit {result.returncode} in {took:.0f} s"
+    )
     return result
 
 
@@ -128,27 +140,35 @@ def test_a_production_dry_run_shows_the_plan_and_changes_nothing(dry_lab, tmp_pa
     out = refused.stdout
     assert "point of no return: 3.2-3.4/upgrade-frontend, 3.4-3.6/upgrade-frontend" in out
     assert ["3.2-3.4/upgrade-frontend", "600", "s", "<-", "point", "of", "no", "return"] in [
-        line.split() for line in out.splitlines()]
+        line.split() for line in out.splitlines()
+    ]
     # 36 steps; a drain's estimate grows with the VMs on its host (2 min + 2 min a VM)
     assert re.search(r"plan for production: OpenNebula 3\.2 -> 3\.6, 36 steps, about \d+ min", out)
     drains = re.findall(r"3\.2-3\.4/drain@\d +(\d+) s", out)
     assert sorted(int(d) for d in drains) == sorted(
         120 + 120 * sum(1 for *_, host, _ in before["vms"].values() if host == h)
-        for h in production(lab))
+        for h in production(lab)
+    )
     shut = out.split("VMs shut down for onedb in 3.2-3.4")[1].split("VMs live-migrated")[0]
     assert [n for n in names if n in shut] == names
     assert "INHIBITOR: no-rehearsal:" in out
     assert "PASS libvirtd-alive:" in out and "check mode could not predict" not in out
-    assert out.strip().splitlines()[-1].startswith(
-        "dry run: nothing was changed; inhibitor no-rehearsal stops `upgrader run 3.6`: "
-        "rehearse it first: `upgrader run 3.6 --stage --yes`")
+    assert (
+        out.strip()
+        .splitlines()[-1]
+        .startswith(
+            "dry run: nothing was changed; inhibitor no-rehearsal stops `upgrader run 3.6`: "
+            "rehearse it first: `upgrader run 3.6 --stage --yes`"
+        )
+    )
 
     # Knowingly without staging: the real run could start.
     reason = "staging is rebuilt this week, CAB 4711"
     ready = dry_run(lab, "--without-rehearsal", reason)
     assert ready.returncode == 0, ready.stderr[-2000:]
     assert ready.stdout.strip().splitlines()[-1] == (
-        f"dry run: nothing was changed; `upgrader run 3.6 --without-rehearsal '{reason}'` does it")
+        f"dry run: nothing was changed; `upgrader run 3.6 --without-rehearsal '{reason}'` does it"
+    )
 
     # Nothing a user could notice changed; no backup of either run, no lock left behind.
     assert what_a_user_sees(lab) == before
@@ -162,5 +182,8 @@ def test_a_production_dry_run_shows_the_plan_and_changes_nothing(dry_lab, tmp_pa
     check_reports(blocked, kind="dry-run", status="failed")  # an inhibitor stops the real run
     assert '`--without-rehearsal "REASON"`' in blocked.md  # how it is lifted, not --accept
     assert "rehearse it first" in blocked.md and "rehearse it first" in blocked.html
-    check_reports(reports_of(upgrader, runs[1], tmp_path, "--config", config),
-                  kind="dry-run", status="succeeded")
+    check_reports(
+        reports_of(upgrader, runs[1], tmp_path, "--config", config),
+        kind="dry-run",
+        status="succeeded",
+    )

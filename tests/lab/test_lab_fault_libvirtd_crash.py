@@ -27,7 +27,8 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(1200)]
 
 
 def test_libvirtd_crashing_during_the_node_stage_stops_the_run_at_no_duplicate_vms(
-    tmp_path: Path, tally_row: Any,
+    tmp_path: Path,
+    tally_row: Any,
 ) -> None:
     with fault_lab(3, "3.4.1") as lab:
         upgraded, crashing = hosts_of(lab, "staging")
@@ -43,12 +44,26 @@ def test_libvirtd_crashing_during_the_node_stage_stops_the_run_at_no_duplicate_v
             # the end of move-back until oned shows that, so the next gate round meets the
             # duplicate on a slow machine as on a fast one.
             with run.frozen():
-                upgrader("lab", "fault", "libvirtd-crash", "--name", lab["name"],
-                         "--cloud", "staging", "--host", crashing)
+                upgrader(
+                    "lab",
+                    "fault",
+                    "libvirtd-crash",
+                    "--name",
+                    lab["name"],
+                    "--cloud",
+                    "staging",
+                    "--host",
+                    crashing,
+                )
                 crashed.set()
-                wait_for(lambda: all(
-                    one.vm(v).lcm_state.name == "RUNNING" and one.vm(v).host == upgraded
-                    for v in doubled), timeout=60, interval=0.5)
+                wait_for(
+                    lambda: all(
+                        one.vm(v).lcm_state.name == "RUNNING" and one.vm(v).host == upgraded
+                        for v in doubled
+                    ),
+                    timeout=60,
+                    interval=0.5,
+                )
 
         run = Run(lab["config"], lab["dir"] / "runs", tmp_path)
         run.when(is_event("step_finished", "3.4-3.6/move-back@1"), crash)
@@ -69,17 +84,20 @@ def test_libvirtd_crashing_during_the_node_stage_stops_the_run_at_no_duplicate_v
         seen = "; ".join(
             rf"VM {v} {re.escape(names[v])} runs on ({both}|{re.escape(crashing)} but oned says "
             rf"{re.escape(upgraded)})"
-            for v in doubled)
+            for v in doubled
+        )
         assert re.match(
             rf"error: gate no-duplicate-vms fail after step 3\.4-3\.6/move-back@1: {seen} "
-            r"\(hint: a VM running twice corrupts its disk", last_line(stderr)), last_line(stderr)
+            r"\(hint: a VM running twice corrupts its disk",
+            last_line(stderr),
+        ), last_line(stderr)
         verdicts = [e for e in events if e["type"] == "gate_verdict"]
         assert [(e["gate"], e["step"]) for e in verdicts if e["verdict"] != "pass"] == [
-            ("no-duplicate-vms", "3.4-3.6/move-back@1")]
+            ("no-duplicate-vms", "3.4-3.6/move-back@1")
+        ]
         evidence = verdicts[-1]["evidence"]
         caught = {d["id"]: d["hosts"] for d in evidence["duplicates"]}
-        caught |= {m["id"]: m["hosts"] for m in evidence["misplaced"]
-                   if m["oned_host"] == upgraded}
+        caught |= {m["id"]: m["hosts"] for m in evidence["misplaced"] if m["oned_host"] == upgraded}
         assert sorted(caught) == doubled, evidence
         assert all(caught[v] in (sorted((upgraded, crashing)), [crashing]) for v in doubled)
         # every step before the failing gate finished, each with its duration

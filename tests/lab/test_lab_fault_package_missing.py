@@ -31,7 +31,8 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(1200)]
 
 
 def test_a_package_gone_after_the_backup_rolls_back_to_321_with_every_vm_running(
-    tmp_path: Path, tally_row: Any,
+    tmp_path: Path,
+    tally_row: Any,
 ) -> None:
     with fault_lab(2, "3.2.1") as lab:
         before = running_where(lab)
@@ -40,8 +41,7 @@ def test_a_package_gone_after_the_backup_rolls_back_to_321_with_every_vm_running
         injected = threading.Event()
 
         def take_the_package() -> None:
-            upgrader("lab", "fault", "package-missing", "--name", lab["name"],
-                     "--cloud", "staging")
+            upgrader("lab", "fault", "package-missing", "--name", lab["name"], "--cloud", "staging")
             injected.set()
 
         run = Run(lab["config"], lab["dir"] / "runs", tmp_path)
@@ -57,23 +57,31 @@ def test_a_package_gone_after_the_backup_rolls_back_to_321_with_every_vm_running
         fronts = ", ".join(hosts_of(lab, "staging"))
         error = last_line(stderr)
         assert error.startswith(
-            "error: step 3.2-3.4/upgrade-frontend: playbook frontend-upgrade.yml failed"), error
+            "error: step 3.2-3.4/upgrade-frontend: playbook frontend-upgrade.yml failed"
+        ), error
         assert f"; failed hosts: {fronts} (hint: " in error
         failed = next(e for e in events if e["type"] == "step_failed")
         assert failed["step"] == "3.2-3.4/upgrade-frontend"
         assert "opennebula=3.4.1-1" in json.dumps(failed["evidence"]["stdout_tail"])
         # the rollback, newest first: the old front end, then the VMs, then the holds
         assert undo_outcomes(events) == [
-            ("restore-frontend", "undo_started"), ("restore-frontend", "undo_done"),
-            ("recreate-vms-rollback", "undo_started"), ("recreate-vms-rollback", "undo_done"),
-            ("release-pacemaker", "undo_started"), ("release-pacemaker", "undo_done"),
-            ("release-puppet", "undo_started"), ("release-puppet", "undo_done")]
+            ("restore-frontend", "undo_started"),
+            ("restore-frontend", "undo_done"),
+            ("recreate-vms-rollback", "undo_started"),
+            ("recreate-vms-rollback", "undo_done"),
+            ("release-pacemaker", "undo_started"),
+            ("release-pacemaker", "undo_done"),
+            ("release-puppet", "undo_started"),
+            ("release-puppet", "undo_done"),
+        ]
 
         # oned 3.2.1 answers, on a 3.2.1 database
         version = gates_now(lab, "oned-version")["oned-version"]
         assert version["verdict"] == "pass", version
         assert (version["evidence"]["probed_series"], version["evidence"]["onedb_version"]) == (
-            "3.2", "3.2.1")
+            "3.2",
+            "3.2.1",
+        )
         # every VM of before runs again, by name, on its host, once
         assert running_where(lab) == before
         seen = gates_now(lab, "no-duplicate-vms", "vms-settled", "hosts-monitored")
@@ -85,7 +93,13 @@ def test_a_package_gone_after_the_backup_rolls_back_to_321_with_every_vm_running
         check_reports(report, kind="run", status="failed")
         assert "restore-frontend" in report.md and "restore-frontend" in report.html
         # and --clear gave the repository its packages back
-        offered = hs.enter(lab["dir"], hosts_of(lab, "staging")[0], "sh", "-c",
-                           "apt-get update -qq && apt-cache madison opennebula").stdout
+        offered = hs.enter(
+            lab["dir"],
+            hosts_of(lab, "staging")[0],
+            "sh",
+            "-c",
+            "apt-get update -qq && apt-cache madison opennebula",
+        ).stdout
         assert {"3.2.1-1", "3.4.1-1", "3.6.0-1"} <= {
-            line.split("|")[1].strip() for line in offered.splitlines()}
+            line.split("|")[1].strip() for line in offered.splitlines()
+        }

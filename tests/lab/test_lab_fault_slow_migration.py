@@ -27,7 +27,8 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(1200)]
 
 
 def test_a_migration_past_its_budget_stops_the_drain_with_the_host_enabled_and_no_vm_lost(
-    tmp_path: Path, tally_row: Any,
+    tmp_path: Path,
+    tally_row: Any,
 ) -> None:
     with fault_lab(1, "3.4.1") as lab:
         first, other = hosts_of(lab, "staging")
@@ -51,34 +52,50 @@ def test_a_migration_past_its_budget_stops_the_drain_with_the_host_enabled_and_n
                 f"error: step 3.4-3.6/drain@1: live migration of VM {hanging.id} "
                 f"({hanging.name}) from {first} to {other} did not finish within 20s; "
                 "the VM is ACTIVE/MIGRATE (OpenNebula 3.x cannot cancel a live migration); "
-                f"{first} enabled again (hint: "), error
+                f"{first} enabled again (hint: "
+            ), error
             assert f"onevm show {hanging.id}" in error
             assert f"upgrader resume {events[0]['run_id']}" in error
             failed = [e for e in events if e["type"] == "step_failed"]
             assert [e["step"] for e in failed] == ["3.4-3.6/drain@1"]
 
             # the host is back in service at once, though the VM is still migrating
-            host = wait_for(lambda: next(
-                (h for h in one.host_pool() if h.name == first and h.state.name == "MONITORED"),
-                None), timeout=60, interval=1)
+            host = wait_for(
+                lambda: next(
+                    (h for h in one.host_pool() if h.name == first and h.state.name == "MONITORED"),
+                    None,
+                ),
+                timeout=60,
+                interval=1,
+            )
             assert host.is_enabled
             assert one.vm(hanging.id).lcm_state.name == "MIGRATE"
-            assert all(lcm == "RUNNING" for name, (lcm, _) in running_where(lab).items()
-                       if name != hanging.name)
+            assert all(
+                lcm == "RUNNING"
+                for name, (lcm, _) in running_where(lab).items()
+                if name != hanging.name
+            )
 
             # undo: Pacemaker and Puppet as before; no rollback after the point of no return
             assert undo_outcomes(events) == [
-                ("release-pacemaker", "undo_started"), ("release-pacemaker", "undo_done"),
-                ("release-puppet", "undo_started"), ("release-puppet", "undo_done")]
+                ("release-pacemaker", "undo_started"),
+                ("release-pacemaker", "undo_done"),
+                ("release-puppet", "undo_started"),
+                ("release-puppet", "undo_done"),
+            ]
             assert cluster_holds(lab) == holds
 
         # cleared: the migration ends, every VM runs once, none lost
-        wait_for(lambda: all(lcm == "RUNNING" for lcm, _ in running_where(lab).values()),
-                 timeout=60, interval=1)
+        wait_for(
+            lambda: all(lcm == "RUNNING" for lcm, _ in running_where(lab).values()),
+            timeout=60,
+            interval=1,
+        )
         after = running_where(lab)
         assert sorted(after) == sorted(before)
         assert after[hanging.name] == ("RUNNING", other)
         assert {n: h for n, (_, h) in after.items() if n != hanging.name} == {
-            n: h for n, (_, h) in before.items() if n != hanging.name}
+            n: h for n, (_, h) in before.items() if n != hanging.name
+        }
         seen = gates_now(lab, "no-duplicate-vms", "vms-settled", "hosts-monitored")
         assert {g: r["verdict"] for g, r in seen.items()} == dict.fromkeys(seen, "pass"), seen

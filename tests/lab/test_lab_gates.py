@@ -22,8 +22,17 @@ def gates(lab, *names: str, run_id: str = "", wait: int = 30) -> tuple[int, dict
     args = [a for n in names for a in ("--gate", n)]
     if run_id:
         args += ["--run-id", run_id]
-    result = upgrader("gates", "--stage", "--json", "--wait", str(wait), "--config",
-                      str(lab["dir"] / "upgrader.yml"), *args, check=False)
+    result = upgrader(
+        "gates",
+        "--stage",
+        "--json",
+        "--wait",
+        str(wait),
+        "--config",
+        str(lab["dir"] / "upgrader.yml"),
+        *args,
+        check=False,
+    )
     assert result.returncode in (0, 1), result.stderr
     return result.returncode, {g["gate"]: g for g in json.loads(result.stdout)}
 
@@ -45,16 +54,29 @@ def test_every_standing_gate_passes_on_a_healthy_lab(lab):
     code, seen = gates(lab)
     failing = [(k, v["evidence"]) for k, v in seen.items() if v["verdict"] != "pass"]
     assert code == 0, failing
-    assert set(seen) == {"oned-reachable", "oned-version", "hosts-monitored", "vms-settled",
-                         "no-duplicate-vms", "datastores-healthy", "pacemaker-healthy",
-                         "fencing-ready", "libvirtd-alive"}
+    assert set(seen) == {
+        "oned-reachable",
+        "oned-version",
+        "hosts-monitored",
+        "vms-settled",
+        "no-duplicate-vms",
+        "datastores-healthy",
+        "pacemaker-healthy",
+        "fencing-ready",
+        "libvirtd-alive",
+    }
     assert seen["oned-version"]["evidence"]["onedb_version"] == "3.2.1"
     assert seen["fencing-ready"]["evidence"]["agents"] == [
-        "/etc/init.d/opennebula", "/usr/lib/ocf/resource.d/heartbeat/Filesystem",
-        "/usr/lib/ocf/resource.d/lab/libvirtd", "/usr/sbin/fence_ipmilan"]
+        "/etc/init.d/opennebula",
+        "/usr/lib/ocf/resource.d/heartbeat/Filesystem",
+        "/usr/lib/ocf/resource.d/lab/libvirtd",
+        "/usr/sbin/fence_ipmilan",
+    ]
     mounts = seen["datastores-healthy"]["evidence"]["mounts"]
     assert {(m["path"], m["fs_type"], m["nfs_export"]) for m in mounts} == {
-        ("/var/lib/one/datastores", "ext4", False), ("/srv/lab/nfs/export/staging", "ext4", True)}
+        ("/var/lib/one/datastores", "ext4", False),
+        ("/srv/lab/nfs/export/staging", "ext4", True),
+    }
 
 
 def test_libvirtd_crash_fails_libvirtd_alive_and_no_duplicate_vms_until_cleared(lab):
@@ -65,16 +87,22 @@ def test_libvirtd_crash_fails_libvirtd_alive_and_no_duplicate_vms_until_cleared(
     with fault(lab, "libvirtd-crash", "--cloud", "staging"):
         # the resubmit hook starts the host's VMs a second time elsewhere
         try:
-            wait_for(lambda: all(one.vm(vm.id).host not in (None, host) and
-                                 one.vm(vm.id).lcm_state.name == "RUNNING"
-                                 for vm in placed_there),
-                     timeout=90)
+            wait_for(
+                lambda: all(
+                    one.vm(vm.id).host not in (None, host)
+                    and one.vm(vm.id).lcm_state.name == "RUNNING"
+                    for vm in placed_there
+                ),
+                timeout=90,
+            )
         except AssertionError:  # say what oned saw: the lab is shared by the worker's files
             vms = {v.name: (v.host, v.state.name, v.lcm_state.name) for v in one.vm_pool()}
             states = {h.name: h.state.name for h in one.host_pool()}
-            pytest.fail(f"90 s after libvirtd crashed on {host}, not every VM it ran "
-                        f"({', '.join(v.name for v in placed_there)}) runs elsewhere: "
-                        f"VMs {vms}; hosts {states}")
+            pytest.fail(
+                f"90 s after libvirtd crashed on {host}, not every VM it ran "
+                f"({', '.join(v.name for v in placed_there)}) runs elsewhere: "
+                f"VMs {vms}; hosts {states}"
+            )
         code, seen = gates(lab, "libvirtd-alive", "no-duplicate-vms", wait=0)
         assert code == 1
         alive = seen["libvirtd-alive"]
@@ -97,7 +125,8 @@ def test_a_broken_stonith_agent_fails_fencing_ready_naming_file_and_line(lab):
         assert result["verdict"] == "fail"
         assert result["evidence"]["summary"].startswith(f"/usr/sbin/fence_ipmilan:3 on {host}")
         assert [(p["file"], p["line"], p["host"]) for p in result["evidence"]["problems"]] == [
-            ("/usr/sbin/fence_ipmilan", 3, host)]
+            ("/usr/sbin/fence_ipmilan", 3, host)
+        ]
     passes_again(lab, "fencing-ready")
 
 
@@ -116,8 +145,10 @@ def test_an_unreachable_host_fails_hosts_monitored_and_is_never_called_healthy(l
     host = hosts_of(lab, "staging")[-1]
     one = client(lab, "staging")
     with fault(lab, "host-unreachable", "--cloud", "staging"):
-        wait_for(lambda: next(h for h in one.host_pool() if h.name == host).state.name == "ERROR",
-                 timeout=60)
+        wait_for(
+            lambda: next(h for h in one.host_pool() if h.name == host).state.name == "ERROR",
+            timeout=60,
+        )
         code, seen = gates(lab, "hosts-monitored", "libvirtd-alive", wait=0)
         assert code == 1
         monitored = seen["hosts-monitored"]
@@ -136,8 +167,11 @@ def test_a_full_nfs_export_fails_datastores_healthy_with_the_numbers(lab):
         result = seen["datastores-healthy"]
         nfs = f"{lab['name']}-nfs"
         assert result["verdict"] == "fail"
-        assert re.match(rf"{nfs}: NFS export /srv/lab/nfs/export/staging \d+\.\d% free "
-                        r"\(\d+ of \d+ bytes\), needs more than 5%", result["evidence"]["summary"])
+        assert re.match(
+            rf"{nfs}: NFS export /srv/lab/nfs/export/staging \d+\.\d% free "
+            r"\(\d+ of \d+ bytes\), needs more than 5%",
+            result["evidence"]["summary"],
+        )
     passes_again(lab, "datastores-healthy")
 
 
@@ -169,8 +203,13 @@ def test_maintenance_mode_set_with_crm_attribute_fails_pacemaker_healthy_until_u
     cib = "CIB_file=/srv/lab/staging/pcmk/cib.xml"
 
     def maintenance(value: str) -> None:
-        hs.enter(lab["dir"], front, "sh", "-c", f"{cib} crm_attribute --type crm_config "
-                 f"--name maintenance-mode --update {value}")
+        hs.enter(
+            lab["dir"],
+            front,
+            "sh",
+            "-c",
+            f"{cib} crm_attribute --type crm_config --name maintenance-mode --update {value}",
+        )
 
     maintenance("true")
     try:

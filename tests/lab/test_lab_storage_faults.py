@@ -28,7 +28,8 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(1500)]
 
 
 def test_a_full_export_stops_in_preflight_and_a_corrupt_copy_before_the_switch(
-    tmp_path: Path, tally_row: Any,
+    tmp_path: Path,
+    tally_row: Any,
 ) -> None:
     with storage_lab(2) as lab:
         hosts = hosts_of(lab, "staging")

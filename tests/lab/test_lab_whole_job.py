@@ -162,7 +162,8 @@ def check_backups_journaled(lab: dict[str, Any], cloud: str, events: list[dict[s
 
 
 def test_staging_then_production_take_both_clouds_to_3_6_with_nothing_lost(
-        job_lab, tmp_path) -> None:
+    job_lab, tmp_path
+) -> None:
     lab = job_lab
     config = str(lab["dir"] / "upgrader.yml")
     before = {c: (vms_of(lab, c), cluster_state(lab, c)) for c in ("staging", "production")}

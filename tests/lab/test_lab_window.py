@@ -44,15 +44,24 @@ def window_lab() -> Iterator[dict[str, Any]]:
         "--hosts-staging", "2", "--hosts-production", "1", "--vms", "4",
     )  # fmt: skip
     lab_dir = Path("/var/lib/upgrader-lab") / LAB
-    yield {"name": LAB, "spec": load_spec(LAB), "dir": lab_dir,
-           "config": str(lab_dir / "upgrader.yml")}
+    yield {
+        "name": LAB,
+        "spec": load_spec(LAB),
+        "dir": lab_dir,
+        "config": str(lab_dir / "upgrader.yml"),
+    }
     upgrader("lab", "down", "--name", LAB)
 
 
 def long_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """The real command line, for a run of several minutes."""
-    return subprocess.run([sys.executable, "-m", "upgrader", *args], capture_output=True,
-                          text=True, timeout=800, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "upgrader", *args],
+        capture_output=True,
+        text=True,
+        timeout=800,
+        check=False,
+    )
 
 
 def client(lab: dict[str, Any]) -> OneClient:
@@ -66,7 +75,8 @@ def placement(one: OneClient) -> dict[str, str | None]:
 
 
 def test_a_window_closing_in_the_node_stage_pauses_after_the_batch_and_resume_finishes(
-        window_lab: dict[str, Any], tmp_path: Path, tally_row: Any) -> None:
+    window_lab: dict[str, Any], tmp_path: Path, tally_row: Any
+) -> None:
     config = window_lab["config"]
     first, second = (h.name for h in window_lab["spec"].cloud_hosts("staging"))
     one = client(window_lab)
@@ -82,21 +92,26 @@ def test_a_window_closing_in_the_node_stage_pauses_after_the_batch_and_resume_fi
     last = ran.stderr.strip().splitlines()[-1]
     run_id = re.search(r"upgrader resume (staging-\S+)`", ran.stderr).group(1)
     # the batch in progress finished; the next one did not start, and the line says why
-    assert re.search(r"paused before 3\.4-3\.6/drain@2: the window closes at .* \(in [\dms]+\); "
-                     r"3\.4-3\.6/drain@2 \.\. 3\.4-3\.6/move-back@2 needs about 2[23]m", last)
+    assert re.search(
+        r"paused before 3\.4-3\.6/drain@2: the window closes at .* \(in [\dms]+\); "
+        r"3\.4-3\.6/drain@2 \.\. 3\.4-3\.6/move-back@2 needs about 2[23]m",
+        last,
+    )
     assert "in a window (`--window now+2h` declares one)" in ran.stderr
     assert "Pacemaker" in ran.stderr and "Puppet" in ran.stderr  # held until the resume
-    status = json.loads(upgrader("status", run_id, "--stage", "--json", "--config",
-                                 config).stdout)
+    status = json.loads(upgrader("status", run_id, "--stage", "--json", "--config", config).stdout)
     assert (status["status"], status["next_step"]) == ("paused", "3.4-3.6/drain@2")
-    journal = [json.loads(line) for line in
-               (window_lab["dir"] / "runs" / run_id / "journal.jsonl").read_text().splitlines()]
+    journal = [
+        json.loads(line)
+        for line in (window_lab["dir"] / "runs" / run_id / "journal.jsonl").read_text().splitlines()
+    ]
     matrix_row = fault_matrix.check("window closes", ran.returncode, ran.stderr, journal)
     tally_row("fault_matrix", **matrix_row)
     assert matrix_row["check"] == "pass", matrix_row
     done = [e["step"] for e in journal if e["type"] == "step_finished"]
-    assert done[-5:] == [f"3.4-3.6/{s}@1" for s in
-                         ("drain", "disable", "upgrade-node", "enable", "move-back")]
+    assert done[-5:] == [
+        f"3.4-3.6/{s}@1" for s in ("drain", "disable", "upgrade-node", "enable", "move-back")
+    ]
     assert not any(e["type"] == "step_started" and e["step"].endswith("@2") for e in journal)
     window = next(e for e in journal if e["type"] == "window")
     assert window["how"] == "ad hoc" and "now+20m" in window["window"]["source"]

@@ -64,8 +64,14 @@ def frozen_tree(pid: int) -> list[int]:
     return found
 
 
-def attempt(lab: dict[str, Any], argv: list[str], event: tuple[str, str],
-            inject: Callable[[], None], *, freeze: bool) -> tuple[int, str, list[dict[str, Any]]]:
+def attempt(
+    lab: dict[str, Any],
+    argv: list[str],
+    event: tuple[str, str],
+    inject: Callable[[], None],
+    *,
+    freeze: bool,
+) -> tuple[int, str, list[dict[str, Any]]]:
     """Start ``upgrader ARGV``; when the journal shows ``event`` (type, step), call ``inject``
     (with the run stopped by SIGSTOP if ``freeze``, so no gate round slips in first)."""
     journals_before = len(crash.journals(lab))

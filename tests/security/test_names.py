@@ -122,8 +122,9 @@ def _template_string(text: str) -> str:
 
 def _vm_states(sim: oned.Simulator) -> dict[str, str]:
     pool = sim.call("one.vmpool.info", -2, -1, -1, -1)
-    found = re.findall(r"<VM><ID>\d+</ID>.*?<NAME>(.*?)</NAME>.*?<LCM_STATE>(\d+)</LCM_STATE>",
-                       pool, re.S)
+    found = re.findall(
+        r"<VM><ID>\d+</ID>.*?<NAME>(.*?)</NAME>.*?<LCM_STATE>(\d+)</LCM_STATE>", pool, re.S
+    )
     return {markupsafe.Markup(name).unescape(): lcm for name, lcm in found}
 
 
@@ -153,9 +154,16 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
         env = {**os.environ, "UPGRADER_CONFIG": "", "HOME": str(home)}
 
         def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-            done = subprocess.run(site.command(config, *args), cwd=root, env=env, text=True,
-                                  capture_output=True, stdin=subprocess.DEVNULL, timeout=240,
-                                  check=False)
+            done = subprocess.run(
+                site.command(config, *args),
+                cwd=root,
+                env=env,
+                text=True,
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                timeout=240,
+                check=False,
+            )
             assert not check or done.returncode == 0, done.stderr
             return done
 
@@ -167,8 +175,16 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
         md = cli("report", run_id).stdout
         cli("report", run_id, "--format", "html", "-o", str(html))
         cli("report", run_id, "--format", "json", "-o", str(js))
-        yield Scene(root, run, run_id, read_events(runs[-1] / "journal.jsonl"), md,
-                    html.read_text(), json.loads(js.read_text()), tmp_pwned)
+        yield Scene(
+            root,
+            run,
+            run_id,
+            read_events(runs[-1] / "journal.jsonl"),
+            md,
+            html.read_text(),
+            json.loads(js.read_text()),
+            tmp_pwned,
+        )
     finally:
         sim.stop()
 
@@ -177,8 +193,9 @@ def test_the_run_went_through_every_hostile_name(scene: Scene) -> None:
     assert scene.run.returncode == 0, scene.run.stderr
     steps = [e.get("step") for e in scene.events if e.type == "step_finished"]
     for host in HOSTILE_HOSTS:  # drained and enabled again like the others
-        planned = [s["id"] for s in scene.events[0].get("plan")["steps"]
-                   if list(s["hosts"]) == [host]]
+        planned = [
+            s["id"] for s in scene.events[0].get("plan")["steps"] if list(s["hosts"]) == [host]
+        ]
         assert len(planned) == 2 and set(planned) <= set(steps), (host, planned)
     shut = json.loads((scene.root / "runs" / scene.run_id / "shutdown.json").read_text())
     assert len(shut["targets"]) == len(HOSTILE_VMS)

@@ -71,8 +71,7 @@ def _in_runbook_vars(root: Path, config: Path, tag: str) -> None:
     book = root / "runbooks" / "opennebula-3.2-to-3.4.yml"
     text = book.read_text()
     assert text.count("vars: {marker_name: prepare}") == 1
-    book.write_text(text.replace("vars: {marker_name: prepare}",
-                                 f"vars: {{marker_name: {tag}}}"))
+    book.write_text(text.replace("vars: {marker_name: prepare}", f"vars: {{marker_name: {tag}}}"))
 
 
 def _in_runbook_name(root: Path, config: Path, tag: str) -> None:
@@ -82,8 +81,9 @@ def _in_runbook_name(root: Path, config: Path, tag: str) -> None:
     book.write_text(text.replace("name: fixture-3.4-to-3.6", f"name: {tag}"))
 
 
-@pytest.mark.parametrize("place", [_in_config, _in_runbook_vars, _in_runbook_name],
-                         ids=lambda f: f.__name__[4:])
+@pytest.mark.parametrize(
+    "place", [_in_config, _in_runbook_vars, _in_runbook_name], ids=lambda f: f.__name__[4:]
+)
 def test_yaml_asking_for_a_python_object_is_refused_and_never_built(
     sim: oned.Simulator, tmp_path: Path, place: Callable[[Path, Path, str], None]
 ) -> None:
@@ -106,8 +106,9 @@ def test_an_inventory_ansible_cannot_parse_fails_the_run_instead_of_passing_it(
     inventory = tmp_path / "inventory.yml"
     text = inventory.read_text()
     assert text.count("    step_sleep: 0\n") == 1
-    inventory.write_text(text.replace("    step_sleep: 0\n",
-                                      f"    step_sleep: {_python_tag(target)}\n"))
+    inventory.write_text(
+        text.replace("    step_sleep: 0\n", f"    step_sleep: {_python_tag(target)}\n")
+    )
     result = site.upgrader(config, *RUN)
     if result.returncode == 2:  # refused before the run, by the inventory check: one line
         _one_error_line(result)

@@ -61,7 +61,8 @@ class Scene:
     runs_after_refusal: list[str]
     markers_after_refusal: list[str]
     runs: dict[str, tuple[subprocess.CompletedProcess[str], ProcWatch]] = field(
-        default_factory=dict)
+        default_factory=dict
+    )
     run_ids: dict[str, str] = field(default_factory=dict)
     gates: tuple[subprocess.CompletedProcess[str], ProcWatch] | None = None
     outputs: list[str] = field(default_factory=list)  # every stdout and stderr
@@ -77,9 +78,25 @@ def _seeded_simulator(work: Path, password: str) -> oned.Simulator:
     ``oned.start`` then rewrites its own one_auth, which only a new database reads)."""
     auth = oned.write_auth(work, password)
     subprocess.run(
-        [sys.executable, "-m", "upgrader.lab.oned.seed", "--version", "3.2.1", "--db",
-         str(work / "one.db"), "--one-auth", str(auth), "--hosts", "2", "--vms", "0"],
-        check=True, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "upgrader.lab.oned.seed",
+            "--version",
+            "3.2.1",
+            "--db",
+            str(work / "one.db"),
+            "--one-auth",
+            str(auth),
+            "--hosts",
+            "2",
+            "--vms",
+            "0",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     auth.unlink()
     sim = oned.start(work, "3.2.1", speed=50)
     sim.session = f"oneadmin:{password}"
@@ -91,9 +108,19 @@ def _vaulted(vault_file: Path, name: str, value: str) -> str:
     """``name: !vault |`` and the encrypted value, as a line of the inventory's ``all.vars``
     (the value goes in on stdin, never on a command line)."""
     encrypted = subprocess.run(
-        [ANSIBLE_VAULT, "encrypt_string", "--vault-password-file", str(vault_file),
-         "--stdin-name", name],
-        input=value, capture_output=True, text=True, check=True).stdout
+        [
+            ANSIBLE_VAULT,
+            "encrypt_string",
+            "--vault-password-file",
+            str(vault_file),
+            "--stdin-name",
+            name,
+        ],
+        input=value,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     block = [line.strip() for line in encrypted.splitlines()[1:] if line.strip()]
     return f"    {name}: !vault |\n" + "".join(f"      {b}\n" for b in block)
 
@@ -109,11 +136,16 @@ def _add_vault(root: Path, config: Path, sink: Path, vault_password: str, value:
     text = inventory.read_text()
     for line in ("\n  vars:\n", "    libvirtd_status_command: 'true'\n"):
         assert text.count(line) == 1, text
-    text = text.replace("    libvirtd_status_command: 'true'\n",
-                        _vaulted(vault_file, "libvirtd_status_command", "true"))
-    text = text.replace("\n  vars:\n", "\n  vars:\n"
-                        + _vaulted(vault_file, "vaulted_secret", value)
-                        + f"    secret_sink: {sink}\n")
+    text = text.replace(
+        "    libvirtd_status_command: 'true'\n",
+        _vaulted(vault_file, "libvirtd_status_command", "true"),
+    )
+    text = text.replace(
+        "\n  vars:\n",
+        "\n  vars:\n"
+        + _vaulted(vault_file, "vaulted_secret", value)
+        + f"    secret_sink: {sink}\n",
+    )
     inventory.write_text(text)
     doc = yaml.safe_load(config.read_text())
     for env in doc["environments"].values():
@@ -131,9 +163,11 @@ def _add_vault(root: Path, config: Path, sink: Path, vault_password: str, value:
 
 def _stale_lock(root: Path) -> int:
     """The staging lock of a run whose process is gone; returns that process's pid."""
-    code = ("import sys; from pathlib import Path; from upgrader.run.lock import RunLock; "
-            f"RunLock.acquire(Path(sys.argv[1]), 'staging', '{STALE_RUN}', "
-            "expiry_seconds=3600)")
+    code = (
+        "import sys; from pathlib import Path; from upgrader.run.lock import RunLock; "
+        f"RunLock.acquire(Path(sys.argv[1]), 'staging', '{STALE_RUN}', "
+        "expiry_seconds=3600)"
+    )
     subprocess.run([sys.executable, "-c", code, str(root / "runs" / "locks")], check=True)
     return int(json.loads((root / "runs" / "locks" / "staging.lock").read_text())["pid"])
 
@@ -146,29 +180,61 @@ def _run_dirs(root: Path) -> list[str]:
 def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     root = tmp_path_factory.mktemp("secrets-site")
     sink = tmp_path_factory.mktemp("secrets-hosts")
-    values = {"oned password": f"oned-{secrets.token_hex(16)}",
-              "vault password": f"vault-{secrets.token_hex(16)}",
-              "vaulted value": f"vaulted-{secrets.token_hex(16)}"}
+    values = {
+        "oned password": f"oned-{secrets.token_hex(16)}",
+        "vault password": f"vault-{secrets.token_hex(16)}",
+        "vaulted value": f"vaulted-{secrets.token_hex(16)}",
+    }
     sim = _seeded_simulator(tmp_path_factory.mktemp("secrets-oned"), values["oned password"])
     try:
         config = site.make_site(root, sim, HOSTS)
-        vault_file = _add_vault(root, config, sink, values["vault password"],
-                                values["vaulted value"])
+        vault_file = _add_vault(
+            root, config, sink, values["vault password"], values["vaulted value"]
+        )
         (root / "tmp").mkdir()  # TMPDIR: a traceback file of an internal error lands here
         env = {**os.environ, "UPGRADER_CONFIG": "", "TMPDIR": str(root / "tmp")}
         stale_pid = _stale_lock(root)
-        refused = subprocess.run(site.command(config, "run", "3.6", "--stage", "--yes"),
-                                 cwd=root, env=env, capture_output=True, text=True,
-                                 stdin=subprocess.DEVNULL, timeout=120, check=False)
-        scene = Scene(root, config, sink, values, (root / "one_auth", vault_file), env,
-                      stale_pid, refused, _run_dirs(root), site.markers(root))
+        refused = subprocess.run(
+            site.command(config, "run", "3.6", "--stage", "--yes"),
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+            check=False,
+        )
+        scene = Scene(
+            root,
+            config,
+            sink,
+            values,
+            (root / "one_auth", vault_file),
+            env,
+            stale_pid,
+            refused,
+            _run_dirs(root),
+            site.markers(root),
+        )
         scene.outputs += [refused.stdout, refused.stderr]
         scene.gates = run_watched(
             site.command(config, "gates", "--stage", "--gate", "libvirtd-alive", "--wait", "0"),
-            values, cwd=root, env=env)
+            values,
+            cwd=root,
+            env=env,
+        )
         scene.outputs += [scene.gates[0].stdout, scene.gates[0].stderr]
-        _run(scene, "ok", "run", "3.6", "--stage", "--yes", "--take-over",
-             "--report", str(root / "ok-report.html"))
+        _run(
+            scene,
+            "ok",
+            "run",
+            "3.6",
+            "--stage",
+            "--yes",
+            "--take-over",
+            "--report",
+            str(root / "ok-report.html"),
+        )
         runbook = root / "runbooks" / "opennebula-3.2-to-3.4.yml"
         doc = yaml.safe_load(runbook.read_text())
         doc["steps"][1]["playbook"] = "fail.yml"  # the front end's step fails
@@ -180,8 +246,14 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
                 out.parent.mkdir(exist_ok=True)
                 done = subprocess.run(
                     site.command(config, "report", run_id, "--format", fmt, "-o", str(out)),
-                    cwd=root, env=env, capture_output=True, text=True, timeout=60,
-                    umask=0o022, check=False)
+                    cwd=root,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    umask=0o022,
+                    check=False,
+                )
                 assert done.returncode == 0, done.stderr
                 scene.outputs += [done.stdout, done.stderr]
         yield scene
@@ -191,8 +263,9 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
 
 def _run(scene: Scene, name: str, *args: str) -> None:
     before = set(_run_dirs(scene.root))
-    result, watch = run_watched(site.command(scene.config, *args), scene.secrets,
-                                cwd=scene.root, env=scene.env)
+    result, watch = run_watched(
+        site.command(scene.config, *args), scene.secrets, cwd=scene.root, env=scene.env
+    )
     scene.runs[name] = (result, watch)
     scene.outputs += [result.stdout, result.stderr]
     new = sorted(set(_run_dirs(scene.root)) - before)
@@ -223,8 +296,12 @@ def test_run_refuses_a_dead_processs_lock_and_take_over_journals_it(scene: Scene
 def test_the_vaulted_value_reached_the_play_that_uses_it(scene: Scene) -> None:
     ok, _ = scene.runs["ok"]
     assert ok.returncode == 0, ok.stderr
-    plays = [c for _, w in scene.watches() for c in w.commands  # ours, not other tests'
-             if "ansible-playbook" in c and f" -i {scene.root}/" in c]
+    plays = [
+        c
+        for _, w in scene.watches()
+        for c in w.commands  # ours, not other tests'
+        if "ansible-playbook" in c and f" -i {scene.root}/" in c
+    ]
     assert len(plays) >= 8 and all(" --vault-password-file " in c for c in plays), plays
     value = scene.secrets["vaulted value"]
     handed = {p.name: p.read_text() for p in scene.sink.iterdir()}
@@ -237,10 +314,15 @@ def test_the_watch_sees_a_secret_on_a_command_line_and_in_an_environment(tmp_pat
     """The watch itself: a short-lived process that shows the secret is caught both ways."""
     secret = f"watched-{secrets.token_hex(8)}"
     script = "import time; time.sleep(0.5)"
-    _, by_argv = run_watched([sys.executable, "-c", script, secret], {"s": secret},
-                             cwd=tmp_path, env=os.environ)
-    _, by_env = run_watched([sys.executable, "-c", script], {"s": secret}, cwd=tmp_path,
-                            env={**os.environ, "SOME_TOKEN": secret})
+    _, by_argv = run_watched(
+        [sys.executable, "-c", script, secret], {"s": secret}, cwd=tmp_path, env=os.environ
+    )
+    _, by_env = run_watched(
+        [sys.executable, "-c", script],
+        {"s": secret},
+        cwd=tmp_path,
+        env={**os.environ, "SOME_TOKEN": secret},
+    )
     assert {s.where for s in by_argv.sightings} == {"cmdline"}
     assert {s.where for s in by_env.sightings} == {"environ"}
 

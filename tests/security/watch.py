@@ -110,8 +110,15 @@ def run_watched(
     watch.start()
     try:
         proc = subprocess.run(
-            list(cmd), cwd=cwd, env=dict(env), capture_output=True, text=True,
-            stdin=subprocess.DEVNULL, timeout=timeout, umask=0o022, check=False,
+            list(cmd),
+            cwd=cwd,
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            umask=0o022,
+            check=False,
         )
     finally:
         time.sleep(POLL)

@@ -110,26 +110,67 @@ def seed(workdir: Path, version: str, hosts: int, vms: int, prefix: str = "node"
     """Populate ``workdir/one.db`` with a running cloud."""
     auth = write_auth(workdir)
     subprocess.run(
-        [sys.executable, "-m", "upgrader.lab.oned.seed", "--version", version,
-         "--db", str(workdir / "one.db"), "--one-auth", str(auth), "--hosts", str(hosts),
-         "--vms", str(vms), "--host-prefix", prefix],
-        check=True, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "upgrader.lab.oned.seed",
+            "--version",
+            version,
+            "--db",
+            str(workdir / "one.db"),
+            "--one-auth",
+            str(auth),
+            "--hosts",
+            str(hosts),
+            "--vms",
+            str(vms),
+            "--host-prefix",
+            prefix,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
-def start(workdir: Path, version: str, *extra: str, speed: float = 50.0,
-          timeout: float = 60.0, lab_control: bool = True,
-          hook: str = "none", more: Sequence[str] = ()) -> Simulator:
+def start(
+    workdir: Path,
+    version: str,
+    *extra: str,
+    speed: float = 50.0,
+    timeout: float = 60.0,
+    lab_control: bool = True,
+    hook: str = "none",
+    more: Sequence[str] = (),
+) -> Simulator:
     """Start the simulator on 127.0.0.1 (free port) and wait for ``listening on``."""
     auth = write_auth(workdir)
     n = next(_runs)
     out, err = workdir / f"oned-{version}-{n}.out", workdir / f"oned-{version}-{n}.err"
-    cmd = [sys.executable, "-m", "upgrader.lab.oned", "--version", version,
-           "--listen", "127.0.0.1:0", "--db", str(workdir / "one.db"), "--one-auth", str(auth),
-           "--speed", str(speed), "--host-error-hook", hook,
-           *(["--lab-control"] if lab_control else []), *extra, *more]
+    cmd = [
+        sys.executable,
+        "-m",
+        "upgrader.lab.oned",
+        "--version",
+        version,
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        str(workdir / "one.db"),
+        "--one-auth",
+        str(auth),
+        "--speed",
+        str(speed),
+        "--host-error-hook",
+        hook,
+        *(["--lab-control"] if lab_control else []),
+        *extra,
+        *more,
+    ]
     with out.open("wb") as out_fh, err.open("wb") as err_fh:
-        proc = subprocess.Popen(cmd, stdout=out_fh, stderr=err_fh,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            cmd, stdout=out_fh, stderr=err_fh, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
     deadline = time.monotonic() + timeout
     while True:
         for line in out.read_text().splitlines():

@@ -80,8 +80,12 @@ def _check_html_is_safe_and_self_contained(r: Reports) -> None:
     for name in _cloud_names(r.doc):  # the cloud's names, escaped
         if any(c in name for c in "<>&\"'"):
             assert name not in page, f"unescaped: {name}"
-            assert htmllib.escape(name, quote=True).replace("&#x27;", "&#39;").replace(
-                "&quot;", "&#34;") in page, f"not shown: {name}"
+            assert (
+                htmllib.escape(name, quote=True)
+                .replace("&#x27;", "&#39;")
+                .replace("&quot;", "&#34;")
+                in page
+            ), f"not shown: {name}"
 
 
 def _cloud_names(doc: dict[str, Any]) -> list[str]:
@@ -89,7 +93,7 @@ def _cloud_names(doc: dict[str, Any]) -> list[str]:
     for state in (doc.get("cloud_start"), doc.get("cloud_end")):
         for item in (state or {}).get("vms", []) + (state or {}).get("hosts", []):
             names.append(str(item["name"]))
-    for vm in ((doc.get("vms") or {}).get("shut_down") or []):
+    for vm in (doc.get("vms") or {}).get("shut_down") or []:
         names.append(str(vm["name"]))
     return names
 
@@ -142,4 +146,5 @@ def _check_run(r: Reports) -> None:
         assert "Paused at " in md and '<rect class="bar pause"' in r.html
     if doc["status"] == "failed":
         assert 'class="bar step failed"' in r.html or any(
-            g["verdict"] != "pass" for g in doc["gates"])
+            g["verdict"] != "pass" for g in doc["gates"]
+        )

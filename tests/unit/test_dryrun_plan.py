@@ -13,19 +13,52 @@ from upgrader.plan.runbook import GateSpec
 from upgrader.run.dryrun_plan import check_groups, skipped_gates, verdict, vm_impact
 
 
-def step(sid: str, kind: str = "playbook", *, playbook: str | None = "p.yml",
-         action: str | None = None, hosts: tuple[str, ...] = (), vars_: dict | None = None,
-         before: tuple[str, ...] = (), after: tuple[str, ...] = ()) -> PlannedStep:
+def step(
+    sid: str,
+    kind: str = "playbook",
+    *,
+    playbook: str | None = "p.yml",
+    action: str | None = None,
+    hosts: tuple[str, ...] = (),
+    vars_: dict | None = None,
+    before: tuple[str, ...] = (),
+    after: tuple[str, ...] = (),
+) -> PlannedStep:
     hop, name = sid.split("/")
-    return PlannedStep(sid, hop, name.split("@")[0], name, kind, playbook, action, "all", hosts,
-                       ",".join(hosts) or None, 60.0, True, None, False,
-                       tuple(GateSpec(g, {}) for g in before),
-                       tuple(GateSpec(g, {}) for g in after), vars=vars_ or {})
+    return PlannedStep(
+        sid,
+        hop,
+        name.split("@")[0],
+        name,
+        kind,
+        playbook,
+        action,
+        "all",
+        hosts,
+        ",".join(hosts) or None,
+        60.0,
+        True,
+        None,
+        False,
+        tuple(GateSpec(g, {}) for g in before),
+        tuple(GateSpec(g, {}) for g in after),
+        vars=vars_ or {},
+    )
 
 
 def plan_of(*steps: PlannedStep) -> Plan:
-    return Plan("production", "3.2", "3.6", (("3.2", "3.4"), ("3.4", "3.6")), steps, (), None,
-                0.0, "f" * 64, "r" * 64)
+    return Plan(
+        "production",
+        "3.2",
+        "3.6",
+        (("3.2", "3.4"), ("3.4", "3.6")),
+        steps,
+        (),
+        None,
+        0.0,
+        "f" * 64,
+        "r" * 64,
+    )
 
 
 def test_a_playbook_is_checked_once_per_hop_and_vars_and_once_over_all_its_hosts():
@@ -48,18 +81,24 @@ def test_a_playbook_is_checked_once_per_hop_and_vars_and_once_over_all_its_hosts
 
 
 def host(hid: int, name: str, free_mb: int, state: HostState = HostState.MONITORED):
-    share = SimpleNamespace(max_mem=free_mb * 1024, mem_usage=0, max_cpu=400, cpu_usage=0,
-                            running_vms=0)
+    share = SimpleNamespace(
+        max_mem=free_mb * 1024, mem_usage=0, max_cpu=400, cpu_usage=0, running_vms=0
+    )
     return SimpleNamespace(id=hid, name=name, state=state, share=share)
 
 
 def test_a_drain_spreads_its_vms_by_the_room_left_and_names_the_one_that_fits_nowhere():
     vms = tuple(VmFact(i, f"vm{i}", "alice", "ACTIVE", "RUNNING", "h1") for i in range(3))
     facts = CloudFacts("production", "3.2", (HostFact(0, "h1", "MONITORED"),), vms)
-    capacity = [host(0, "h1", 4096), host(1, "h2", 2048), host(2, "h3", 1024),
-                host(3, "h4", 8192, HostState.DISABLED)]
-    plan = plan_of(step("3.2-3.4/drain@1", "action", playbook=None, action="drain-host",
-                        hosts=("h1",)))
+    capacity = [
+        host(0, "h1", 4096),
+        host(1, "h2", 2048),
+        host(2, "h3", 1024),
+        host(3, "h4", 8192, HostState.DISABLED),
+    ]
+    plan = plan_of(
+        step("3.2-3.4/drain@1", "action", playbook=None, action="drain-host", hosts=("h1",))
+    )
     impact = vm_impact(plan, facts, capacity, {i: Need.of(1024, 1) for i in range(3)})
     moves = [(m.name, m.to) for m in impact.drains[0].moves]
     assert moves == [("vm0", "h2"), ("vm1", "h2"), ("vm2", "h3")]
@@ -76,7 +115,10 @@ def test_an_inhibitor_decides_before_a_failing_preflight_gate():
     failed = verdict([], [gate], "upgrader run 3.6")
     assert failed.exit_code == 1 and failed.line.endswith(
         "`upgrader run 3.6` would stop at its preflight: gate hosts-monitored fail: "
-        "h2 DISABLED (hint: enable h2)")
+        "h2 DISABLED (hint: enable h2)"
+    )
     ok = verdict([], [GateResult("oned-reachable", "pass", {})], "upgrader run 3.6")
-    assert (ok.exit_code, ok.line) == (0, "dry run: nothing was changed; `upgrader run 3.6` "
-                                          "does it")
+    assert (ok.exit_code, ok.line) == (
+        0,
+        "dry run: nothing was changed; `upgrader run 3.6` does it",
+    )

@@ -10,27 +10,67 @@ from upgrader.plan.estimates import measured, refine, unit_of, units
 from upgrader.plan.planner import Plan, PlannedStep
 
 
-def planned(sid: str, estimate: float, hosts: int = 0, vms: int = 0, *,
-            start: bool = False, end: bool = False) -> PlannedStep:
+def planned(
+    sid: str,
+    estimate: float,
+    hosts: int = 0,
+    vms: int = 0,
+    *,
+    start: bool = False,
+    end: bool = False,
+) -> PlannedStep:
     names = tuple(f"n{i}" for i in range(hosts)) if "@" in sid else ()
-    return PlannedStep(sid, "3.4-3.6", sid.partition("@")[0], sid, "action", None, sid, "all",
-                       names, None, estimate, True, None, False, (), (), sequence_start=start,
-                       sequence_end=end, extent={"hosts": hosts, "vms": vms})
+    return PlannedStep(
+        sid,
+        "3.4-3.6",
+        sid.partition("@")[0],
+        sid,
+        "action",
+        None,
+        sid,
+        "all",
+        names,
+        None,
+        estimate,
+        True,
+        None,
+        False,
+        (),
+        (),
+        sequence_start=start,
+        sequence_end=end,
+        extent={"hosts": hosts, "vms": vms},
+    )
 
 
 def plan_of(*steps: PlannedStep) -> Plan:
-    return Plan("production", "3.4", "3.6", (("3.4", "3.6"),), steps, (), None, 0.0,
-                "f" * 64, "r" * 64)
+    return Plan(
+        "production", "3.4", "3.6", (("3.4", "3.6"),), steps, (), None, 0.0, "f" * 64, "r" * 64
+    )
 
 
-def journal(runs: Path, run_id: str, env: str, steps: list[tuple[str, float, int, int]], *,
-            dry_run: bool = False) -> None:
+def journal(
+    runs: Path,
+    run_id: str,
+    env: str,
+    steps: list[tuple[str, float, int, int]],
+    *,
+    dry_run: bool = False,
+) -> None:
     with Journal.create(runs / run_id, run_id) as j:
-        j.record(EventType.RUN_STARTED, run_id=run_id, environment=env, target="3.6",
-                 fingerprint="r" * 64, dry_run=dry_run, plan={"steps": []})
+        j.record(
+            EventType.RUN_STARTED,
+            run_id=run_id,
+            environment=env,
+            target="3.6",
+            fingerprint="r" * 64,
+            dry_run=dry_run,
+            plan={"steps": []},
+        )
         for step, duration, hosts, vms in steps:
-            j.record(EventType.STEP_STARTED, step=step, attempt=1,
-                     extent={"hosts": hosts, "vms": vms})
+            j.record(
+                EventType.STEP_STARTED, step=step, attempt=1, extent={"hosts": hosts, "vms": vms}
+            )
             j.record(EventType.STEP_FINISHED, step=step, duration=duration)
 
 
@@ -43,8 +83,12 @@ def test_without_history_the_runbook_figure_counts(tmp_path):
 
 def test_a_rehearsed_drain_is_scaled_to_the_vms_production_has(tmp_path):
     # staging drained a host of 3 VMs in 40 s; production's host has 11
-    journal(tmp_path, "staging-1", "staging",
-            [("3.4-3.6/drain@1", 40.0, 1, 3), ("3.4-3.6/backup", 12.0, 0, 3)])
+    journal(
+        tmp_path,
+        "staging-1",
+        "staging",
+        [("3.4-3.6/drain@1", 40.0, 1, 3), ("3.4-3.6/backup", 12.0, 0, 3)],
+    )
     plan = plan_of(planned("3.4-3.6/drain@2", 600, 1, 11), planned("3.4-3.6/backup", 300))
     got = refine(plan, measured(tmp_path), "staging")
     assert got["3.4-3.6/drain@2"].seconds == 40 * 12 / 4
@@ -70,10 +114,17 @@ def test_dry_runs_and_the_run_itself_measured_nothing(tmp_path):
 
 
 def test_a_host_batch_and_a_sequence_are_one_unit_each():
-    plan = plan_of(planned("hold", 60), planned("drain@1", 60, 1), planned("up@1", 60, 1),
-                   planned("drain@2", 60, 1), planned("up@2", 60, 1),
-                   planned("suspend", 60, start=True), planned("copy", 60),
-                   planned("resume", 60, end=True), planned("last", 60))
+    plan = plan_of(
+        planned("hold", 60),
+        planned("drain@1", 60, 1),
+        planned("up@1", 60, 1),
+        planned("drain@2", 60, 1),
+        planned("up@2", 60, 1),
+        planned("suspend", 60, start=True),
+        planned("copy", 60),
+        planned("resume", 60, end=True),
+        planned("last", 60),
+    )
     assert units(plan) == [(1, 3), (3, 5), (5, 8)]
     assert [s.id for s in unit_of(plan, "drain@2")] == ["drain@2", "up@2"]
     assert unit_of(plan, "up@2") == ()  # judged with its batch's first step

@@ -19,27 +19,71 @@ from upgrader.run.executor import execute
 
 
 def planned(sid: str, *, undo: str | None = None, ponr: bool = False) -> PlannedStep:
-    return PlannedStep(sid, "3.2-3.4", sid, sid, "action", None, sid, "all", (), None, 1.0,
-                       True, undo, ponr, (), ())
+    return PlannedStep(
+        sid,
+        "3.2-3.4",
+        sid,
+        sid,
+        "action",
+        None,
+        sid,
+        "all",
+        (),
+        None,
+        1.0,
+        True,
+        undo,
+        ponr,
+        (),
+        (),
+    )
 
 
 def undo_step(sid: str, *, rollback: bool) -> Step:
-    return Step(sid, sid, "action", None, sid, "all", None, False, (), (), 1.0, True, None,
-                False, {}, True, False, rollback=rollback)
+    return Step(
+        sid,
+        sid,
+        "action",
+        None,
+        sid,
+        "all",
+        None,
+        False,
+        (),
+        (),
+        1.0,
+        True,
+        None,
+        False,
+        {},
+        True,
+        False,
+        rollback=rollback,
+    )
 
 
-STEPS = (planned("hold", undo="release"), planned("backup", undo="restore"),
-         planned("upgrade", ponr=True), planned("after"))
+STEPS = (
+    planned("hold", undo="release"),
+    planned("backup", undo="restore"),
+    planned("upgrade", ponr=True),
+    planned("after"),
+)
 
 
 # Two hops: each backup's restore is guarded by its own hop's database upgrade.
-TWO_HOPS = (planned("hold", undo="release"), planned("backup", undo="restore"),
-            planned("upgrade", ponr=True), planned("backup2", undo="restore2"),
-            planned("upgrade2", ponr=True), planned("after"))
+TWO_HOPS = (
+    planned("hold", undo="release"),
+    planned("backup", undo="restore"),
+    planned("upgrade", ponr=True),
+    planned("backup2", undo="restore2"),
+    planned("upgrade2", ponr=True),
+    planned("after"),
+)
 
 
-def run(tmp_path: Path, failing: str | None,
-        steps: tuple[PlannedStep, ...] = STEPS) -> tuple[list[str], list[str]]:
+def run(
+    tmp_path: Path, failing: str | None, steps: tuple[PlannedStep, ...] = STEPS
+) -> tuple[list[str], list[str]]:
     done: list[str] = []
 
     def act(name: str):
@@ -48,21 +92,33 @@ def run(tmp_path: Path, failing: str | None,
                 raise UpgraderError(f"{name} broke")
             done.append(name)
             return {}
+
         return action
 
-    plan = Plan("staging", "3.2", "3.4", (("3.2", "3.4"),), steps, (), "upgrade", 4.0,
-                "f" * 64, "r" * 64)
+    plan = Plan(
+        "staging", "3.2", "3.4", (("3.2", "3.4"),), steps, (), "upgrade", 4.0, "f" * 64, "r" * 64
+    )
     names = [s.id for s in steps] + ["release", "restore", "restore2"]
     lines: list[str] = []
     with Journal.create(tmp_path / "run", "r1") as journal:
         record_start(journal, plan)
-        ctx = RunContext(plan=plan, run_id="r1", run_dir=tmp_path / "run", journal=journal,
-                         run_playbook=lambda *a, **k: None, project_dir=tmp_path,
-                         inventory="localhost,", gates={}, actions={n: act(n) for n in names},
-                         undo_steps={"release": undo_step("release", rollback=False),
-                                     "restore": undo_step("restore", rollback=True),
-                                     "restore2": undo_step("restore2", rollback=True)},
-                         progress=lines.append)
+        ctx = RunContext(
+            plan=plan,
+            run_id="r1",
+            run_dir=tmp_path / "run",
+            journal=journal,
+            run_playbook=lambda *a, **k: None,
+            project_dir=tmp_path,
+            inventory="localhost,",
+            gates={},
+            actions={n: act(n) for n in names},
+            undo_steps={
+                "release": undo_step("release", rollback=False),
+                "restore": undo_step("restore", rollback=True),
+                "restore2": undo_step("restore2", rollback=True),
+            },
+            progress=lines.append,
+        )
         if failing:
             with pytest.raises(UpgraderError):
                 execute(ctx)
@@ -103,11 +159,30 @@ def test_a_failure_after_the_last_hops_upgrade_rolls_nothing_back(tmp_path):
 
 
 # A step that does the release's work ("release now") discharges the release undo.
-RELEASED_NOW = (planned("hold", undo="release"), planned("work"),
-                PlannedStep("release-now", "3.2-3.4", "release-now", "release-now", "action",
-                            None, "release-now", "all", (), None, 1.0, True, None, False, (), (),
-                            does_undo="release"),
-                planned("after"))
+RELEASED_NOW = (
+    planned("hold", undo="release"),
+    planned("work"),
+    PlannedStep(
+        "release-now",
+        "3.2-3.4",
+        "release-now",
+        "release-now",
+        "action",
+        None,
+        "release-now",
+        "all",
+        (),
+        None,
+        1.0,
+        True,
+        None,
+        False,
+        (),
+        (),
+        does_undo="release",
+    ),
+    planned("after"),
+)
 
 
 def test_a_step_that_does_the_release_leaves_nothing_to_release_at_the_end(tmp_path):

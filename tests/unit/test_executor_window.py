@@ -21,18 +21,45 @@ from upgrader.windows.window import Window
 T0 = datetime(2026, 11, 28, 0, 0, tzinfo=UTC)
 
 
-def planned(sid: str, estimate: float, *, undo: str | None = None, hosts: tuple[str, ...] = (),
-            start: bool = False, end: bool = False) -> PlannedStep:
-    return PlannedStep(sid, "3.4-3.6", sid.partition("@")[0], sid, "action", None, sid,
-                       "hypervisors" if hosts else "all", hosts, ",".join(hosts) or None,
-                       estimate, True, undo, False, (), (), sequence_start=start,
-                       sequence_end=end)
+def planned(
+    sid: str,
+    estimate: float,
+    *,
+    undo: str | None = None,
+    hosts: tuple[str, ...] = (),
+    start: bool = False,
+    end: bool = False,
+) -> PlannedStep:
+    return PlannedStep(
+        sid,
+        "3.4-3.6",
+        sid.partition("@")[0],
+        sid,
+        "action",
+        None,
+        sid,
+        "hypervisors" if hosts else "all",
+        hosts,
+        ",".join(hosts) or None,
+        estimate,
+        True,
+        undo,
+        False,
+        (),
+        (),
+        sequence_start=start,
+        sequence_end=end,
+    )
 
 
-NODE_STAGE = (planned("hold", 60, undo="release"),
-              planned("drain@1", 600, hosts=("n1",)), planned("upgrade@1", 300, hosts=("n1",)),
-              planned("drain@2", 600, hosts=("n2",)), planned("upgrade@2", 300, hosts=("n2",)),
-              planned("last", 60))
+NODE_STAGE = (
+    planned("hold", 60, undo="release"),
+    planned("drain@1", 600, hosts=("n1",)),
+    planned("upgrade@1", 300, hosts=("n1",)),
+    planned("drain@2", 600, hosts=("n2",)),
+    planned("upgrade@2", 300, hosts=("n2",)),
+    planned("last", 60),
+)
 
 
 class Clock:
@@ -45,32 +72,73 @@ class Clock:
         return self.now
 
 
-def context(tmp_path: Path, steps: tuple[PlannedStep, ...], window: Window, clock: Clock,
-            done: list[str], journal: Journal, lines: list[str]) -> RunContext:
+def context(
+    tmp_path: Path,
+    steps: tuple[PlannedStep, ...],
+    window: Window,
+    clock: Clock,
+    done: list[str],
+    journal: Journal,
+    lines: list[str],
+) -> RunContext:
     def act(step: Any, ctx: RunContext) -> Mapping[str, Any]:
         done.append(step.id)
         clock.now += timedelta(seconds=step.estimate)
         return {}
 
-    release = Step("release", "Release the Puppet hold", "action", None, "release", "all",
-                   None, False, (), (), 1.0, True, None, False, {}, True, False)
-    plan = Plan("staging", "3.4", "3.6", (("3.4", "3.6"),), steps, (), None, 0.0,
-                "f" * 64, "r" * 64)
-    return RunContext(plan=plan, run_id="r1", run_dir=tmp_path / "run", journal=journal,
-                      run_playbook=lambda *a, **k: None, project_dir=tmp_path,
-                      inventory="localhost,", gates={},
-                      actions={s.id: act for s in steps} | {"release": act},
-                      undo_steps={"release": release}, progress=lines.append,
-                      window=window, now=clock,
-                      next_window=lambda at: Window(T0 + timedelta(days=7),
-                                                    T0 + timedelta(days=7, hours=4), "weekly"))
+    release = Step(
+        "release",
+        "Release the Puppet hold",
+        "action",
+        None,
+        "release",
+        "all",
+        None,
+        False,
+        (),
+        (),
+        1.0,
+        True,
+        None,
+        False,
+        {},
+        True,
+        False,
+    )
+    plan = Plan(
+        "staging", "3.4", "3.6", (("3.4", "3.6"),), steps, (), None, 0.0, "f" * 64, "r" * 64
+    )
+    return RunContext(
+        plan=plan,
+        run_id="r1",
+        run_dir=tmp_path / "run",
+        journal=journal,
+        run_playbook=lambda *a, **k: None,
+        project_dir=tmp_path,
+        inventory="localhost,",
+        gates={},
+        actions={s.id: act for s in steps} | {"release": act},
+        undo_steps={"release": release},
+        progress=lines.append,
+        window=window,
+        now=clock,
+        next_window=lambda at: Window(
+            T0 + timedelta(days=7), T0 + timedelta(days=7, hours=4), "weekly"
+        ),
+    )
 
 
 def start(tmp_path: Path, steps: tuple[PlannedStep, ...]) -> Journal:
     journal = Journal.create(tmp_path / "run", "r1")
-    journal.record(EventType.RUN_STARTED, run_id="r1", environment="staging", target="3.6",
-                   fingerprint="r" * 64, dry_run=False,
-                   plan={"steps": [{"id": s.id, "idempotent": True} for s in steps]})
+    journal.record(
+        EventType.RUN_STARTED,
+        run_id="r1",
+        environment="staging",
+        target="3.6",
+        fingerprint="r" * 64,
+        dry_run=False,
+        plan={"steps": [{"id": s.id, "idempotent": True} for s in steps]},
+    )
     return journal
 
 
@@ -99,8 +167,7 @@ def test_the_window_closing_in_the_node_stage_pauses_after_the_batch_in_progress
     clock.now = T0 + timedelta(days=7)
     journal = Journal.open(tmp_path / "run")
     later = Window(clock.now, clock.now + timedelta(hours=4), "weekly")
-    execute(context(tmp_path, NODE_STAGE, later, clock, done, journal, lines),
-            start_at="drain@2")
+    execute(context(tmp_path, NODE_STAGE, later, clock, done, journal, lines), start_at="drain@2")
     journal.close()
     assert done == ["hold", "drain@1", "upgrade@1", "drain@2", "upgrade@2", "last", "release"]
     assert replay(read_events(tmp_path / "run" / "journal.jsonl")).status == RunStatus.SUCCEEDED
@@ -123,9 +190,14 @@ def test_a_step_that_ends_exactly_when_the_window_closes_still_starts(tmp_path):
 
 
 def test_a_sequence_starts_only_if_all_of_it_fits(tmp_path):
-    steps = (planned("preflight", 60), planned("suspend", 300, start=True),
-             planned("copy", 300), planned("switch", 120), planned("resume", 300, end=True),
-             planned("after", 60))
+    steps = (
+        planned("preflight", 60),
+        planned("suspend", 300, start=True),
+        planned("copy", 300),
+        planned("switch", 120),
+        planned("resume", 300, end=True),
+        planned("after", 60),
+    )
     # each step alone would fit in the 16 minutes left after the preflight; together they
     # need 17: nothing of the sequence starts
     window = Window(T0, T0 + timedelta(minutes=17), "dated")
@@ -192,8 +264,9 @@ def test_a_resume_after_a_failure_takes_again_what_the_undo_gave_back(tmp_path):
 
     done.clear()
     ctx.actions = {**ctx.actions, "drain@2": drain}
-    execute(ctx, start_at=state.resume_point, attempt_of=dict(state.attempts),
-            redo=state.undone_steps)
+    execute(
+        ctx, start_at=state.resume_point, attempt_of=dict(state.attempts), redo=state.undone_steps
+    )
     assert done == ["hold", "drain@2", "upgrade@2", "last", "release"]
     state = replay(read_events(tmp_path / "run" / "journal.jsonl"))
     assert state.status == RunStatus.SUCCEEDED and state.attempts["hold"] == 2
@@ -205,16 +278,31 @@ def test_a_sequence_whose_undo_ran_is_run_again_from_its_start(tmp_path):
     # sequence over (suspend, delta, verify), never at verify with the VMs running.
     from upgrader.journal.store import redo_plan
 
-    steps = (planned("hold", 60, undo="release"), planned("presync", 60),
-             planned("suspend", 60, undo="resume-undo", start=True), planned("delta", 60),
-             planned("verify", 60), planned("switch", 60), planned("resume", 60, end=True))
+    steps = (
+        planned("hold", 60, undo="release"),
+        planned("presync", 60),
+        planned("suspend", 60, undo="resume-undo", start=True),
+        planned("delta", 60),
+        planned("verify", 60),
+        planned("switch", 60),
+        planned("resume", 60, end=True),
+    )
     journal = Journal.create(tmp_path / "run", "r1")
-    journal.record(EventType.RUN_STARTED, run_id="r1", environment="staging", target="nfs",
-                   fingerprint="r" * 64, dry_run=False,
-                   plan={"steps": [{"id": s.id, "sequence_start": s.sequence_start}
-                                   for s in steps]})
-    for sid, undo in (("hold", "release"), ("presync", None), ("suspend", "resume-undo"),
-                      ("delta", None)):
+    journal.record(
+        EventType.RUN_STARTED,
+        run_id="r1",
+        environment="staging",
+        target="nfs",
+        fingerprint="r" * 64,
+        dry_run=False,
+        plan={"steps": [{"id": s.id, "sequence_start": s.sequence_start} for s in steps]},
+    )
+    for sid, undo in (
+        ("hold", "release"),
+        ("presync", None),
+        ("suspend", "resume-undo"),
+        ("delta", None),
+    ):
         if undo:
             journal.record(EventType.UNDO_REGISTERED, step=sid, undo_id=undo, description=undo)
         journal.record(EventType.STEP_STARTED, step=sid, attempt=1, idempotent=True)

@@ -56,12 +56,34 @@ def frontend(doc: str = "crm_mon-healthy.xml", **over: Any) -> dict[str, Any]:
     return {**data, **over}
 
 
-def mount(path: str = "/var/lib/one/datastores", *, fstype: str = "ocfs2", options: str = "rw",
-          size: int = 1000, avail: int = 500, rc: int = 0) -> dict[str, Any]:
-    doc = {"filesystems": [{"target": path, "source": "/dev/sdb1", "fstype": fstype,
-                            "options": options, "size": size, "avail": avail}]}
-    return {"datastore_path": path, "datastore_fstype": "ocfs2", "mount_rc": rc,
-            "mount": json.dumps(doc) if rc == 0 else "", "mount_error": ""}
+def mount(
+    path: str = "/var/lib/one/datastores",
+    *,
+    fstype: str = "ocfs2",
+    options: str = "rw",
+    size: int = 1000,
+    avail: int = 500,
+    rc: int = 0,
+) -> dict[str, Any]:
+    doc = {
+        "filesystems": [
+            {
+                "target": path,
+                "source": "/dev/sdb1",
+                "fstype": fstype,
+                "options": options,
+                "size": size,
+                "avail": avail,
+            }
+        ]
+    }
+    return {
+        "datastore_path": path,
+        "datastore_fstype": "ocfs2",
+        "mount_rc": rc,
+        "mount": json.dumps(doc) if rc == 0 else "",
+        "mount_error": "",
+    }
 
 
 def test_a_healthy_cluster_from_crm_mon_passes_pacemaker_healthy():
@@ -97,34 +119,60 @@ def test_a_failed_monitor_and_a_fenced_node_fail_pacemaker_and_fencing():
 
 
 def test_crm_mon_that_failed_is_unreadable_not_healthy():
-    down = frontend(crm_mon_rc=102, crm_mon="", crm_mon_error="crm_mon: Connection to cluster "
-                    "failed: Transport endpoint is not connected")
+    down = frontend(
+        crm_mon_rc=102,
+        crm_mon="",
+        crm_mon_error="crm_mon: Connection to cluster failed: Transport endpoint is not connected",
+    )
     result = verdicts.pacemaker_healthy(observe.pacemaker_observation(Gathered({}, {"n1": down})))
     assert result.verdict == "inconclusive" and "Transport endpoint" in result.evidence["summary"]
     nobody = verdicts.pacemaker_healthy(observe.pacemaker_observation(Gathered({}, {"n1": None})))
     assert nobody.verdict == "inconclusive" and "n1" in nobody.evidence["summary"]
 
 
-AGENT = {"path": "/usr/sbin/fence_ipmilan", "kind": "stonith", "agent_class": "stonith",
-         "resources": ["fence-ipmi"], "exists": True, "executable": True, "language": "python",
-         "syntax_rc": 0, "syntax_stderr": "", "metadata_rc": 0,
-         "metadata_output": '<?xml version="1.0" ?>\n<resource-agent name="fence_ipmilan">'}
-LSB = {**AGENT, "path": "/etc/init.d/opennebula", "kind": "resource", "agent_class": "lsb",
-       "language": "bash", "resources": ["oned"], "metadata_rc": None, "metadata_output": ""}
+AGENT = {
+    "path": "/usr/sbin/fence_ipmilan",
+    "kind": "stonith",
+    "agent_class": "stonith",
+    "resources": ["fence-ipmi"],
+    "exists": True,
+    "executable": True,
+    "language": "python",
+    "syntax_rc": 0,
+    "syntax_stderr": "",
+    "metadata_rc": 0,
+    "metadata_output": '<?xml version="1.0" ?>\n<resource-agent name="fence_ipmilan">',
+}
+LSB = {
+    **AGENT,
+    "path": "/etc/init.d/opennebula",
+    "kind": "resource",
+    "agent_class": "lsb",
+    "language": "bash",
+    "resources": ["oned"],
+    "metadata_rc": None,
+    "metadata_output": "",
+}
 
 
 def test_agents_pass_fencing_ready_and_lsb_scripts_need_no_metadata():
-    gathered = Gathered({}, {"node1": frontend(agents=[AGENT, LSB]),
-                             "node2": frontend(agents=[AGENT, LSB])})
+    gathered = Gathered(
+        {}, {"node1": frontend(agents=[AGENT, LSB]), "node2": frontend(agents=[AGENT, LSB])}
+    )
     result = verdicts.fencing_ready(observe.fencing_observation(gathered))
     assert result.verdict == "pass", result.evidence
     assert result.evidence["hosts"] == ["node1", "node2"]
 
 
 def test_a_python_syntax_error_names_the_file_and_line_on_its_host():
-    broken = {**AGENT, "syntax_rc": 1, "metadata_rc": None, "syntax_stderr":
-              '  File "/usr/sbin/fence_ipmilan", line 3\n    def broken(:\n               ^\n'
-              "SyntaxError: invalid syntax\n"}
+    broken = {
+        **AGENT,
+        "syntax_rc": 1,
+        "metadata_rc": None,
+        "syntax_stderr": '  File "/usr/sbin/fence_ipmilan", line 3\n'
+        "    def broken(:\n               ^\n"
+        "SyntaxError: invalid syntax\n",
+    }
     gathered = Gathered({}, {"node1": frontend(agents=[AGENT]), "node2": frontend(agents=[broken])})
     result = verdicts.fencing_ready(observe.fencing_observation(gathered))
     assert result.verdict == "fail"
@@ -168,10 +216,24 @@ def test_a_bad_datastore_mount_fails_naming_host_and_problem(host, expect):
 
 
 def test_a_full_nfs_export_fails_and_its_type_does_not_matter():
-    export = {"export_path": "/srv/export", "export_rc": 0, "export_error": "",
-              "export": json.dumps({"filesystems": [{"target": "/srv", "fstype": "xfs",
-                                                     "options": "rw", "size": 10**9,
-                                                     "avail": 4096}]})}
+    export = {
+        "export_path": "/srv/export",
+        "export_rc": 0,
+        "export_error": "",
+        "export": json.dumps(
+            {
+                "filesystems": [
+                    {
+                        "target": "/srv",
+                        "fstype": "xfs",
+                        "options": "rw",
+                        "size": 10**9,
+                        "avail": 4096,
+                    }
+                ]
+            }
+        ),
+    }
     gathered = Gathered({"h1": mount()}, nfs_servers={"nfs1": export})
     obs = observe.datastore_observation(Oned("3.2"), gathered)
     result = verdicts.datastores_healthy(obs, min_free="5%")
@@ -184,9 +246,10 @@ def test_a_full_nfs_export_fails_and_its_type_does_not_matter():
 
 def test_from_34_oned_must_list_its_datastores():
     gathered = Gathered({"h1": mount()})
-    assert verdicts.datastores_healthy(
-        observe.datastore_observation(Oned("3.4"), gathered)
-    ).verdict == "fail"
+    assert (
+        verdicts.datastores_healthy(observe.datastore_observation(Oned("3.4"), gathered)).verdict
+        == "fail"
+    )
     unreachable = observe.datastore_observation(Oned(None), gathered)
     assert unreachable.oned_datastores is None
 
@@ -194,8 +257,11 @@ def test_from_34_oned_must_list_its_datastores():
 def test_versions_from_probe_onedb_and_the_installed_oned():
     gathered = Gathered({}, {"node1": frontend()})
     seen = observe.version_observation(Oned("3.4"), gathered)
-    assert (seen.probed_series, seen.onedb_version, seen.package_version) == ("3.4", "3.4.1",
-                                                                               "3.4.1")
+    assert (seen.probed_series, seen.onedb_version, seen.package_version) == (
+        "3.4",
+        "3.4.1",
+        "3.4.1",
+    )
     assert verdicts.oned_version(seen, expect="3.4").verdict == "pass"
 
 
@@ -207,8 +273,14 @@ def test_a_database_one_migration_short_fails_oned_version():
 
 
 def test_onedb_that_could_not_run_leaves_oned_version_inconclusive():
-    gathered = Gathered({}, {"node1": frontend(onedb_rc=255, onedb="", onedb_error="File "
-                                               "/var/lib/one/one.db doesn't exist")})
+    gathered = Gathered(
+        {},
+        {
+            "node1": frontend(
+                onedb_rc=255, onedb="", onedb_error="File /var/lib/one/one.db doesn't exist"
+            )
+        },
+    )
     seen = observe.version_observation(Oned("3.4"), gathered)
     assert seen.onedb_version is None
     assert verdicts.oned_version(seen).verdict == "inconclusive"
@@ -217,18 +289,31 @@ def test_onedb_that_could_not_run_leaves_oned_version_inconclusive():
 def test_virsh_and_libvirtd_and_puppet_from_the_hypervisors():
     lock = "eyJkaXNhYmxlZF9tZXNzYWdlIjogInVwZ3JhZGVyIHJ1biBSMSJ9"  # {"disabled_message": ...}
     hv = {
-        "h1": {"virsh_rc": 0, "virsh": ["one-1", ""], "virsh_error": "", "libvirtd_rc": 0,
-               "libvirtd": "libvirtd is running", "puppet_lock": lock},
-        "h2": {"virsh_rc": 1, "virsh": [], "virsh_error": "error: failed to connect to the "
-               "hypervisor\n", "libvirtd_rc": 3, "libvirtd": "libvirtd is not running",
-               "puppet_lock": ""},
+        "h1": {
+            "virsh_rc": 0,
+            "virsh": ["one-1", ""],
+            "virsh_error": "",
+            "libvirtd_rc": 0,
+            "libvirtd": "libvirtd is running",
+            "puppet_lock": lock,
+        },
+        "h2": {
+            "virsh_rc": 1,
+            "virsh": [],
+            "virsh_error": "error: failed to connect to the hypervisor\n",
+            "libvirtd_rc": 3,
+            "libvirtd": "libvirtd is not running",
+            "puppet_lock": "",
+        },
         "h3": None,
     }
     alive = observe.libvirtd_observation(hv)
-    assert [(h.host, h.running) for h in alive.hosts] == [("h1", True), ("h2", False),
-                                                          ("h3", None)]
+    assert [(h.host, h.running) for h in alive.hosts] == [("h1", True), ("h2", False), ("h3", None)]
     puppet = observe.puppet_observation(hv)
     assert [(a.host, a.disabled, a.reason) for a in puppet.agents] == [
-        ("h1", True, "upgrader run R1"), ("h2", False, ""), ("h3", None, "")]
+        ("h1", True, "upgrader run R1"),
+        ("h2", False, ""),
+        ("h3", None, ""),
+    ]
     result = verdicts.puppet_held(puppet, run_id="R1")
     assert result.verdict == "fail" and "h2" in result.evidence["summary"]

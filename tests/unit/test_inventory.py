@@ -45,12 +45,14 @@ hypervisors:
 
 
 def env(path: Path) -> Environment:
-    return Environment("staging", "http://fe:2633/RPC2", path.parent / "auth", path, None, (),
-                       None)
+    return Environment("staging", "http://fe:2633/RPC2", path.parent / "auth", path, None, (), None)
 
 
-@pytest.mark.parametrize("text", [LAB, ANCHORS, TOP_LEVEL_GROUPS],
-                         ids=["lab", "anchors-and-empty-group", "groups-through-children"])
+@pytest.mark.parametrize(
+    "text",
+    [LAB, ANCHORS, TOP_LEVEL_GROUPS],
+    ids=["lab", "anchors-and-empty-group", "groups-through-children"],
+)
 def test_inventories_a_site_writes_pass(tmp_path: Path, text: str) -> None:
     path = tmp_path / "inventory.yml"
     path.write_text(text)
@@ -68,7 +70,10 @@ def test_ini_inventories_and_directories_are_left_to_ansible(tmp_path: Path) -> 
 def test_a_group_reached_only_through_children_still_needs_a_host(tmp_path: Path) -> None:
     path = tmp_path / "inventory.yml"
     path.write_text("frontends: {hosts: {fe: }}\nhypervisors:\n  children:\n    rack1:\n")
-    with pytest.raises(InventoryFileError, match=r"inventory\.yml:1:1: hypervisors: no group "
-                       r"'hypervisors' with a host") as caught:
+    with pytest.raises(
+        InventoryFileError,
+        match=r"inventory\.yml:1:1: hypervisors: no group "
+        r"'hypervisors' with a host",
+    ) as caught:
         check_inventory(env(path))
     assert caught.value.exit_code == EXIT_USAGE

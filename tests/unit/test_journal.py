@@ -41,14 +41,23 @@ TS = "2024-05-01T22:00:00.000Z"
 
 
 def started(steps: list[dict[str, Any]], **over: Any) -> dict[str, Any]:
-    return {"run_id": "r1", "environment": "staging", "target": "3.4",
-            "fingerprint": FINGERPRINT["same"], "plan": {"steps": steps}, "dry_run": False, **over}
+    return {
+        "run_id": "r1",
+        "environment": "staging",
+        "target": "3.4",
+        "fingerprint": FINGERPRINT["same"],
+        "plan": {"steps": steps},
+        "dry_run": False,
+        **over,
+    }
 
 
 def events_of(steps: list[dict[str, Any]], rest: list[list[Any]]) -> list[JournalEvent]:
     items = [("run_started", started(steps)), *rest]
-    return [JournalEvent(n, TS, EventType(kind), MappingProxyType(fields))
-            for n, (kind, fields) in enumerate(items, start=1)]
+    return [
+        JournalEvent(n, TS, EventType(kind), MappingProxyType(fields))
+        for n, (kind, fields) in enumerate(items, start=1)
+    ]
 
 
 # --- replay and resume_decision, from the case files -----------------------------------------
@@ -78,8 +87,10 @@ def test_replay_case(path: Path) -> None:
 
 
 def check_decision(state: Any, resume: dict[str, Any], want: dict[str, Any]) -> None:
-    kwargs = {"fingerprint": FINGERPRINT[resume["fingerprint"]],
-              "accept_rerun": resume["accept_rerun"]}
+    kwargs = {
+        "fingerprint": FINGERPRINT[resume["fingerprint"]],
+        "accept_rerun": resume["accept_rerun"],
+    }
     if "error" in want:
         with pytest.raises(getattr(errors, want["error"])) as info:
             resume_decision(state, **kwargs)
@@ -91,7 +102,10 @@ def check_decision(state: Any, resume: dict[str, Any], want: dict[str, Any]) -> 
         return
     decision = resume_decision(state, **kwargs)
     assert (str(decision.action), decision.step, decision.rerun) == (
-        want["action"], want["step"], want["rerun"])
+        want["action"],
+        want["step"],
+        want["rerun"],
+    )
     assert decision.message
 
 
@@ -125,25 +139,44 @@ def test_fingerprint_refusal_names_both_fingerprints_short() -> None:
 
 
 def test_undo_registered_again_moves_to_the_top() -> None:
-    rest = [["undo_registered", {"step": "a", "undo_id": "u1", "description": "one"}],
-            ["undo_registered", {"step": "a", "undo_id": "u2", "description": "two"}],
-            ["undo_registered", {"step": "a", "undo_id": "u1", "description": "one again"}]]
+    rest = [
+        ["undo_registered", {"step": "a", "undo_id": "u1", "description": "one"}],
+        ["undo_registered", {"step": "a", "undo_id": "u2", "description": "two"}],
+        ["undo_registered", {"step": "a", "undo_id": "u1", "description": "one again"}],
+    ]
     state = replay(events_of([{"id": "a"}], rest))
     assert [(u.undo_id, u.description) for u in state.pending_undo] == [
-        ("u1", "one again"), ("u2", "two")]
+        ("u1", "one again"),
+        ("u2", "two"),
+    ]
 
 
 def test_replay_keeps_identity_snapshots_and_gates() -> None:
-    rest = [["gate_verdict", {"step": "a", "gate": "no-vm-twice", "phase": "after",
-                              "verdict": "fail", "evidence": {"vm": 7}, "hint": "destroy one"}],
-            ["snapshot", {"step": "a", "what": "vms", "data": [1, 2]}]]
+    rest = [
+        [
+            "gate_verdict",
+            {
+                "step": "a",
+                "gate": "no-vm-twice",
+                "phase": "after",
+                "verdict": "fail",
+                "evidence": {"vm": 7},
+                "hint": "destroy one",
+            },
+        ],
+        ["snapshot", {"step": "a", "what": "vms", "data": [1, 2]}],
+    ]
     state = replay(events_of([{"id": "a"}], rest))
     assert (state.run_id, state.environment, state.target) == ("r1", "staging", "3.4")
     assert state.started == TS and state.last_seq == 3
     assert state.snapshots[("a", "vms")] == [1, 2]
     gate = state.gate_verdicts[0]
     assert (gate.gate, gate.phase, gate.verdict, gate.evidence) == (
-        "no-vm-twice", "after", "fail", {"vm": 7})
+        "no-vm-twice",
+        "after",
+        "fail",
+        {"vm": 7},
+    )
 
 
 def test_replay_is_a_pure_fold_that_does_not_change_its_input() -> None:
@@ -153,10 +186,13 @@ def test_replay_is_a_pure_fold_that_does_not_change_its_input() -> None:
     assert events == before
 
 
-@pytest.mark.parametrize(("events", "needle"), [
-    ([], "empty"),
-    ([JournalEvent(1, TS, EventType.NOTE, MappingProxyType({"text": "x"}))], "not run_started"),
-])
+@pytest.mark.parametrize(
+    ("events", "needle"),
+    [
+        ([], "empty"),
+        ([JournalEvent(1, TS, EventType.NOTE, MappingProxyType({"text": "x"}))], "not run_started"),
+    ],
+)
 def test_replay_refuses_a_journal_without_a_start(events: list[JournalEvent], needle: str) -> None:
     with pytest.raises(JournalError, match=needle):
         replay(events)
@@ -183,14 +219,21 @@ def test_record_writes_one_json_line_with_seq_ts_and_type(tmp_path: Path) -> Non
         journal.record(EventType.STEP_STARTED, step="a", attempt=1, idempotent=True)
     lines = journal_lines(run_dir)
     assert [line["seq"] for line in lines] == [1, 2]
-    assert lines[1] == {"seq": 2, "ts": "2024-05-01T22:00:00.123Z", "type": "step_started",
-                        "step": "a", "attempt": 1, "idempotent": True}
+    assert lines[1] == {
+        "seq": 2,
+        "ts": "2024-05-01T22:00:00.123Z",
+        "type": "step_started",
+        "step": "a",
+        "attempt": 1,
+        "idempotent": True,
+    }
     assert event.type is EventType.RUN_STARTED and event.get("run_id") == "r1"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", event.ts)
 
 
-def test_record_fsyncs_the_line_before_it_returns(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_record_fsyncs_the_line_before_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[tuple[int, int]] = []
     real_fsync = os.fsync
     path = tmp_path / "r1" / JOURNAL_NAME
@@ -242,8 +285,9 @@ def test_open_without_a_journal_says_so(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("torn", [b'{"seq": 3, "ts": "2024', b'{"seq": 3, "ts"\n', b"\xff\xfe\n"])
-def test_torn_last_line_is_ignored_and_cut_off_by_the_next_append(tmp_path: Path,
-                                                                 torn: bytes) -> None:
+def test_torn_last_line_is_ignored_and_cut_off_by_the_next_append(
+    tmp_path: Path, torn: bytes
+) -> None:
     with Journal.create(tmp_path, "r1") as journal:
         journal.record(EventType.RUN_STARTED, **started([{"id": "a"}]))
         journal.record(EventType.STEP_STARTED, step="a", attempt=1)
@@ -282,12 +326,15 @@ def test_corrupt_middle_line_is_an_error_naming_file_and_line(tmp_path: Path) ->
         Journal.open(tmp_path)
 
 
-@pytest.mark.parametrize(("line", "needle"), [
-    (b'{"seq": 5, "ts": "t", "type": "note"}', "sequence number 5 where 2"),
-    (b'{"seq": 2, "ts": "t", "type": "reticulated"}', "unknown event type"),
-    (b'[1, 2]', "not a JSON object"),
-    (b'{"seq": 2, "type": "note"}', "no timestamp"),
-])
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [
+        (b'{"seq": 5, "ts": "t", "type": "note"}', "sequence number 5 where 2"),
+        (b'{"seq": 2, "ts": "t", "type": "reticulated"}', "unknown event type"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"seq": 2, "type": "note"}', "no timestamp"),
+    ],
+)
 def test_structurally_bad_lines_are_errors(tmp_path: Path, line: bytes, needle: str) -> None:
     with Journal.create(tmp_path, "r1") as journal:
         journal.record(EventType.RUN_STARTED, **started([]))
@@ -305,9 +352,12 @@ class Credentials:
 
 def test_a_secret_is_written_as_stars(tmp_path: Path) -> None:
     with Journal.create(tmp_path, "r1") as journal:
-        event = journal.record(EventType.NOTE, text=Secret("hunter2"),
-                               evidence={"session": Secret("oneadmin:hunter2")},
-                               who=Credentials("oneadmin", Secret("hunter2")))
+        event = journal.record(
+            EventType.NOTE,
+            text=Secret("hunter2"),
+            evidence={"session": Secret("oneadmin:hunter2")},
+            who=Credentials("oneadmin", Secret("hunter2")),
+        )
     raw = (tmp_path / JOURNAL_NAME).read_text()
     assert "hunter2" not in raw
     assert event.get("text") == "***"
@@ -316,7 +366,8 @@ def test_a_secret_is_written_as_stars(tmp_path: Path) -> None:
 
 
 def test_values_the_journal_cannot_write_are_refused_before_anything_is_written(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with Journal.create(tmp_path, "r1") as journal:
         with pytest.raises(TypeError, match="object"):
             journal.record(EventType.NOTE, text=object())
@@ -324,8 +375,12 @@ def test_values_the_journal_cannot_write_are_refused_before_anything_is_written(
             journal.record(EventType.NOTE, text=float("nan"))
         with pytest.raises(TypeError, match="seq"):
             journal.record(EventType.NOTE, seq=3)
-        assert journal.record(EventType.NOTE, text="ok", path=tmp_path,
-                              status=StepStatus.FAILED, hosts={"b", "a"}).seq == 1
+        assert (
+            journal.record(
+                EventType.NOTE, text="ok", path=tmp_path, status=StepStatus.FAILED, hosts={"b", "a"}
+            ).seq
+            == 1
+        )
     assert journal_lines(tmp_path)[0]["hosts"] == ["a", "b"]
     assert journal_lines(tmp_path)[0]["status"] == "failed"
 
@@ -339,7 +394,16 @@ def test_record_after_close_is_an_error(tmp_path: Path) -> None:
 
 def test_events_read_back_equal_what_record_returned(tmp_path: Path) -> None:
     with Journal.create(tmp_path, "r1") as journal:
-        written = [journal.record(EventType.RUN_STARTED, **started([{"id": "a"}])),
-                   journal.record(EventType.GATE_VERDICT, step="a", gate="g", phase="before",
-                                  verdict="pass", evidence={"n": 1}, hint=None)]
+        written = [
+            journal.record(EventType.RUN_STARTED, **started([{"id": "a"}])),
+            journal.record(
+                EventType.GATE_VERDICT,
+                step="a",
+                gate="g",
+                phase="before",
+                verdict="pass",
+                evidence={"n": 1},
+                hint=None,
+            ),
+        ]
         assert journal.events() == written

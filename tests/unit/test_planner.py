@@ -25,8 +25,10 @@ def runbooks():
 
 def facts_of(data) -> CloudFacts:
     hosts = tuple(HostFact(**h) for h in data["hosts"])
-    vms = tuple(VmFact(**{**v, "disks": tuple(DiskFact(**d) for d in v.get("disks", []))})
-                for v in data["vms"])
+    vms = tuple(
+        VmFact(**{**v, "disks": tuple(DiskFact(**d) for d in v.get("disks", []))})
+        for v in data["vms"]
+    )
     return CloudFacts("staging", data["version"], hosts, vms, "inv")
 
 
@@ -35,8 +37,11 @@ def test_planner_case(case):
     data = yaml.safe_load(case.read_text())
     expect = data["expect"]
     args = (facts_of(data["facts"]), str(data["target"]), runbooks())
-    kwargs = {"playbook_digests": {"mark.yml": "x"}, "batch_size": data.get("batch_size"),
-              "accepted": data.get("accepted", [])}
+    kwargs = {
+        "playbook_digests": {"mark.yml": "x"},
+        "batch_size": data.get("batch_size"),
+        "accepted": data.get("accepted", []),
+    }
     if "error" in expect:
         with pytest.raises(UsageError) as info:
             build_plan(*args, **kwargs)
@@ -61,8 +66,9 @@ def _plan(facts, digests, environment="staging", inventory="inv"):
 
 
 def test_the_same_plan_has_the_same_fingerprint_across_environments_and_inventories():
-    facts = facts_of({"version": "3.2", "hosts": [{"id": 0, "name": "n", "state": "MONITORED"}],
-                      "vms": []})
+    facts = facts_of(
+        {"version": "3.2", "hosts": [{"id": 0, "name": "n", "state": "MONITORED"}], "vms": []}
+    )
     staging = _plan(facts, {"mark.yml": "a"})
     production = _plan(facts, {"mark.yml": "a"}, "production", "other-inventory")
     assert staging.fingerprint == production.fingerprint
@@ -90,17 +96,36 @@ def test_consecutive_host_steps_run_batch_by_batch(tmp_path):
         {"id": "enable", "action": "enable-host", **host_step},
         {"id": "recheck", "action": "disable-host", **host_step, "sequence_start": True},
     ]
-    path.write_text(yaml.safe_dump({
-        "name": "hop", "kind": "upgrade", "from_version": "3.4", "to_version": "3.6",
-        "steps": [{"title": s["id"], "estimate": 10, "idempotent": True, **s} for s in steps]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "hop",
+                "kind": "upgrade",
+                "from_version": "3.4",
+                "to_version": "3.6",
+                "steps": [
+                    {"title": s["id"], "estimate": 10, "idempotent": True, **s} for s in steps
+                ],
+            }
+        )
+    )
     runbook = load_runbook(path, playbooks_dir=tmp_path / "pb")
     hosts = tuple(HostFact(i, f"node0{i}", "MONITORED") for i in (1, 2))
-    plan = build_plan(CloudFacts("staging", "3.4", hosts, (), "inv"), "3.6",
-                      {("3.4", "3.6"): runbook}, playbook_digests={"node.yml": "x"})
+    plan = build_plan(
+        CloudFacts("staging", "3.4", hosts, (), "inv"),
+        "3.6",
+        {("3.4", "3.6"): runbook},
+        playbook_digests={"node.yml": "x"},
+    )
     assert [s.id for s in plan.steps] == [
         "3.4-3.6/prepare",
-        "3.4-3.6/drain@1", "3.4-3.6/upgrade@1", "3.4-3.6/enable@1",
-        "3.4-3.6/drain@2", "3.4-3.6/upgrade@2", "3.4-3.6/enable@2",
-        "3.4-3.6/recheck@1", "3.4-3.6/recheck@2",
+        "3.4-3.6/drain@1",
+        "3.4-3.6/upgrade@1",
+        "3.4-3.6/enable@1",
+        "3.4-3.6/drain@2",
+        "3.4-3.6/upgrade@2",
+        "3.4-3.6/enable@2",
+        "3.4-3.6/recheck@1",
+        "3.4-3.6/recheck@2",
     ]
     assert [s.limit for s in plan.steps[1:4]] == ["node01"] * 3

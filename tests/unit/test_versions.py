@@ -8,21 +8,27 @@ from upgrader.errors import UsageError
 from upgrader.plan.versions import hop_path, series_of
 
 
-@pytest.mark.parametrize("current,target,hops", [
-    ("3.2", "3.6", (("3.2", "3.4"), ("3.4", "3.6"))),
-    ("3.2", "3.4.1", (("3.2", "3.4"),)),
-    ("3.4", "v3.6", (("3.4", "3.6"),)),
-])
+@pytest.mark.parametrize(
+    "current,target,hops",
+    [
+        ("3.2", "3.6", (("3.2", "3.4"), ("3.4", "3.6"))),
+        ("3.2", "3.4.1", (("3.2", "3.4"),)),
+        ("3.4", "v3.6", (("3.4", "3.6"),)),
+    ],
+)
 def test_hop_paths(current, target, hops):
     assert hop_path(current, target) == hops
 
 
-@pytest.mark.parametrize("target,message", [
-    ("3.8", "unknown target version '3.8': upgrader knows 3.2, 3.4, 3.6"),
-    ("3.6.2", "unknown target version '3.6.2'"),
-    ("latest", "unknown target version 'latest'"),
-    ("3", "unknown target version '3'"),
-])
+@pytest.mark.parametrize(
+    "target,message",
+    [
+        ("3.8", "unknown target version '3.8': upgrader knows 3.2, 3.4, 3.6"),
+        ("3.6.2", "unknown target version '3.6.2'"),
+        ("latest", "unknown target version 'latest'"),
+        ("3", "unknown target version '3'"),
+    ],
+)
 def test_unknown_targets_are_refused(target, message):
     with pytest.raises(UsageError, match=message.replace(".", r"\.")) as info:
         hop_path("3.2", target)

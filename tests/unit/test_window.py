@@ -61,10 +61,13 @@ def test_a_start_in_the_repeated_fall_back_hour_takes_the_first_occurrence():
     assert window.end.astimezone(UTC) == utc(2026, 10, 25, 4, 30)  # 05:30 CET
 
 
-@pytest.mark.parametrize(("day", "start_utc", "end_wall"), [
-    (utc(2026, 3, 28), utc(2026, 3, 29, 0, 0), "06:00 CEST"),  # an hour lost: ends at 06:00
-    (utc(2026, 10, 24), utc(2026, 10, 24, 23, 0), "04:00 CET"),  # an hour gained: 04:00
-])
+@pytest.mark.parametrize(
+    ("day", "start_utc", "end_wall"),
+    [
+        (utc(2026, 3, 28), utc(2026, 3, 29, 0, 0), "06:00 CEST"),  # an hour lost: ends at 06:00
+        (utc(2026, 10, 24), utc(2026, 10, 24, 23, 0), "04:00 CET"),  # an hour gained: 04:00
+    ],
+)
 def test_a_four_hour_window_over_the_change_lasts_four_real_hours(day, start_utc, end_wall):
     window = first(weekly("Sun 01:00"), day)
     assert window.start.astimezone(UTC) == start_utc
@@ -86,7 +89,8 @@ def test_a_weekly_window_without_a_timezone_is_in_utc():
     assert window.end == utc(2026, 6, 6, 2, 30)
     assert window.source == "weekly Sat 01:00 UTC, 1h30m"
     assert first(weekly("Sat 01:00", "4h"), utc(2026, 6, 1)).source == (
-        "weekly Sat 01:00 Europe/Berlin, 4h")
+        "weekly Sat 01:00 Europe/Berlin, 4h"
+    )
 
 
 # ------------------------------------------------------- midnight, the week's end
@@ -107,8 +111,9 @@ def test_a_window_over_the_week_end_opens_sunday_and_closes_monday():
     assert window is not None
     assert (window.start, window.end) == (utc(2026, 6, 7, 23, 30), utc(2026, 6, 8, 1, 30))
     assert window.remaining(monday) == 3600
-    assert next_opening([spec], monday) == Window(utc(2026, 6, 14, 23, 30),
-                                                  utc(2026, 6, 15, 1, 30), window.source)
+    assert next_opening([spec], monday) == Window(
+        utc(2026, 6, 14, 23, 30), utc(2026, 6, 15, 1, 30), window.source
+    )
 
 
 # ---------------------------------------------------------------- dated windows
@@ -120,7 +125,10 @@ def test_dated_and_weekly_windows_come_together_sorted_and_past_dated_ones_dropp
     specs = [weekly("Sat 01:00", "4h", zone=None), DATED_PAST, DATED]
     found = occurrences(specs, utc(2026, 6, 1), 3)
     assert [w.start.astimezone(UTC) for w in found] == [
-        utc(2026, 6, 2, 23, 0), utc(2026, 6, 6, 1, 0), utc(2026, 6, 13, 1, 0)]
+        utc(2026, 6, 2, 23, 0),
+        utc(2026, 6, 6, 1, 0),
+        utc(2026, 6, 13, 1, 0),
+    ]
     assert found[0].source == "2026-06-03T01:00:00+02:00 to 2026-06-03T05:00:00+02:00"
     assert f"{found[0].start:%H:%M%z}" == "01:00+0200"  # kept in its own offset
     assert occurrences([DATED_PAST], utc(2026, 6, 1)) == []
@@ -134,8 +142,11 @@ def test_the_open_window_comes_first_and_count_limits():
     assert len(found) == 4
     assert found[0].source.startswith("2026-06-03T01:00")
     assert found[0].contains(now)
-    assert [w.start for w in found[1:]] == [utc(2026, 6, 3, 2, 0), utc(2026, 6, 10, 2, 0),
-                                           utc(2026, 6, 17, 2, 0)]
+    assert [w.start for w in found[1:]] == [
+        utc(2026, 6, 3, 2, 0),
+        utc(2026, 6, 10, 2, 0),
+        utc(2026, 6, 17, 2, 0),
+    ]
 
 
 def test_overlapping_windows_stay_separate_and_current_is_the_one_closing_last():
@@ -164,8 +175,9 @@ def test_nothing_configured():
 
 
 # ------------------------------------------------------------ contains and fits
-WINDOW = Window(datetime(2026, 6, 6, 1, 0, tzinfo=BERLIN), datetime(2026, 6, 6, 5, 0,
-                                                                     tzinfo=BERLIN), "test")
+WINDOW = Window(
+    datetime(2026, 6, 6, 1, 0, tzinfo=BERLIN), datetime(2026, 6, 6, 5, 0, tzinfo=BERLIN), "test"
+)
 
 
 def test_contains_the_start_but_not_the_end():
@@ -191,8 +203,11 @@ def test_fits_exactly_at_the_edge_and_not_one_second_more():
 def test_comparisons_hold_in_the_repeated_hour():
     # 02:30 CET (fold=1) comes an hour after 02:30 CEST (fold=0); Python compares and
     # subtracts two times of the same zone by wall time and would call them equal.
-    window = Window(datetime(2026, 10, 25, 1, 0, tzinfo=BERLIN),
-                    datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=BERLIN), "fall back")
+    window = Window(
+        datetime(2026, 10, 25, 1, 0, tzinfo=BERLIN),
+        datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=BERLIN),
+        "fall back",
+    )
     assert window.seconds == 2.5 * 3600
     assert window.contains(datetime(2026, 10, 25, 2, 30, tzinfo=BERLIN))
     assert window.remaining(datetime(2026, 10, 25, 2, 30, tzinfo=BERLIN)) == 3600
@@ -204,16 +219,19 @@ def test_comparisons_hold_in_the_repeated_hour():
 NOW = datetime(2026, 6, 6, 10, 0, 5, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("spec", "start", "end"), [
-    ("now+2h", NOW, NOW + timedelta(hours=2)),
-    ("now+90m", NOW, NOW + timedelta(minutes=90)),
-    ("now+1h30m", NOW, NOW + timedelta(minutes=90)),
-    ("NOW+45s", NOW, NOW + timedelta(seconds=45)),
-    ("2026-06-06T13:00+02:00/2026-06-06T17:00+02:00", utc(2026, 6, 6, 11), utc(2026, 6, 6, 15)),
-    ("2026-06-06T11:00Z/2026-06-06T12:00Z", utc(2026, 6, 6, 11), utc(2026, 6, 6, 12)),
-    ("2026-06-06T13:00+02:00+4h", utc(2026, 6, 6, 11), utc(2026, 6, 6, 15)),
-    ("2026-06-06T09:00:00+00:00+1h30m", utc(2026, 6, 6, 9), utc(2026, 6, 6, 10, 30)),
-])
+@pytest.mark.parametrize(
+    ("spec", "start", "end"),
+    [
+        ("now+2h", NOW, NOW + timedelta(hours=2)),
+        ("now+90m", NOW, NOW + timedelta(minutes=90)),
+        ("now+1h30m", NOW, NOW + timedelta(minutes=90)),
+        ("NOW+45s", NOW, NOW + timedelta(seconds=45)),
+        ("2026-06-06T13:00+02:00/2026-06-06T17:00+02:00", utc(2026, 6, 6, 11), utc(2026, 6, 6, 15)),
+        ("2026-06-06T11:00Z/2026-06-06T12:00Z", utc(2026, 6, 6, 11), utc(2026, 6, 6, 12)),
+        ("2026-06-06T13:00+02:00+4h", utc(2026, 6, 6, 11), utc(2026, 6, 6, 15)),
+        ("2026-06-06T09:00:00+00:00+1h30m", utc(2026, 6, 6, 9), utc(2026, 6, 6, 10, 30)),
+    ],
+)
 def test_good_window_specs(spec, start, end):
     window = parse_spec(spec, NOW)
     assert (window.start, window.end) == (start, end)
@@ -225,22 +243,25 @@ def test_start_plus_duration_keeps_the_start_offset():
     assert window.end.isoformat() == "2026-06-06T17:00:00+02:00"
 
 
-@pytest.mark.parametrize(("spec", "why"), [
-    ("", "no end and no duration"),
-    ("now", "no end and no duration"),
-    ("now+", "needs a unit"),
-    ("now+2", "needs a unit"),
-    ("now+0m", "longer than 0"),
-    ("now+2 hours", "is not a duration"),
-    ("now+1.5h", "is not a duration"),
-    ("tomorrow", "no end and no duration"),
-    ("2026-06-06T13:00/2026-06-06T17:00", "has no UTC offset"),
-    ("2026-06-06T13:00+02:00", "no end and no duration"),
-    ("2026-06-06T13:00+0200", "no end and no duration"),  # not "+200 seconds"
-    ("2026-06-06 13h/2026-06-06 17h", "is not an ISO 8601 time"),
-    ("2026-06-06T17:00Z/2026-06-06T13:00Z", "its end is not after its start"),
-    ("2026-06-06T08:00Z/2026-06-06T09:00Z", "ended at 2026-06-06T09:00:00+00:00"),
-])
+@pytest.mark.parametrize(
+    ("spec", "why"),
+    [
+        ("", "no end and no duration"),
+        ("now", "no end and no duration"),
+        ("now+", "needs a unit"),
+        ("now+2", "needs a unit"),
+        ("now+0m", "longer than 0"),
+        ("now+2 hours", "is not a duration"),
+        ("now+1.5h", "is not a duration"),
+        ("tomorrow", "no end and no duration"),
+        ("2026-06-06T13:00/2026-06-06T17:00", "has no UTC offset"),
+        ("2026-06-06T13:00+02:00", "no end and no duration"),
+        ("2026-06-06T13:00+0200", "no end and no duration"),  # not "+200 seconds"
+        ("2026-06-06 13h/2026-06-06 17h", "is not an ISO 8601 time"),
+        ("2026-06-06T17:00Z/2026-06-06T13:00Z", "its end is not after its start"),
+        ("2026-06-06T08:00Z/2026-06-06T09:00Z", "ended at 2026-06-06T09:00:00+00:00"),
+    ],
+)
 def test_bad_window_specs_give_one_line_naming_the_accepted_forms(spec, why):
     with pytest.raises(ValueError, match="--window") as info:
         parse_spec(spec, NOW)
@@ -256,27 +277,41 @@ def test_bad_window_specs_give_one_line_naming_the_accepted_forms(spec, why):
 def test_as_dict_and_back():
     window = first(weekly("Sun 01:00"), utc(2026, 3, 28))
     data = window.as_dict()
-    assert data == {"start": "2026-03-29T01:00:00+01:00", "end": "2026-03-29T06:00:00+02:00",
-                    "source": "weekly Sun 01:00 Europe/Berlin, 4h"}
+    assert data == {
+        "start": "2026-03-29T01:00:00+01:00",
+        "end": "2026-03-29T06:00:00+02:00",
+        "source": "weekly Sun 01:00 Europe/Berlin, 4h",
+    }
     back = window_from_dict(data)
     assert back == window
     assert back.seconds == 4 * 3600
 
 
-@pytest.mark.parametrize("data", [
-    {"start": "2026-03-29T01:00:00+01:00", "end": "2026-03-29T06:00:00+02:00"},
-    {"start": "2026-03-29T01:00:00", "end": "2026-03-29T06:00:00+02:00", "source": "x"},
-    {"start": "yesterday", "end": "2026-03-29T06:00:00+02:00", "source": "x"},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"start": "2026-03-29T01:00:00+01:00", "end": "2026-03-29T06:00:00+02:00"},
+        {"start": "2026-03-29T01:00:00", "end": "2026-03-29T06:00:00+02:00", "source": "x"},
+        {"start": "yesterday", "end": "2026-03-29T06:00:00+02:00", "source": "x"},
+    ],
+)
 def test_window_from_dict_refuses_what_as_dict_never_writes(data):
     with pytest.raises(ValueError):
         window_from_dict(data)
 
 
-@pytest.mark.parametrize(("value", "seconds"), [
-    (5400, 5400.0), (90.5, 90.5), ("4h", 14400.0), ("90m", 5400.0), ("1h30m", 5400.0),
-    ("45s", 45.0), ("1h 30m", 5400.0),
-])
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (5400, 5400.0),
+        (90.5, 90.5),
+        ("4h", 14400.0),
+        ("90m", 5400.0),
+        ("1h30m", 5400.0),
+        ("45s", 45.0),
+        ("1h 30m", 5400.0),
+    ],
+)
 def test_durations_take_the_config_grammar(value, seconds):
     assert parse_duration(value) == seconds
 
@@ -287,9 +322,18 @@ def test_bad_durations(value):
         parse_duration(value)
 
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (0, "0s"), (59.9, "59s"), (725, "12m5s"), (4320, "1h12m"), (4379, "1h12m"),
-    (14400, "4h"), (3 * 86400 + 14 * 3600 + 21 * 60 + 7, "3d14h21m"), (-5, "0s"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (59.9, "59s"),
+        (725, "12m5s"),
+        (4320, "1h12m"),
+        (4379, "1h12m"),
+        (14400, "4h"),
+        (3 * 86400 + 14 * 3600 + 21 * 60 + 7, "3d14h21m"),
+        (-5, "0s"),
+    ],
+)
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text

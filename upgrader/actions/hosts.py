@@ -100,7 +100,8 @@ def enable_host(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[
     path = ctx.run_dir / HOSTS_FILE
     known: dict[str, dict[str, Any]] = read_json(path, {})
     names = step.hosts or tuple(
-        name for name, e in sorted(known.items())
+        name
+        for name, e in sorted(known.items())
         if e.get("disabled_by_run") and not e.get("enabled_again")
     )
     pool = _pool(client)
@@ -201,8 +202,11 @@ def _dry_plan(client: OneClient, hosts: Sequence[Host], batch: Sequence[str]) ->
     for host in hosts:
         for vm in _on(pool, host):
             target = placement.place(capacity, batch, placement.need_of(vm), reserved)
-            plan[str(vm.id)] = {"name": vm.name, "from": host.name,
-                                "to": target.name if target else None}
+            plan[str(vm.id)] = {
+                "name": vm.name,
+                "from": host.name,
+                "to": target.name if target else None,
+            }
     return plan
 
 
@@ -241,8 +245,10 @@ def _drain_one(
         entry = {"name": vm.name, "from": host.name, "to": target.name, "status": "migrating"}
         vms[str(vm.id)] = {**vms.get(str(vm.id), {}), **entry}
         _save_drained(ctx, host.name, hop, vms)
-        ctx.progress(f"{_tag(step)} VM {vm.id} ({vm.name}): {host.name} -> {target.name} "
-                     f"({_share(moved_now, moved_now + len(here), time.monotonic() - started)})")
+        ctx.progress(
+            f"{_tag(step)} VM {vm.id} ({vm.name}): {host.name} -> {target.name} "
+            f"({_share(moved_now, moved_now + len(here), time.monotonic() - started)})"
+        )
         vm_migrate(client, vm.id, target.id, live=True)
         _await(client, ctx, vm.id, entry, budget, interval)
         vms[str(vm.id)]["status"] = "moved"
@@ -268,7 +274,11 @@ def _back_on_source(client: OneClient, vid: int, entry: Mapping[str, Any]) -> bo
 
 
 def _settle(
-    client: OneClient, ctx: ContextLike, host: Host, here: list[Vm], budget: float,
+    client: OneClient,
+    ctx: ContextLike,
+    host: Host,
+    here: list[Vm],
+    budget: float,
     interval: float,
 ) -> None:
     lost = [vm for vm in here if vm.lcm_state is LcmState.UNKNOWN]
@@ -289,10 +299,15 @@ def _settle(
 
 
 def _await(
-    client: OneClient, ctx: ContextLike, vid: int, entry: Mapping[str, Any], budget: float,
+    client: OneClient,
+    ctx: ContextLike,
+    vid: int,
+    entry: Mapping[str, Any],
+    budget: float,
     interval: float,
 ) -> None:
     """Wait until the VM runs on ``entry['to']``; raise if oned rolled it back or past budget."""
+
     def arrived() -> bool:
         vm = client.vm(vid)  # all history records: the stay on the source must be closed
         if vm.state is VmState.DONE:
@@ -362,8 +377,14 @@ def move_back_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mappin
 
 
 def _bring_back(
-    client: OneClient, step: StepLike, ctx: ContextLike, host: Host, vid: int,
-    entry: Mapping[str, Any], budget: float, interval: float,
+    client: OneClient,
+    step: StepLike,
+    ctx: ContextLike,
+    host: Host,
+    vid: int,
+    entry: Mapping[str, Any],
+    budget: float,
+    interval: float,
 ) -> str:
     vm = next((v for v in client.vm_pool() if v.id == vid), None)
     if vm is None:

@@ -89,8 +89,11 @@ def suspend_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[
     targets = {int(v): info for v, info in saved["vms"].items()}
     # A VM that RUNs again at the start of this attempt was resumed since (a failed run's
     # undo): this attempt suspends it again. Within one attempt a move is sent only once.
-    again = [v for v, info in targets.items() if info["sent"]
-             and now.get(v, (None, None))[:2] == (VmState.ACTIVE, LcmState.RUNNING)]
+    again = [
+        v
+        for v, info in targets.items()
+        if info["sent"] and now.get(v, (None, None))[:2] == (VmState.ACTIVE, LcmState.RUNNING)
+    ]
     for vid in again:
         targets[vid]["sent"] = []
     if again:

@@ -19,15 +19,38 @@ from upgrader.opennebula.template import Vector
 
 # DISK sub-attributes oned writes when it binds an image (3.2: Image::disk_attribute; 3.4+:
 # Datastore::disk_attribute adds DATASTORE*, TM_MAD, CLUSTER_ID).
-_IMAGE_DISK_RUNTIME = frozenset({
-    "CLONE", "DISK_ID", "IMAGE", "IMAGE_ID", "IMAGE_UNAME", "READONLY", "SAVE", "SAVE_AS",
-    "SOURCE", "TYPE", "DATASTORE", "DATASTORE_ID", "TM_MAD", "CLUSTER_ID",
-})
+_IMAGE_DISK_RUNTIME = frozenset(
+    {
+        "CLONE",
+        "DISK_ID",
+        "IMAGE",
+        "IMAGE_ID",
+        "IMAGE_UNAME",
+        "READONLY",
+        "SAVE",
+        "SAVE_AS",
+        "SOURCE",
+        "TYPE",
+        "DATASTORE",
+        "DATASTORE_ID",
+        "TM_MAD",
+        "CLUSTER_ID",
+    }
+)
 _DISK_RUNTIME = frozenset({"DISK_ID", "SAVE_AS", "DATASTORE", "DATASTORE_ID", "TM_MAD"})
 # NIC sub-attributes oned writes from the virtual network when it leases an address.
-_NIC_RUNTIME = frozenset({
-    "BRIDGE", "MAC", "NETWORK", "NETWORK_UNAME", "VLAN", "VLAN_ID", "PHYDEV", "CLUSTER_ID",
-})
+_NIC_RUNTIME = frozenset(
+    {
+        "BRIDGE",
+        "MAC",
+        "NETWORK",
+        "NETWORK_UNAME",
+        "VLAN",
+        "VLAN_ID",
+        "PHYDEV",
+        "CLUSTER_ID",
+    }
+)
 _TOP_RUNTIME = frozenset({"VMID", "NAME"})
 VNC_BASE_PORT = 5900  # oned 3.x gives a VM without GRAPHICS/PORT the port 5900 + its id
 

@@ -137,8 +137,9 @@ def shutdown_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping
             if move is not None:
                 moves += _send(client, step, ctx, vid, records[vid]["name"], move, sent)
         if moves:
-            write_json(path, {"phase": phase, "sent": sent, "targets": targets,
-                          "seen_shutting_down": seen})
+            write_json(
+                path, {"phase": phase, "sent": sent, "targets": targets, "seen_shutting_down": seen}
+            )
         return not now
 
     while not wait_until(ctx, deadline, _interval(step), settled):
@@ -155,18 +156,23 @@ def shutdown_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping
             )
         phase = vmrecord.HARD
         ctx.progress(f"{_tag(step)} shutdown budget spent; cancelling the VMs still up")
-        write_json(path, {"phase": phase, "sent": sent, "targets": targets,
-                          "seen_shutting_down": seen})
+        write_json(
+            path, {"phase": phase, "sent": sent, "targets": targets, "seen_shutting_down": seen}
+        )
         deadline = ctx.clock() + budgets[phase]
     ctx.progress(f"{_tag(step)} all {len(records)} recorded VMs are DONE")
-    per_vm = {str(vid): {"name": r["name"], "was": f"{r['state']}/{r['lcm_state']}",
-                         "actions": sent.get(str(vid), [])} for vid, r in sorted(records.items())}
+    per_vm = {
+        str(vid): {
+            "name": r["name"],
+            "was": f"{r['state']}/{r['lcm_state']}",
+            "actions": sent.get(str(vid), []),
+        }
+        for vid, r in sorted(records.items())
+    }
     return {"done": len(records), "phase_reached": phase, "actions": sent, "vms": per_vm}
 
 
-def _current(
-    client: OneClient, records: Mapping[int, Any]
-) -> dict[int, tuple[VmState, LcmState]]:
+def _current(client: OneClient, records: Mapping[int, Any]) -> dict[int, tuple[VmState, LcmState]]:
     """State of each recorded VM that is not DONE yet."""
     return {
         vm.id: (vm.state, vm.lcm_state)
@@ -206,8 +212,11 @@ def recreate_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping
     alive = {vm.id for vm in client.vm_pool()}
     gone = [r for r in records if incarnation(mapping, r) not in alive]
     if ctx.dry_run:
-        return {"dry_run": True, "would_recreate": [r["id"] for r in gone],
-                "alive": len(records) - len(gone)}
+        return {
+            "dry_run": True,
+            "would_recreate": [r["id"] for r in gone],
+            "alive": len(records) - len(gone),
+        }
     hosts = {host.name: host.id for host in client.host_pool()}
     me = _my_uid(client)
     for record in gone:
@@ -287,8 +296,7 @@ def _allocate(
     owners = {record["uid"], me}
     newest = incarnation(mapping, record)
     for vm in client.vm_pool():
-        if (vm.name == record["name"] and vm.uid in owners and vm.id > newest
-                and vm.id not in taken):
+        if vm.name == record["name"] and vm.uid in owners and vm.id > newest and vm.id not in taken:
             return vm.id, False
     try:
         return vm_allocate(client, vmrecord.reallocation_template(record)), True
@@ -350,8 +358,7 @@ def _wait_running(
             vm = now.get(new_id)
             if vm is not None and vm.state is VmState.FAILED:
                 raise UpgraderError(
-                    f"re-created VM {new_id} ({record['name']}) FAILED to boot on "
-                    f"{vm.host or '-'}",
+                    f"re-created VM {new_id} ({record['name']}) FAILED to boot on {vm.host or '-'}",
                     hint="read the VM's log on the front end (/var/log/one/<id>.log), fix the "
                     "host, then resume",
                 )

@@ -63,7 +63,6 @@ class PlaybookStatus(StrEnum):
     TIMEOUT = "timeout"
 
 
-
 @dataclass(frozen=True)
 class TaskChange:
     """A task that changed (or, in check mode, would change) a host; ``diff`` is a summary."""
@@ -72,7 +71,6 @@ class TaskChange:
     task: str
     action: str
     diff: str = ""
-
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,31 @@ def lab() -> None:
 @click.option("--subnet", default="10.77.0.0/24", show_default=True, help="the lab's /24")
 @click.option("--hosts-staging", type=click.IntRange(1, 9), default=2, show_default=True)
 @click.option("--hosts-production", type=click.IntRange(1, 9), default=3, show_default=True)
-@click.option("--vms", type=click.IntRange(0, 200), default=8, show_default=True,
-              help="VMs per cloud")
-@click.option("--version", "release", type=click.Choice(["3.2.1", "3.4.1", "3.6.0"]),
-              default="3.2.1", show_default=True, help="the starting OpenNebula version")
-def lab_up(name: str, subnet: str, hosts_staging: int, hosts_production: int, vms: int,
-           release: str) -> None:
+@click.option(
+    "--vms", type=click.IntRange(0, 200), default=8, show_default=True, help="VMs per cloud"
+)
+@click.option(
+    "--version",
+    "release",
+    type=click.Choice(["3.2.1", "3.4.1", "3.6.0"]),
+    default="3.2.1",
+    show_default=True,
+    help="the starting OpenNebula version",
+)
+def lab_up(
+    name: str, subnet: str, hosts_staging: int, hosts_production: int, vms: int, release: str
+) -> None:
     """Build the lab."""
     from upgrader.lab.lab import LabSpec, parse_subnet, up
 
-    spec = LabSpec(name=name, subnet=parse_subnet(subnet), hosts_staging=hosts_staging,
-                   hosts_production=hosts_production, vms=vms, version=release)
+    spec = LabSpec(
+        name=name,
+        subnet=parse_subnet(subnet),
+        hosts_staging=hosts_staging,
+        hosts_production=hosts_production,
+        vms=vms,
+        version=release,
+    )
     up(spec, log=lambda line: click.echo(line, err=True))
 
 

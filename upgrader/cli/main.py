@@ -18,8 +18,18 @@ def cli() -> None:
     """Plan, run, check and report OpenNebula 3.x upgrades and storage migrations."""
 
 
-for command in (runs.plan, runs.run, runs.resume, runs.status, runs.abort, report.report,
-                gates.gates, lab.lab, windows.windows, windows.schedule):
+for command in (
+    runs.plan,
+    runs.run,
+    runs.resume,
+    runs.status,
+    runs.abort,
+    report.report,
+    gates.gates,
+    lab.lab,
+    windows.windows,
+    windows.schedule,
+):
     cli.add_command(command)
 
 
@@ -40,9 +50,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug of ours: one line here, the traceback kept for the report
         kept = _keep_traceback()
-        click.echo(f"error: internal error: {type(exc).__name__}: {exc} (hint: this is a bug "
-                   f"in upgrader; the traceback is in {kept}; the journal says where the run "
-                   "stands, `upgrader status`)", err=True)
+        click.echo(
+            f"error: internal error: {type(exc).__name__}: {exc} (hint: this is a bug "
+            f"in upgrader; the traceback is in {kept}; the journal says where the run "
+            "stands, `upgrader status`)",
+            err=True,
+        )
         sys.exit(1)
     sys.exit(0)
 

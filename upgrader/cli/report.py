@@ -55,8 +55,9 @@ def write_private(path: Path, text: str) -> None:
 def _format_of(path: Path) -> str:
     fmt = format_of(path.name)
     if fmt is None:
-        raise UsageError(f"--report {path}: the suffix says no format",
-                         hint="name the file .md, .html or .json")
+        raise UsageError(
+            f"--report {path}: the suffix says no format", hint="name the file .md, .html or .json"
+        )
     return fmt
 
 
@@ -82,9 +83,16 @@ def report_option(command: str) -> Callable[[Callable[..., Any]], Callable[..., 
             writer = _after_run if command == "run" else _after_plan
             return writer(f, report, args, kwargs)
 
-        return click.option("--report", "report", type=click.Path(path_type=Path),
-                            metavar="FILE", callback=_check, expose_value=True,
-                            is_eager=True, help=REPORT_HELP[command])(wrapper)
+        return click.option(
+            "--report",
+            "report",
+            type=click.Path(path_type=Path),
+            metavar="FILE",
+            callback=_check,
+            expose_value=True,
+            is_eager=True,
+            help=REPORT_HELP[command],
+        )(wrapper)
 
     return decorate
 
@@ -101,9 +109,15 @@ def _after_run(f: Callable[..., Any], report: Path, args: Any, kwargs: dict[str,
     try:
         return f(*args, **kwargs)
     finally:
-        new = sorted(p.name for p in runs_dir.glob(f"{ws.env.name}-*")
-                     if p.name not in before and (p / "journal.jsonl").is_file()) \
-            if runs_dir.is_dir() else []
+        new = (
+            sorted(
+                p.name
+                for p in runs_dir.glob(f"{ws.env.name}-*")
+                if p.name not in before and (p / "journal.jsonl").is_file()
+            )
+            if runs_dir.is_dir()
+            else []
+        )
         if new:
             _write_report(ws, new[-1], report)
         else:
@@ -137,8 +151,9 @@ def _plan_report(kwargs: dict[str, Any], report: Path) -> None:
     from upgrader.windows.choose import forecast, now, window_dict
 
     ws = _workspace(kwargs)
-    plan, _ = prepare_plan(ws, client_for(ws.env), kwargs.get("target") or "3.6",
-                           kwargs.get("accept") or ())
+    plan, _ = prepare_plan(
+        ws, client_for(ws.env), kwargs.get("target") or "3.6", kwargs.get("accept") or ()
+    )
     at = now()
     window = forecast(ws, None, at)
     model = from_plan(plan.to_dict(), window_dict(window), estimates(ws, plan), at.isoformat())
@@ -150,8 +165,14 @@ def _plan_report(kwargs: dict[str, Any], report: Path) -> None:
 @click.argument("run_id")
 @config_option
 @stage_option
-@click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md",
-              show_default=True, help="Markdown, a self-contained HTML page, or JSON")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "html", "json"]),
+    default="md",
+    show_default=True,
+    help="Markdown, a self-contained HTML page, or JSON",
+)
 @click.option("-o", "output", type=click.Path(path_type=Path), help="write to FILE (mode 0600)")
 def report(run_id: str, config: Path | None, stage: bool, fmt: str, output: Path | None) -> None:
     """The report of a run (what happened) or of a dry run (what would happen)."""
@@ -160,5 +181,3 @@ def report(run_id: str, config: Path | None, stage: bool, fmt: str, output: Path
         write_private(output, text)
     else:
         click.echo(text, nl=False)
-
-

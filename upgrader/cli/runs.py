@@ -37,8 +37,9 @@ from upgrader.gates.model import Verdict
 @json_option("the plan")
 @accept_option
 @report_option("plan")
-def plan(target: str, config: Path | None, stage: bool, as_json: bool,
-         accept: tuple[str, ...]) -> None:
+def plan(
+    target: str, config: Path | None, stage: bool, as_json: bool, accept: tuple[str, ...]
+) -> None:
     """Read-only: detect the version and print the plan and its findings."""
     from upgrader.run.context import client_for
     from upgrader.run.prepare import prepare_plan
@@ -57,8 +58,10 @@ def plan(target: str, config: Path | None, stage: bool, as_json: bool,
 def render_plan(p: Any) -> str:
     """The plan as lines for a terminal."""
     what = "OpenNebula" if p.current_version[:1].isdigit() else "storage"
-    lines = [f"plan for {p.environment}: {what} {p.current_version} -> {p.target_version}, "
-             f"{len(p.steps)} steps, about {p.estimate / 60:.0f} min"]
+    lines = [
+        f"plan for {p.environment}: {what} {p.current_version} -> {p.target_version}, "
+        f"{len(p.steps)} steps, about {p.estimate / 60:.0f} min"
+    ]
     for s in p.steps:
         mark = "  <- point of no return" if s.point_of_no_return else ""
         hosts = f" [{s.limit}]" if s.limit else ""
@@ -74,25 +77,40 @@ def render_plan(p: Any) -> str:
 @click.argument("target")
 @config_option
 @stage_option
-@click.option("--dry-run", is_flag=True,
-              help="change nothing: show the plan, the VMs it moves, the preflight and check mode")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="change nothing: show the plan, the VMs it moves, the preflight and check mode",
+)
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @accept_option
 @click.option("--take-over", is_flag=True, help="take over a stale run lock")
-@click.option("--without-rehearsal", metavar="REASON",
-              help="run although staging has not passed this plan (the reason is journaled)")
+@click.option(
+    "--without-rehearsal",
+    metavar="REASON",
+    help="run although staging has not passed this plan (the reason is journaled)",
+)
 @window_option
 @report_option("run")
-def run(target: str, config: Path | None, stage: bool, dry_run: bool, yes: bool,
-        accept: tuple[str, ...], take_over: bool, without_rehearsal: str | None,
-        window: str | None) -> None:
+def run(
+    target: str,
+    config: Path | None,
+    stage: bool,
+    dry_run: bool,
+    yes: bool,
+    accept: tuple[str, ...],
+    take_over: bool,
+    without_rehearsal: str | None,
+    window: str | None,
+) -> None:
     """Run the plan that takes the cloud to TARGET: a version (3.4, 3.6) or a storage (nfs)."""
     from upgrader.run.start import StartOptions, start_run
 
     if dry_run and take_over:
-        raise UsageError("--take-over with --dry-run: a dry run takes no lock, so there is "
-                         "none to take over", hint="drop --take-over; the dry run says "
-                         "whether the real run needs it")
+        raise UsageError(
+            "--take-over with --dry-run: a dry run takes no lock, so there is none to take over",
+            hint="drop --take-over; the dry run says whether the real run needs it",
+        )
     ws = host_workspace(config, stage)
 
     def confirm(p: Any) -> bool:
@@ -101,10 +119,13 @@ def run(target: str, config: Path | None, stage: bool, dry_run: bool, yes: bool,
         return yes or click.confirm(f"run this plan on {ws.env.name}?", err=True)
 
     if without_rehearsal is not None and not without_rehearsal.strip():
-        raise UsageError("--without-rehearsal needs a reason",
-                         hint='e.g. --without-rehearsal "staging is down, CAB 4711 approved"')
-    opts = StartOptions(target, dry_run, accept, take_over, without_rehearsal, progress,
-                             confirm, window)
+        raise UsageError(
+            "--without-rehearsal needs a reason",
+            hint='e.g. --without-rehearsal "staging is down, CAB 4711 approved"',
+        )
+    opts = StartOptions(
+        target, dry_run, accept, take_over, without_rehearsal, progress, confirm, window
+    )
     if dry_run:
         from upgrader.run import dryrun
 
@@ -119,22 +140,34 @@ def render_dry_run(d: Any) -> str:
     lines = [f"dry run {d.run_id} (journal {d.journal})", render_plan(d.plan)]
     points = [s.id for s in d.plan.steps if s.point_of_no_return]
     if points:
-        lines.append(f"point of no return: {', '.join(points)} (once past it, going back "
-                     "means restoring the hop's backup)")
+        lines.append(
+            f"point of no return: {', '.join(points)} (once past it, going back "
+            "means restoring the hop's backup)"
+        )
     lines += _render_vms(d.impact)
-    lines.append(f"preflight: the gates before {d.preflight_step}, on the cloud as it is now:"
-                 if d.preflight else "preflight: the first step names no gates")
+    lines.append(
+        f"preflight: the gates before {d.preflight_step}, on the cloud as it is now:"
+        if d.preflight
+        else "preflight: the first step names no gates"
+    )
     for r in d.preflight:
         hint = f" (hint: {r.hint})" if r.hint and r.verdict != Verdict.PASS else ""
         lines.append(f"  {r.verdict.upper()} {r.gate}: {r.evidence.get('summary', '')}{hint}")
     if d.skipped_gates:
-        lines.append(f"  {d.skipped_gates} later gate checks skipped: they would judge a cloud "
-                     "the steps before them had changed")
-    lines.append("check mode, each playbook once with diff (host: tasks that would change; "
-                 "commands do not run in check mode and are not counted):")
+        lines.append(
+            f"  {d.skipped_gates} later gate checks skipped: they would judge a cloud "
+            "the steps before them had changed"
+        )
+    lines.append(
+        "check mode, each playbook once with diff (host: tasks that would change; "
+        "commands do not run in check mode and are not counted):"
+    )
     for c in d.checks:
-        said = (", ".join(f"{h}: {n}" for h, n in c.changes.items() if n) or "no change"
-                if c.predicted else f"check mode could not predict this step: {c.reason}")
+        said = (
+            ", ".join(f"{h}: {n}" for h, n in c.changes.items() if n) or "no change"
+            if c.predicted
+            else f"check mode could not predict this step: {c.reason}"
+        )
         lines.append(f"  {c.group.label:<34} {c.group.playbook:<26} {said}")
     if d.lock_note:
         lines.append(f"run lock: {d.lock_note}: the real run needs --take-over")
@@ -145,18 +178,25 @@ def render_dry_run(d: Any) -> str:
 def _render_vms(impact: Any) -> list[str]:
     lines = []
     if impact.shut_down_hop:
-        lines.append(f"VMs shut down for onedb in {impact.shut_down_hop} and re-created on "
-                     f"their hosts ({len(impact.shut_down)}):")
-        lines.append(f"  {'id':>4}  {'name':<20} {'owner':<12} {'host':<12} {'state':<10} "
-                     "non-persistent disks")
+        lines.append(
+            f"VMs shut down for onedb in {impact.shut_down_hop} and re-created on "
+            f"their hosts ({len(impact.shut_down)}):"
+        )
+        lines.append(
+            f"  {'id':>4}  {'name':<20} {'owner':<12} {'host':<12} {'state':<10} "
+            "non-persistent disks"
+        )
         for vm in impact.shut_down:
-            lines.append(f"  {vm.id:>4}  {vm.name:<20} {vm.owner:<12} {vm.host or '-':<12} "
-                         f"{vm.state:<10} {', '.join(vm.nonpersistent_disks) or 'none'}")
+            lines.append(
+                f"  {vm.id:>4}  {vm.name:<20} {vm.owner:<12} {vm.host or '-':<12} "
+                f"{vm.state:<10} {', '.join(vm.nonpersistent_disks) or 'none'}"
+            )
     if impact.drains:
         lines.append("VMs live-migrated off each host before its upgrade, and moved back after:")
     for drain in impact.drains:
-        moves = ", ".join(f"{m.id} {m.name} ({m.owner}) -> {m.to or 'nowhere: ' + m.why}"
-                          for m in drain.moves)
+        moves = ", ".join(
+            f"{m.id} {m.name} ({m.owner}) -> {m.to or 'nowhere: ' + m.why}" for m in drain.moves
+        )
         lines.append(f"  {drain.step:<24} {','.join(drain.hosts)}: {moves or 'no VMs'}")
     if impact.ids_change:
         lines.append("  (the ids are today's: the VMs re-created for onedb get new ones)")
@@ -170,14 +210,21 @@ def _render_vms(impact: Any) -> list[str]:
 @click.option("--yes", is_flag=True, help="run an interrupted non-idempotent step again")
 @click.option("--take-over", is_flag=True, help="take over a stale run lock of another run")
 @window_option
-def resume(run_id: str | None, config: Path | None, stage: bool, yes: bool,
-           take_over: bool, window: str | None) -> None:
+def resume(
+    run_id: str | None,
+    config: Path | None,
+    stage: bool,
+    yes: bool,
+    take_over: bool,
+    window: str | None,
+) -> None:
     """Continue a paused, failed or interrupted run from its journal."""
     from upgrader.run.resume import resume_run
 
     ws = host_workspace(config, stage)
-    click.echo(resume_run(ws, run_id, yes=yes, take_over=take_over, progress=progress,
-                               window_spec=window))
+    click.echo(
+        resume_run(ws, run_id, yes=yes, take_over=take_over, progress=progress, window_spec=window)
+    )
 
 
 @click.command()
@@ -200,9 +247,11 @@ def status(run_id: str | None, config: Path | None, stage: bool, as_json: bool) 
         return
     for row in [data] if run_id else data:
         word = row.get("status", "?") + (" (dry run)" if row.get("dry_run") else "")
-        click.echo(f"{row['run_id']:<36} {word:<10} "
-                   f"{row.get('steps_done', 0)}/{row.get('steps', 0)} steps"
-                   + (f", next {row['next_step']}" if row.get("next_step") else ""))
+        click.echo(
+            f"{row['run_id']:<36} {word:<10} "
+            f"{row.get('steps_done', 0)}/{row.get('steps', 0)} steps"
+            + (f", next {row['next_step']}" if row.get("next_step") else "")
+        )
 
 
 @click.command()

@@ -41,8 +41,10 @@ def check_inventory(env: Environment) -> None:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{where} does not exist", hint=f"fix environments.{env.name}."
-                          "inventory in the site config") from None
+        raise ConfigError(
+            f"{where} does not exist",
+            hint=f"fix environments.{env.name}.inventory in the site config",
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {where}: {exc.strerror or exc}") from None
     if path.suffix not in _YAML_SUFFIXES:
@@ -67,8 +69,12 @@ def check_inventory(env: Environment) -> None:
 
     for group in REQUIRED_GROUPS:
         if not members(group):
-            doc.fail(doc.root, group, f"no group '{group}' with a host: upgrader needs the "
-                     f"groups {' and '.join(REQUIRED_GROUPS)}")
+            doc.fail(
+                doc.root,
+                group,
+                f"no group '{group}' with a host: upgrader needs the "
+                f"groups {' and '.join(REQUIRED_GROUPS)}",
+            )
 
 
 Keys = dict[str, tuple[yaml.Node, yaml.Node]]
@@ -82,8 +88,11 @@ def _groups(doc: YamlFile, mapping: yaml.MappingNode, path: str) -> Iterator[tup
             yield name, {}, group_path
             continue
         if not isinstance(value, yaml.MappingNode):
-            doc.fail(value, group_path, f"expected a group (hosts, vars, children), got "
-                     f"{describe(value)}")
+            doc.fail(
+                value,
+                group_path,
+                f"expected a group (hosts, vars, children), got {describe(value)}",
+            )
         keys = doc.fields(value, group_path, _GROUP_KEYS)
         yield name, keys, group_path
         for part in ("vars", "children"):
@@ -100,8 +109,11 @@ def _hosts(doc: YamlFile, keys: Keys, path: str) -> set[str]:
         return set()
     node = keys["hosts"][1]
     if not isinstance(node, yaml.MappingNode):
-        doc.fail(node, f"{path}.hosts", f"expected a mapping of hosts to their vars, got "
-                 f"{describe(node)}")
+        doc.fail(
+            node,
+            f"{path}.hosts",
+            f"expected a mapping of hosts to their vars, got {describe(node)}",
+        )
     names = set()
     for host_key, host_vars in node.value:
         host = str(host_key.value)
@@ -110,8 +122,11 @@ def _hosts(doc: YamlFile, keys: Keys, path: str) -> set[str]:
         if _is_null(host_vars):
             continue
         if not isinstance(host_vars, yaml.MappingNode):
-            doc.fail(host_vars, host_path, f"expected the host's vars (a mapping), got "
-                     f"{describe(host_vars)}")
+            doc.fail(
+                host_vars,
+                host_path,
+                f"expected the host's vars (a mapping), got {describe(host_vars)}",
+            )
         for var_key, value in host_vars.value:
             if var_key.value == "ansible_host":
                 if _is_null(value):

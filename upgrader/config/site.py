@@ -54,8 +54,16 @@ REQUIRED_ENVIRONMENTS = ("staging", "production")
 DEFAULT_ONED_TIMEOUT = 30.0
 
 _TOP_KEYS = ("lab", "environments", "runs_dir", "runbooks_dir", "playbooks_dir")
-_ENV_KEYS = ("oned", "credentials", "inventory", "requires_rehearsal_on", "windows",
-             "batch_size", "vault_password_file", "oned_timeout")
+_ENV_KEYS = (
+    "oned",
+    "credentials",
+    "inventory",
+    "requires_rehearsal_on",
+    "windows",
+    "batch_size",
+    "vault_password_file",
+    "oned_timeout",
+)
 _WEEKLY_KEYS = ("weekly", "duration", "timezone")
 _DATED_KEYS = ("start", "end")
 _WEEKLY = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([01]\d|2[0-3]):[0-5]\d")
@@ -95,35 +103,47 @@ class SiteConfig:
             return self.environments[name]
         except KeyError:
             known = ", ".join(sorted(self.environments))
-            raise ConfigError(f"no environment '{name}' in {self.path}: it has {known}",
-                              hint="--stage selects staging; without it, production") from None
+            raise ConfigError(
+                f"no environment '{name}' in {self.path}: it has {known}",
+                hint="--stage selects staging; without it, production",
+            ) from None
 
 
 # ------------------------------------------------------------------ discovery
 def netns_exists(name: str) -> bool:
     """Whether ``ip netns list`` shows a network namespace called ``name``."""
     try:
-        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
-                                timeout=10, check=False).stdout
+        listed = subprocess.run(
+            ["ip", "netns", "list"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return False
     return any(line.split()[0] == name for line in listed.splitlines() if line.strip())
 
 
-def find_config(explicit: Path | None, *, environ: Mapping[str, str], cwd: Path,
-                lab_root: Path = LAB_ROOT,
-                lab_is_up: Callable[[str], bool] | None = None) -> Path:
+def find_config(
+    explicit: Path | None,
+    *,
+    environ: Mapping[str, str],
+    cwd: Path,
+    lab_root: Path = LAB_ROOT,
+    lab_is_up: Callable[[str], bool] | None = None,
+) -> Path:
     """The site config to use: ``--config``, ``$UPGRADER_CONFIG``, ``./upgrader.yml``, then
     the config of the one lab that is up (``lab_is_up(name)``, default: its ``<name>-ctl``
     network namespace exists)."""
-    for given, source in ((explicit, "--config"), (environ.get("UPGRADER_CONFIG"),
-                                                    "$UPGRADER_CONFIG")):
+    for given, source in (
+        (explicit, "--config"),
+        (environ.get("UPGRADER_CONFIG"), "$UPGRADER_CONFIG"),
+    ):
         if given:
             path = cwd / Path(given)
             if not path.is_file():
                 problem = "is not a file" if path.exists() else "does not exist"
-                raise ConfigError(f"site config '{path}' (from {source}) {problem}",
-                                  hint=f"check the path given by {source}")
+                raise ConfigError(
+                    f"site config '{path}' (from {source}) {problem}",
+                    hint=f"check the path given by {source}",
+                )
             return path
     if (cwd / CONFIG_NAME).is_file():
         return cwd / CONFIG_NAME
@@ -133,10 +153,14 @@ def find_config(explicit: Path | None, *, environ: Mapping[str, str], cwd: Path,
         return labs[0]
     if len(labs) > 1:
         names = ", ".join(p.parent.name for p in labs)
-        raise ConfigError(f"several labs are up ({names}): say which config to use",
-                          hint=f"pass --config {labs[0]}")
-    raise ConfigError("no site config: pass --config FILE, set UPGRADER_CONFIG, or create "
-                      f"./{CONFIG_NAME}", hint="upgrader lab up writes one for the built-in lab")
+        raise ConfigError(
+            f"several labs are up ({names}): say which config to use",
+            hint=f"pass --config {labs[0]}",
+        )
+    raise ConfigError(
+        f"no site config: pass --config FILE, set UPGRADER_CONFIG, or create ./{CONFIG_NAME}",
+        hint="upgrader lab up writes one for the built-in lab",
+    )
 
 
 # -------------------------------------------------------------------- loading
@@ -150,9 +174,10 @@ def load_config(path: Path) -> SiteConfig:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"site config '{path}' does not exist",
-                          hint="pass --config FILE, set UPGRADER_CONFIG, or create "
-                          f"./{CONFIG_NAME}") from None
+        raise ConfigError(
+            f"site config '{path}' does not exist",
+            hint=f"pass --config FILE, set UPGRADER_CONFIG, or create ./{CONFIG_NAME}",
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read site config '{path}': {exc.strerror or exc}") from None
     doc = YamlFile(path, data, ConfigFileError)
@@ -173,51 +198,78 @@ def load_config(path: Path) -> SiteConfig:
     for missing in REQUIRED_ENVIRONMENTS:
         if missing not in names:
             doc.fail(envs_node, f"environments.{missing}", "missing required environment")
-    environments = {name: _environment(doc, name, value, base)
-                    for name, (_, value) in names.items()}
+    environments = {
+        name: _environment(doc, name, value, base) for name, (_, value) in names.items()
+    }
     _check_rehearsals(doc, environments, names)
     return SiteConfig(
-        path=path.absolute(), environments=environments,
+        path=path.absolute(),
+        environments=environments,
         runs_dir=directory("runs_dir", base / "runs", must_exist=False),
         runbooks_dir=directory("runbooks_dir", PROJECT_DIR / "runbooks", must_exist=True),
         playbooks_dir=directory("playbooks_dir", PROJECT_DIR / "playbooks", must_exist=True),
-        lab=doc.text(top["lab"][1], "lab") if "lab" in top else None)
+        lab=doc.text(top["lab"][1], "lab") if "lab" in top else None,
+    )
 
 
 def _environment(doc: YamlFile, name: str, node: yaml.Node, base: Path) -> Environment:
     path = f"environments.{name}"
     if not IDENTIFIER.fullmatch(name):
-        doc.fail(node, path, f"'{name}' is not an environment name (lower-case letters, "
-                 "digits and dashes)")
+        doc.fail(
+            node,
+            path,
+            f"'{name}' is not an environment name (lower-case letters, digits and dashes)",
+        )
     keys = doc.fields(node, path, _ENV_KEYS, required=("oned", "credentials", "inventory"))
     oned = doc.text(keys["oned"][1], f"{path}.oned")
     url = urlsplit(oned)
     if url.scheme not in ("http", "https") or not url.hostname or not _valid_port(url):
-        doc.fail(keys["oned"][1], f"{path}.oned", f"'{oned}' is not an http(s) URL like "
-                 "http://frontend:2633/RPC2")
+        doc.fail(
+            keys["oned"][1],
+            f"{path}.oned",
+            f"'{oned}' is not an http(s) URL like http://frontend:2633/RPC2",
+        )
     windows = ()
     if "windows" in keys:
-        windows = tuple(_window(doc, item, f"{path}.windows[{i}]") for i, item in
-                        enumerate(doc.items(keys["windows"][1], f"{path}.windows")))
+        windows = tuple(
+            _window(doc, item, f"{path}.windows[{i}]")
+            for i, item in enumerate(doc.items(keys["windows"][1], f"{path}.windows"))
+        )
     vault = None
     if "vault_password_file" in keys:
         # Checked now, like ssh checks a key: a run must not stop at its first play for it.
         vault = base / doc.text(keys["vault_password_file"][1], f"{path}.vault_password_file")
-        os.close(_open_private(vault, "vault password file", name,
-                               "write the vault password to it, then chmod 600 it"))
+        os.close(
+            _open_private(
+                vault,
+                "vault password file",
+                name,
+                "write the vault password to it, then chmod 600 it",
+            )
+        )
     return Environment(
-        name=name, oned=oned,
-        oned_timeout=(doc.seconds(keys["oned_timeout"][1], f"{path}.oned_timeout", positive=True)
-                      if "oned_timeout" in keys else DEFAULT_ONED_TIMEOUT),
+        name=name,
+        oned=oned,
+        oned_timeout=(
+            doc.seconds(keys["oned_timeout"][1], f"{path}.oned_timeout", positive=True)
+            if "oned_timeout" in keys
+            else DEFAULT_ONED_TIMEOUT
+        ),
         credentials=base / doc.text(keys["credentials"][1], f"{path}.credentials"),
         inventory=base / doc.text(keys["inventory"][1], f"{path}.inventory"),
-        requires_rehearsal_on=(doc.text(keys["requires_rehearsal_on"][1],
-                                        f"{path}.requires_rehearsal_on")
-                               if "requires_rehearsal_on" in keys else None),
+        requires_rehearsal_on=(
+            doc.text(keys["requires_rehearsal_on"][1], f"{path}.requires_rehearsal_on")
+            if "requires_rehearsal_on" in keys
+            else None
+        ),
         windows=windows,
-        batch_size=(doc.integer(keys["batch_size"][1], f"{path}.batch_size", minimum=1)
-                    if "batch_size" in keys else None),
-        vault_password_file=vault)
+        batch_size=(
+            doc.integer(keys["batch_size"][1], f"{path}.batch_size", minimum=1)
+            if "batch_size" in keys
+            else None
+        ),
+        vault_password_file=vault,
+    )
 
 
 def _valid_port(url: SplitResult) -> bool:
@@ -234,18 +286,27 @@ def _window(doc: YamlFile, node: yaml.Node, path: str) -> Mapping[str, Any]:
     given = _keys_of(node)
     if "weekly" in given or not given & set(_DATED_KEYS):
         keys = doc.fields(node, path, _WEEKLY_KEYS, required=("weekly", "duration"))
-        weekly = doc.text(keys["weekly"][1], f"{path}.weekly", pattern=_WEEKLY,
-                          what="a weekly start like 'Sat 01:00'")
+        weekly = doc.text(
+            keys["weekly"][1],
+            f"{path}.weekly",
+            pattern=_WEEKLY,
+            what="a weekly start like 'Sat 01:00'",
+        )
         doc.seconds(keys["duration"][1], f"{path}.duration", positive=True)
-        out: dict[str, Any] = {"weekly": weekly, "duration": doc.value(keys["duration"][1],
-                                                                f"{path}.duration")}
+        out: dict[str, Any] = {
+            "weekly": weekly,
+            "duration": doc.value(keys["duration"][1], f"{path}.duration"),
+        }
         if "timezone" in keys:
             zone = doc.text(keys["timezone"][1], f"{path}.timezone")
             try:
                 zoneinfo.ZoneInfo(zone)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                doc.fail(keys["timezone"][1], f"{path}.timezone", f"unknown timezone '{zone}' "
-                         "(expected a name like Europe/Berlin or UTC)")
+                doc.fail(
+                    keys["timezone"][1],
+                    f"{path}.timezone",
+                    f"unknown timezone '{zone}' (expected a name like Europe/Berlin or UTC)",
+                )
             out["timezone"] = zone
         return out
     keys = doc.fields(node, path, _DATED_KEYS, required=_DATED_KEYS)
@@ -256,8 +317,11 @@ def _window(doc: YamlFile, node: yaml.Node, path: str) -> Mapping[str, Any]:
         try:
             times[key] = datetime.fromisoformat(str(text))
         except ValueError:
-            doc.fail(value, f"{path}.{key}", f"'{text}' is not an ISO 8601 time like "
-                     "2024-06-01T01:00:00+02:00")
+            doc.fail(
+                value,
+                f"{path}.{key}",
+                f"'{text}' is not an ISO 8601 time like 2024-06-01T01:00:00+02:00",
+            )
         if times[key].tzinfo is None:
             doc.fail(value, f"{path}.{key}", f"'{text}' has no UTC offset (add one, like +02:00)")
     if times["end"] <= times["start"]:
@@ -272,8 +336,11 @@ def _keys_of(node: yaml.Node) -> set[str]:
     return {str(key.value) for key, _ in node.value}
 
 
-def _check_rehearsals(doc: YamlFile, environments: Mapping[str, Environment],
-                      nodes: Mapping[str, tuple[yaml.Node, yaml.Node]]) -> None:
+def _check_rehearsals(
+    doc: YamlFile,
+    environments: Mapping[str, Environment],
+    nodes: Mapping[str, tuple[yaml.Node, yaml.Node]],
+) -> None:
     """``requires_rehearsal_on`` names another environment, and never in a circle."""
     for env in environments.values():
         wanted = env.requires_rehearsal_on
@@ -286,8 +353,9 @@ def _check_rehearsals(doc: YamlFile, environments: Mapping[str, Environment],
         seen = [env.name]
         while wanted is not None:
             if wanted in seen:
-                doc.fail(node, path, "rehearsals go round in a circle: "
-                         f"{' -> '.join([*seen, wanted])}")
+                doc.fail(
+                    node, path, f"rehearsals go round in a circle: {' -> '.join([*seen, wanted])}"
+                )
             seen.append(wanted)
             wanted = environments[wanted].requires_rehearsal_on
 
@@ -300,8 +368,9 @@ def read_credentials(env: Environment) -> Secret:
     message ever contains the file's content.
     """
     path = env.credentials
-    fd = _open_private(path, "credentials file", env.name,
-                       "write 'user:password' to it, then chmod 600 it")
+    fd = _open_private(
+        path, "credentials file", env.name, "write 'user:password' to it, then chmod 600 it"
+    )
     try:
         data = os.read(fd, 64 * 1024)
     finally:
@@ -323,20 +392,24 @@ def _open_private(path: Path, what: str, env_name: str, missing_hint: str) -> in
         # Non-blocking, so that a FIFO in its place is refused instead of hanging the run.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:
-        raise ConfigError(f"{what} '{path}' for environment '{env_name}' does not exist",
-                          hint=missing_hint) from None
+        raise ConfigError(
+            f"{what} '{path}' for environment '{env_name}' does not exist", hint=missing_hint
+        ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {what} '{path}' for environment '{env_name}': "
-                          f"{exc.strerror or exc}") from None
+        raise ConfigError(
+            f"cannot read {what} '{path}' for environment '{env_name}': {exc.strerror or exc}"
+        ) from None
     try:
         info = os.fstat(fd)  # of the file opened, not of whatever the path names now
         if not stat.S_ISREG(info.st_mode):
             raise ConfigError(f"{what} '{path}' is not a regular file")
         mode = stat.S_IMODE(info.st_mode)
         if mode & 0o077:
-            raise ConfigError(f"permissions {mode:04o} for '{path}' are too open: it must be "
-                              f"readable by its owner only (chmod 600 {path})",
-                              hint=f"chmod 600 {path}")
+            raise ConfigError(
+                f"permissions {mode:04o} for '{path}' are too open: it must be "
+                f"readable by its owner only (chmod 600 {path})",
+                hint=f"chmod 600 {path}",
+            )
     except BaseException:
         os.close(fd)
         raise

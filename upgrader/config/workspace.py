@@ -27,7 +27,6 @@ class Workspace:
         return self.site.runs_dir / "locks"
 
 
-
 def workspace(config: Path | None, environment: str) -> Workspace:
     """Find and load the site config, and pick the environment."""
     path = find_config(config, environ=os.environ, cwd=Path.cwd())

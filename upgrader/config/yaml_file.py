@@ -22,11 +22,18 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from upgrader.errors import InvalidFileError
 from upgrader.text import DURATION_EXAMPLES, parse_duration
 
-STR, INT, FLOAT, BOOL, NULL = (f"tag:yaml.org,2002:{t}" for t in
-                               ("str", "int", "float", "bool", "null"))
+STR, INT, FLOAT, BOOL, NULL = (
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null")
+)
 """The YAML core-schema tags a scalar may carry; ``YamlFile.scalar`` takes one."""
-_TYPE_NAMES = {STR: "a string", INT: "an integer", FLOAT: "a number", BOOL: "a boolean",
-               NULL: "nothing (null)", "tag:yaml.org,2002:timestamp": "a timestamp"}
+_TYPE_NAMES = {
+    STR: "a string",
+    INT: "an integer",
+    FLOAT: "a number",
+    BOOL: "a boolean",
+    NULL: "nothing (null)",
+    "tag:yaml.org,2002:timestamp": "a timestamp",
+}
 
 # The names of steps, storages and environments: lower-case words joined by dashes.
 IDENTIFIER = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -48,11 +55,16 @@ class YamlFile:
             mark = exc.problem_mark or exc.context_mark
             line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             problem = exc.problem or exc.context or "cannot parse"
-            raise error(f"{self.name}:{line}:{column}: malformed YAML: {problem}",
-                        file=self.name, line=line, column=column) from None
+            raise error(
+                f"{self.name}:{line}:{column}: malformed YAML: {problem}",
+                file=self.name,
+                line=line,
+                column=column,
+            ) from None
         except yaml.YAMLError as exc:  # the reader's errors (control characters) carry no mark
-            raise error(f"{self.name}:1:1: malformed YAML: {exc}", file=self.name, line=1,
-                        column=1) from None
+            raise error(
+                f"{self.name}:1:1: malformed YAML: {exc}", file=self.name, line=1, column=1
+            ) from None
         start = yaml.Mark(self.name, 0, 0, 0, None, None)  # an empty file has no nodes
         self.root: yaml.Node = root if root is not None else yaml.ScalarNode(NULL, "", start)
 
@@ -60,11 +72,17 @@ class YamlFile:
         """Raise this file's error at ``node``, naming the key ``path``."""
         line, column = node.start_mark.line + 1, node.start_mark.column + 1
         where = f"{path}: " if path else ""
-        raise self.error(f"{self.name}:{line}:{column}: {where}{problem}", file=self.name,
-                         line=line, column=column, key_path=path or None)
+        raise self.error(
+            f"{self.name}:{line}:{column}: {where}{problem}",
+            file=self.name,
+            line=line,
+            column=column,
+            key_path=path or None,
+        )
 
-    def fields(self, node: yaml.Node, path: str, allowed: Sequence[str],
-               required: Collection[str] = ()) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    def fields(
+        self, node: yaml.Node, path: str, allowed: Sequence[str], required: Collection[str] = ()
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         """The keys of a mapping with their key and value nodes; unknown, duplicate or missing
         keys fail (an unknown one with the nearest allowed key)."""
         if not isinstance(node, yaml.MappingNode):
@@ -97,8 +115,9 @@ class YamlFile:
             self.fail(node, path, f"expected {_TYPE_NAMES[tag]}, got {describe(node)}")
         return self.value(node, path)
 
-    def text(self, node: yaml.Node, path: str, *, pattern: re.Pattern[str] | None = None,
-             what: str = "") -> str:
+    def text(
+        self, node: yaml.Node, path: str, *, pattern: re.Pattern[str] | None = None, what: str = ""
+    ) -> str:
         """A non-empty string, optionally matching ``pattern`` (then ``what`` describes it)."""
         value: str = self.scalar(node, path, STR)
         if not value.strip():
@@ -125,8 +144,11 @@ class YamlFile:
             except ValueError:
                 self.fail(node, path, f"'{node.value}' is not a duration like {DURATION_EXAMPLES}")
         else:
-            self.fail(node, path, f"expected a duration (seconds, or 90s, 5m, 1h30m), got "
-                      f"{describe(node)}")
+            self.fail(
+                node,
+                path,
+                f"expected a duration (seconds, or 90s, 5m, 1h30m), got {describe(node)}",
+            )
         if not value >= 0 or value == float("inf"):
             self.fail(node, path, f"must be a finite duration of 0 or more, got {node.value}")
         if positive and value == 0:

@@ -122,12 +122,13 @@ class HostObserver:
         members = outcome.data.get("gate_members")
         if not isinstance(members, Mapping):
             raise UpgraderError(
-                "the gate play did not say which hosts it visits: "
-                f"{' '.join(outcome.stdout_tail)}"
+                f"the gate play did not say which hosts it visits: {' '.join(outcome.stdout_tail)}"
             )
         return Gathered(
-            **{group: _read(outcome.data.get(f"gate_{group}"), members.get(group) or [])
-               for group in GROUPS}
+            **{
+                group: _read(outcome.data.get(f"gate_{group}"), members.get(group) or [])
+                for group in GROUPS
+            }
         )
 
 
@@ -135,6 +136,7 @@ def _read(answers: Any, members: list[str]) -> dict[str, HostData]:
     """host -> what it answered; members that did not answer map to None."""
     seen: dict[str, HostData] = dict.fromkeys(members)
     if isinstance(answers, Mapping):
-        seen.update({str(host): data for host, data in answers.items()
-                     if isinstance(data, Mapping)})
+        seen.update(
+            {str(host): data for host, data in answers.items() if isinstance(data, Mapping)}
+        )
     return dict(sorted(seen.items()))

@@ -46,8 +46,9 @@ def make_private_dir(path: Path) -> None:
         fsync_dir(directory.parent)
 
 
-def write_private(path: Path, data: str | bytes, *, exclusive: bool = False,
-                  mode: int = 0o600) -> None:
+def write_private(
+    path: Path, data: str | bytes, *, exclusive: bool = False, mode: int = 0o600
+) -> None:
     """Write ``data`` (text as UTF-8) to ``path`` whole, readable by its owner only.
 
     The data goes to a new temporary file beside ``path`` (created exclusively with ``mode``,
@@ -68,7 +69,7 @@ def write_private(path: Path, data: str | bytes, *, exclusive: bool = False,
         try:
             os.fchmod(fd, mode)  # exactly ``mode``: os.open's is filtered by the umask
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)

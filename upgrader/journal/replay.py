@@ -107,23 +107,27 @@ class RunState:
 
 def _need(event: JournalEvent, key: str) -> Any:
     if key not in event.fields:
-        raise JournalError(f"journal event {event.seq} ({event.type}) has no {key!r}",
-                           hint=CORRUPT_HINT)
+        raise JournalError(
+            f"journal event {event.seq} ({event.type}) has no {key!r}", hint=CORRUPT_HINT
+        )
     return event.fields[key]
 
 
 class _Fold:
     def __init__(self, first: JournalEvent) -> None:
         if first.type is not EventType.RUN_STARTED:
-            raise JournalError(f"the journal starts with {first.type}, not run_started",
-                               hint=CORRUPT_HINT)
+            raise JournalError(
+                f"the journal starts with {first.type}, not run_started", hint=CORRUPT_HINT
+            )
         self.start = first
         plan = _need(first, "plan")
         steps = plan.get("steps") if isinstance(plan, Mapping) else None
         if not isinstance(steps, list) or not all(
-                isinstance(s, Mapping) and isinstance(s.get("id"), str) for s in steps):
-            raise JournalError("the run_started event's plan has no list of steps with ids",
-                               hint=CORRUPT_HINT)
+            isinstance(s, Mapping) and isinstance(s.get("id"), str) for s in steps
+        ):
+            raise JournalError(
+                "the run_started event's plan has no list of steps with ids", hint=CORRUPT_HINT
+            )
         self.order = [s["id"] for s in steps]
         self.steps = dict.fromkeys(self.order, StepStatus.PENDING)
         self.undone: dict[str, None] = {}  # steps whose undo ran (or began) after they succeeded
@@ -146,8 +150,7 @@ class _Fold:
             handler(self, e)
 
     def run_started(self, e: JournalEvent) -> None:
-        raise JournalError(f"journal event {e.seq} starts the run a second time",
-                           hint=CORRUPT_HINT)
+        raise JournalError(f"journal event {e.seq} starts the run a second time", hint=CORRUPT_HINT)
 
     def set_status(self, status: RunStatus, e: JournalEvent) -> None:
         self.status = status
@@ -171,9 +174,18 @@ class _Fold:
             self.idempotent[step] = bool(e.fields["idempotent"])
 
     def gate_verdict(self, e: JournalEvent) -> None:
-        self.gates.append(GateRecord(e.seq, e.ts, e.get("step"), str(_need(e, "gate")),
-                                     str(e.get("phase", "")), str(_need(e, "verdict")),
-                                     e.get("evidence"), e.get("hint")))
+        self.gates.append(
+            GateRecord(
+                e.seq,
+                e.ts,
+                e.get("step"),
+                str(_need(e, "gate")),
+                str(e.get("phase", "")),
+                str(_need(e, "verdict")),
+                e.get("evidence"),
+                e.get("hint"),
+            )
+        )
 
     def undo_registered(self, e: JournalEvent) -> None:
         undo_id = str(_need(e, "undo_id"))
@@ -194,8 +206,9 @@ class _Fold:
         elif e.type is EventType.UNDO_STARTED:
             self.undo[undo_id] = dataclasses.replace(self.undo[undo_id], started=True)
         else:
-            self.undo[undo_id] = dataclasses.replace(self.undo[undo_id],
-                                                     last_error=str(e.get("error", "")))
+            self.undo[undo_id] = dataclasses.replace(
+                self.undo[undo_id], last_error=str(e.get("error", ""))
+            )
 
     def finding_accepted(self, e: JournalEvent) -> None:
         self.findings[str(_need(e, "key"))] = str(e.get("reason", ""))
@@ -210,19 +223,29 @@ class _Fold:
         running = [s for s, status in self.steps.items() if status is StepStatus.RUNNING]
         start = self.start
         return RunState(
-            run_id=str(start.get("run_id", "")), environment=str(start.get("environment", "")),
-            target=str(start.get("target", "")), fingerprint=str(start.get("fingerprint", "")),
-            plan=start.fields["plan"], dry_run=bool(start.get("dry_run", False)),
-            status=self.status, step_status=MappingProxyType(self.steps),
+            run_id=str(start.get("run_id", "")),
+            environment=str(start.get("environment", "")),
+            target=str(start.get("target", "")),
+            fingerprint=str(start.get("fingerprint", "")),
+            plan=start.fields["plan"],
+            dry_run=bool(start.get("dry_run", False)),
+            status=self.status,
+            step_status=MappingProxyType(self.steps),
             attempts=MappingProxyType(self.attempts),
             idempotent=MappingProxyType(self.idempotent),
             interrupted_step=running[-1] if running else None,
             resume_point=next((s for s in self.order if self.steps[s] not in _DONE), None),
             pending_undo=tuple(reversed(self.undo.values())),
-            accepted_findings=MappingProxyType(self.findings), gate_verdicts=tuple(self.gates),
-            snapshots=MappingProxyType(self.snapshots), abort_requested=self.abort_requested,
-            started=start.ts, finished=self.finished, reason=self.reason, hint=self.hint,
-            next_step=self.next_step, last_seq=last.seq,
+            accepted_findings=MappingProxyType(self.findings),
+            gate_verdicts=tuple(self.gates),
+            snapshots=MappingProxyType(self.snapshots),
+            abort_requested=self.abort_requested,
+            started=start.ts,
+            finished=self.finished,
+            reason=self.reason,
+            hint=self.hint,
+            next_step=self.next_step,
+            last_seq=last.seq,
             undone_steps=tuple(s for s in self.order if s in self.undone),
         )
 
@@ -259,8 +282,7 @@ def replay(events: Iterable[JournalEvent]) -> RunState:
     it = iter(events)
     first = next(it, None)
     if first is None:
-        raise JournalError("the journal is empty: the run never started",
-                           hint="start a new run")
+        raise JournalError("the journal is empty: the run never started", hint="start a new run")
     fold, last = _Fold(first), first
     for last in it:
         fold.apply(last)
@@ -301,34 +323,50 @@ def resume_decision(state: RunState, *, fingerprint: str, accept_rerun: bool) ->
     """
     run = state.run_id
     if state.status is RunStatus.SUCCEEDED:
-        return ResumeDecision(ResumeAction.NOTHING_TO_DO, None, False,
-                              f"run {run} finished at {state.finished}: nothing to resume")
+        return ResumeDecision(
+            ResumeAction.NOTHING_TO_DO,
+            None,
+            False,
+            f"run {run} finished at {state.finished}: nothing to resume",
+        )
     if state.status is RunStatus.ABORTED:
-        raise ResumeRefusedError(f"run {run} was aborted: it cannot be resumed",
-                                 hint="start a new run")
+        raise ResumeRefusedError(
+            f"run {run} was aborted: it cannot be resumed", hint="start a new run"
+        )
     if state.abort_requested:
-        raise ResumeRefusedError(f"an abort of run {run} was requested: it cannot be resumed",
-                                 hint=f"finish the abort with `upgrader abort {run}`")
+        raise ResumeRefusedError(
+            f"an abort of run {run} was requested: it cannot be resumed",
+            hint=f"finish the abort with `upgrader abort {run}`",
+        )
     if fingerprint != state.fingerprint:
         raise FingerprintMismatchError(
             f"run {run} started with fingerprint {state.fingerprint[:12]}, now it is "
             f"{fingerprint[:12]}: the runbooks, playbooks, target or inventory changed "
             "since the run started: start a new run",
-            hint="`upgrader run TARGET` plans again from the cloud as it is now")
+            hint="`upgrader run TARGET` plans again from the cloud as it is now",
+        )
     step = state.interrupted_step
     if step is not None and not state.idempotent.get(step, False) and not accept_rerun:
         return ResumeDecision(
-            ResumeAction.ASK_OPERATOR, step, True,
+            ResumeAction.ASK_OPERATOR,
+            step,
+            True,
             f"step {step} was interrupted and is not idempotent: it may have done part of its "
-            "work; check the cloud, then confirm that it may run again")
+            "work; check the cloud, then confirm that it may run again",
+        )
     step = state.resume_point
     if step is None:
-        return ResumeDecision(ResumeAction.CONTINUE, None, False,
-                              f"every step of run {run} is done: only its end is left to record")
+        return ResumeDecision(
+            ResumeAction.CONTINUE,
+            None,
+            False,
+            f"every step of run {run} is done: only its end is left to record",
+        )
     rerun = state.attempts.get(step, 0) > 0
     again = " again" if rerun else ""
-    return ResumeDecision(ResumeAction.CONTINUE, step, rerun,
-                          f"run {run} continues with step {step}{again}")
+    return ResumeDecision(
+        ResumeAction.CONTINUE, step, rerun, f"run {run} continues with step {step}{again}"
+    )
 
 
 def redo_plan(state: RunState, start: str | None) -> tuple[str | None, tuple[str, ...]]:
@@ -347,4 +385,3 @@ def redo_plan(state: RunState, start: str | None) -> tuple[str | None, tuple[str
     if opens and order.index(opens[0]) < order.index(start):
         start = opens[0]
     return start, tuple(u for u in undone if order.index(u) < order.index(start))
-

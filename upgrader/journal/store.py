@@ -74,8 +74,16 @@ class Journal:
     One process writes a run's journal at a time; the run lock (``run/lock.py``) ensures that.
     """
 
-    def __init__(self, path: Path, fd: int, *, run_id: str, next_seq: int,
-                 truncate_to: int | None, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fd: int,
+        *,
+        run_id: str,
+        next_seq: int,
+        truncate_to: int | None,
+        clock: Callable[[], float],
+    ) -> None:
         self.path = path
         self.run_id = run_id
         self._fd = fd
@@ -85,18 +93,22 @@ class Journal:
         self._lock = threading.Lock()
 
     @classmethod
-    def create(cls, run_dir: Path, run_id: str, *,
-               clock: Callable[[], float] = time.time) -> Journal:
+    def create(
+        cls, run_dir: Path, run_id: str, *, clock: Callable[[], float] = time.time
+    ) -> Journal:
         """Create ``<run_dir>/journal.jsonl`` (0600), and ``run_dir`` (0700) if missing."""
         path = run_dir / JOURNAL_NAME
         try:
             make_private_dir(run_dir)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
-                         0o600)
+            fd = os.open(
+                path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600
+            )
             fsync_dir(run_dir)
         except FileExistsError as exc:
-            raise JournalError(f"run {run_id} already has a journal at {path}",
-                               hint=f"continue it with `upgrader resume {run_id}`") from exc
+            raise JournalError(
+                f"run {run_id} already has a journal at {path}",
+                hint=f"continue it with `upgrader resume {run_id}`",
+            ) from exc
         except OSError as exc:
             raise JournalError(f"cannot create the journal {path}: {exc.strerror}") from exc
         return cls(path, fd, run_id=run_id, next_seq=1, truncate_to=None, clock=clock)
@@ -113,8 +125,14 @@ class Journal:
             raise JournalError(f"cannot open the journal {path}: {exc.strerror}") from exc
         started = [e for e in events if e.type is EventType.RUN_STARTED]
         run_id = str(started[0].get("run_id")) if started else run_dir.name
-        return cls(path, fd, run_id=run_id, next_seq=len(events) + 1,
-                   truncate_to=keep if keep < len(data) else None, clock=clock)
+        return cls(
+            path,
+            fd,
+            run_id=run_id,
+            next_seq=len(events) + 1,
+            truncate_to=keep if keep < len(data) else None,
+            clock=clock,
+        )
 
     def record(self, event_type: EventType, **fields: Any) -> JournalEvent:
         """Append one event and fsync it; return the event as it now reads from disk.
@@ -130,8 +148,14 @@ class Journal:
         with self._lock:
             if self._fd < 0:
                 raise JournalError(f"the journal {self.path} is closed")
-            line = _dumps({"seq": self._next_seq, "ts": utc_iso(self._clock()),
-                           "type": EventType(event_type).value, **fields})
+            line = _dumps(
+                {
+                    "seq": self._next_seq,
+                    "ts": utc_iso(self._clock()),
+                    "type": EventType(event_type).value,
+                    **fields,
+                }
+            )
             self._append(line.encode() + b"\n")
             self._next_seq += 1
         return _to_event(json.loads(line), self.path, self._next_seq - 1, self._next_seq - 1)
@@ -147,7 +171,7 @@ class Journal:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
             os.fsync(self._fd)
         except OSError as exc:
             # Leave no half line behind: the next append would turn it into a corrupt middle line.
@@ -184,8 +208,9 @@ def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError as exc:
-        raise JournalError(f"no journal at {path}",
-                           hint="`upgrader status` lists the runs and their ids") from exc
+        raise JournalError(
+            f"no journal at {path}", hint="`upgrader status` lists the runs and their ids"
+        ) from exc
     except OSError as exc:
         raise JournalError(f"cannot read the journal {path}: {exc.strerror}") from exc
 
@@ -203,8 +228,7 @@ def _parse(path: Path, data: bytes) -> tuple[list[JournalEvent], int]:
         except ValueError as exc:  # also UnicodeDecodeError
             if number == len(lines) and not tail:
                 break  # the last line, written in part before a crash
-            raise JournalError(f"{path}, line {number}: not valid JSON",
-                               hint=CORRUPT_HINT) from exc
+            raise JournalError(f"{path}, line {number}: not valid JSON", hint=CORRUPT_HINT) from exc
         events.append(_to_event(obj, path, number, len(events) + 1))
         keep = offset
     return events, keep
@@ -230,8 +254,9 @@ def _to_event(obj: object, path: Path, line: int, seq: int) -> JournalEvent:
 
 def _dumps(obj: Mapping[str, Any]) -> str:
     try:
-        return json.dumps(obj, default=_encode, ensure_ascii=False, allow_nan=False,
-                          separators=(",", ":"))
+        return json.dumps(
+            obj, default=_encode, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        )
     except ValueError as exc:  # NaN or infinity, or a circular reference
         raise TypeError(f"cannot journal a {obj.get('type')} event: {exc}") from exc
 

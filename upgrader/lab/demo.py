@@ -20,17 +20,49 @@ from upgrader.opennebula import OneClient, Secret
 
 
 def _seed(work: Path, version: str, hosts: int, vms: int, auth: Path) -> None:
-    subprocess.run([sys.executable, "-m", "upgrader.lab.oned.seed", "--version", version,
-                    "--db", str(work / "one.db"), "--one-auth", str(auth),
-                    "--hosts", str(hosts), "--vms", str(vms)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "upgrader.lab.oned.seed",
+            "--version",
+            version,
+            "--db",
+            str(work / "one.db"),
+            "--one-auth",
+            str(auth),
+            "--hosts",
+            str(hosts),
+            "--vms",
+            str(vms),
+        ],
+        check=True,
+    )
 
 
 def _start(work: Path, version: str, auth: Path, listen: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "upgrader.lab.oned", "--version", version, "--listen", listen,
-         "--db", str(work / "one.db"), "--one-auth", str(auth), "--speed", "20",
-         "--lab-control", "--host-error-hook", "resubmit"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "upgrader.lab.oned",
+            "--version",
+            version,
+            "--listen",
+            listen,
+            "--db",
+            str(work / "one.db"),
+            "--one-auth",
+            str(auth),
+            "--speed",
+            "20",
+            "--lab-control",
+            "--host-error-hook",
+            "resubmit",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     if not line.startswith("listening on "):
@@ -55,8 +87,12 @@ def _show(url: str, password: str, virt_dir: Path) -> None:
         if virsh is None:
             print("  (virsh not installed: apt-get install libvirt-clients)")
             break
-        out = subprocess.run([virsh, "-c", f"test://{virt_dir}/{h.name}.xml", "list", "--name"],
-                             capture_output=True, text=True, check=False).stdout.split()
+        out = subprocess.run(
+            [virsh, "-c", f"test://{virt_dir}/{h.name}.xml", "list", "--name"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
         print(f"  {h.name:<10} {' '.join(out) or '-'}")
 
 

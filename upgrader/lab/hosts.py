@@ -42,8 +42,10 @@ def run(
             cmd, capture_output=True, text=True, timeout=timeout, check=False, input=input
         )
     except FileNotFoundError:
-        raise LabError(f"{cmd[0]} is not installed", hint="upgrader lab up names the "
-                       "Debian packages the lab needs") from None
+        raise LabError(
+            f"{cmd[0]} is not installed",
+            hint="upgrader lab up names the Debian packages the lab needs",
+        ) from None
     except subprocess.TimeoutExpired:
         raise LabError(f"{' '.join(cmd)} did not finish in {timeout:.0f} s") from None
     if check and result.returncode != 0:

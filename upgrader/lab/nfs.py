@@ -84,8 +84,11 @@ def storage_vars(nfs_host: str, cloud: str, pacemaker_fs_resource: str) -> dict[
     """
     export = f"{EXPORT}/{cloud}"
     return {
-        "one_datastore_fstab": {"src": f"/srv/lab/{cloud}/datastores", "fstype": "none",
-                                "opts": "bind"},
+        "one_datastore_fstab": {
+            "src": f"/srv/lab/{cloud}/datastores",
+            "fstype": "none",
+            "opts": "bind",
+        },
         "nfs_server": nfs_host,
         "nfs_export": export,
         "nfs_mount_src": export,

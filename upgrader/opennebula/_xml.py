@@ -24,8 +24,9 @@ T = TypeVar("T")
 # Vector attributes oned writes as <X/> when empty; any other childless element is simple.
 _VECTOR_NAMES = frozenset({"DISK", "NIC", "CONTEXT", "GRAPHICS", "OS", "FEATURES", "RAW", "INPUT"})
 # What to do about a document upgrader cannot read (every error here says where it went wrong).
-UNREADABLE_HINT = ("is the endpoint an OpenNebula 3.x oned? If so, oned.log on the front end "
-                   "says why it sent this")
+UNREADABLE_HINT = (
+    "is the endpoint an OpenNebula 3.x oned? If so, oned.log on the front end says why it sent this"
+)
 PERMISSION_BITS = tuple(f"{who}_{bit}" for who in ("OWNER", "GROUP", "OTHER") for bit in "UMA")
 
 
@@ -179,20 +180,25 @@ def parse_template_element(el: ET.Element) -> Template:
 def document(text: object, root: str, source: str) -> ET.Element:
     """Parse ``text`` and check that its root element is ``root``."""
     if not isinstance(text, str):
-        raise OneResponseError(f"{source}: expected an XML document, got {type(text).__name__}",
-                               hint=UNREADABLE_HINT)
+        raise OneResponseError(
+            f"{source}: expected an XML document, got {type(text).__name__}", hint=UNREADABLE_HINT
+        )
     # oned never sends a DTD; refusing one keeps entity tricks out of the parser.
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        raise OneResponseError(f"{source}: the XML document carries a DTD, which oned never sends",
-                               hint=UNREADABLE_HINT)
+        raise OneResponseError(
+            f"{source}: the XML document carries a DTD, which oned never sends",
+            hint=UNREADABLE_HINT,
+        )
     try:
         el = ET.fromstring(text)  # noqa: S314 - no DTD (checked above), expat has entity limits
     except ET.ParseError as exc:
-        raise OneResponseError(f"{source}: malformed or truncated XML ({exc})",
-                               hint=UNREADABLE_HINT) from None
+        raise OneResponseError(
+            f"{source}: malformed or truncated XML ({exc})", hint=UNREADABLE_HINT
+        ) from None
     if el.tag != root:
-        raise OneResponseError(f"{source}: expected a <{root}> document, got <{el.tag}>",
-                               hint=UNREADABLE_HINT)
+        raise OneResponseError(
+            f"{source}: expected a <{root}> document, got <{el.tag}>", hint=UNREADABLE_HINT
+        )
     return el
 
 

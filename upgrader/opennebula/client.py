@@ -104,8 +104,14 @@ class OneClient:
 
     __slots__ = ("_endpoint", "_secrets", "_server", "_timeout", "_timeout_setting")
 
-    def __init__(self, endpoint: str, session: str | Secret, *, timeout: float = 30.0,
-                 timeout_setting: str = "") -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        session: str | Secret,
+        *,
+        timeout: float = 30.0,
+        timeout_setting: str = "",
+    ) -> None:
         self._endpoint = _display_endpoint(endpoint)
         parts = urlsplit(endpoint)
         if (
@@ -170,17 +176,22 @@ class OneClient:
         except pyone.OneException as exc:
             raise self._fault(method, str(exc)) from None
         except _UNREACHABLE as exc:
-            slow = (f" (if it is only slow, raise {self._timeout_setting})"
-                    if isinstance(exc, requests.Timeout) and self._timeout_setting else "")
+            slow = (
+                f" (if it is only slow, raise {self._timeout_setting})"
+                if isinstance(exc, requests.Timeout) and self._timeout_setting
+                else ""
+            )
             raise OneUnavailableError(
                 f"cannot reach oned at {self._endpoint} ({method}): {self._reason(exc)}",
                 hint=f"check that oned runs and listens at {self._endpoint}{slow}",
             ) from exc
         except _NOT_XMLRPC as exc:
             # xmlrpc's ResponseError says nothing but its own name: say what it means
-            detail = ("XML, but not an XML-RPC methodResponse"
-                      if isinstance(exc, xmlrpc.client.ResponseError)
-                      else f"{type(exc).__name__}: {self._scrub(str(exc))}")
+            detail = (
+                "XML, but not an XML-RPC methodResponse"
+                if isinstance(exc, xmlrpc.client.ResponseError)
+                else f"{type(exc).__name__}: {self._scrub(str(exc))}"
+            )
             raise OneResponseError(
                 f"{method}: {self._endpoint} did not answer with XML-RPC ({detail})",
                 hint="is the endpoint an OpenNebula oned (port 2633, path /RPC2)?",

@@ -16,17 +16,26 @@ from upgrader.opennebula.client import OneClient
 from upgrader.opennebula.enums import OneVersion
 from upgrader.opennebula.models import Permissions
 
-VM_ACTIONS: Final = frozenset({
-    "shutdown", "hold", "release", "stop", "cancel", "suspend", "resume", "restart",
-    "finalize", "resubmit", "reboot",
-})
+VM_ACTIONS: Final = frozenset(
+    {
+        "shutdown",
+        "hold",
+        "release",
+        "stop",
+        "cancel",
+        "suspend",
+        "resume",
+        "restart",
+        "finalize",
+        "resubmit",
+        "reboot",
+    }
+)
 """``one.vm.action`` names every 3.x version accepts."""
 VM_ACTIONS_36: Final = VM_ACTIONS | {"resched", "unresched", "reset"}
 
 
-def vm_action(
-    client: OneClient, action: str, vm_id: int, version: OneVersion | None = None
-) -> int:
+def vm_action(client: OneClient, action: str, vm_id: int, version: OneVersion | None = None) -> int:
     """``one.vm.action ACTION VM``; the action must exist in ``version`` (default: in every 3.x)."""
     known = VM_ACTIONS_36 if version is OneVersion.V3_6 else VM_ACTIONS
     if action not in known:
@@ -60,9 +69,15 @@ def vm_chown(client: OneClient, vm_id: int, uid: int, gid: int) -> int:
 def vm_chmod(client: OneClient, vm_id: int, permissions: Permissions) -> int:
     """``one.vm.chmod VM`` with the nine use/manage/admin bits of ``permissions``."""
     bits = (
-        permissions.owner_u, permissions.owner_m, permissions.owner_a,
-        permissions.group_u, permissions.group_m, permissions.group_a,
-        permissions.other_u, permissions.other_m, permissions.other_a,
+        permissions.owner_u,
+        permissions.owner_m,
+        permissions.owner_a,
+        permissions.group_u,
+        permissions.group_m,
+        permissions.group_a,
+        permissions.other_u,
+        permissions.other_m,
+        permissions.other_a,
     )
     return int(client.call("one.vm.chmod", vm_id, *(int(b) for b in bits)))
 

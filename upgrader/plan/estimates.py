@@ -72,9 +72,15 @@ def measured(runs_dir: Path, *, exclude: str | None = None) -> dict[str, list[Sa
             elif e.type == EventType.STEP_FINISHED and e.get("duration") is not None:
                 step = str(e.get("step"))
                 extent = extents.get(step, {})
-                out.setdefault(step_key(step), []).append(Sample(
-                    float(e.get("duration")), int(extent.get("hosts", 0)),
-                    int(extent.get("vms", 0)), environment, run_id))
+                out.setdefault(step_key(step), []).append(
+                    Sample(
+                        float(e.get("duration")),
+                        int(extent.get("hosts", 0)),
+                        int(extent.get("vms", 0)),
+                        environment,
+                        run_id,
+                    )
+                )
     return out
 
 
@@ -92,8 +98,9 @@ def _scaled(sample: Sample, step: PlannedStep) -> float:
     return sample.duration * ratio
 
 
-def refine(plan: Plan, samples: Mapping[str, Sequence[Sample]],
-           rehearsal_env: str | None = None) -> dict[str, Estimate]:
+def refine(
+    plan: Plan, samples: Mapping[str, Sequence[Sample]], rehearsal_env: str | None = None
+) -> dict[str, Estimate]:
     """Each step's estimate: the slowest of its newest measurements (of the rehearsal
     environment when it has any), scaled to this plan; the runbook's where nothing was
     measured."""
@@ -107,8 +114,11 @@ def refine(plan: Plan, samples: Mapping[str, Sequence[Sample]],
             continue
         worst = max(recent, key=lambda s: _scaled(s, step))
         seconds = round(_scaled(worst, step), 1)
-        out[step.id] = Estimate(seconds, f"measured {worst.duration:.0f} s in {worst.run_id} "
-                                f"({worst.hosts} hosts, {worst.vms} VMs), scaled")
+        out[step.id] = Estimate(
+            seconds,
+            f"measured {worst.duration:.0f} s in {worst.run_id} "
+            f"({worst.hosts} hosts, {worst.vms} VMs), scaled",
+        )
     return out
 
 
@@ -141,9 +151,13 @@ def units(plan: Plan) -> list[tuple[int, int]]:
         elif "@" in step.id:
             batch = step.id.rpartition("@")[2]
             end = i + 1
-            while (end < len(steps) and steps[end].hop == step.hop
-                   and steps[end].id.rpartition("@")[2] == batch and "@" in steps[end].id
-                   and not steps[end].sequence_start):
+            while (
+                end < len(steps)
+                and steps[end].hop == step.hop
+                and steps[end].id.rpartition("@")[2] == batch
+                and "@" in steps[end].id
+                and not steps[end].sequence_start
+            ):
                 end += 1
             out.append((i, end))
             i = end

@@ -290,8 +290,12 @@ def _expand(hop: str, step: Step, facts: CloudFacts, batch_size: int | None) -> 
         extent = _extent(step, facts, None)
         return [
             PlannedStep(
-                id=f"{hop}/{step.id}", hosts=(), limit=None, estimate=_estimate(step, extent),
-                extent=extent, **common
+                id=f"{hop}/{step.id}",
+                hosts=(),
+                limit=None,
+                estimate=_estimate(step, extent),
+                extent=extent,
+                **common,
             )
         ]
     names = sorted(h.name for h in facts.hosts)
@@ -320,15 +324,20 @@ def _extent(step: Step, facts: CloudFacts, batch: Sequence[str] | None) -> dict[
         vms = sum(1 for vm in facts.vms if vm.host in hosts and vm.state in _ACTIVE)
         return {"hosts": len(hosts), "vms": vms}
     on_hosts = step.target in ("hypervisors", "all")
-    return {"hosts": len(facts.hosts) if on_hosts else 0,
-            "vms": sum(1 for vm in facts.vms if vm.state in _ACTIVE)}
+    return {
+        "hosts": len(facts.hosts) if on_hosts else 0,
+        "vms": sum(1 for vm in facts.vms if vm.state in _ACTIVE),
+    }
 
 
 def _estimate(step: Step, extent: Mapping[str, int]) -> float:
     """The runbook's estimate of ``step`` on ``extent``: its base, plus its per-host and
     per-VM parts (a drain of a host with twelve VMs takes longer than of an empty one)."""
-    return (step.estimate + step.estimate_per_host * extent.get("hosts", 0)
-            + step.estimate_per_vm * extent.get("vms", 0))
+    return (
+        step.estimate
+        + step.estimate_per_host * extent.get("hosts", 0)
+        + step.estimate_per_vm * extent.get("vms", 0)
+    )
 
 
 def _digest(*parts: Any) -> str:

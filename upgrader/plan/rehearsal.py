@@ -43,9 +43,7 @@ def passed(state: RunState, environment: str, fingerprint: str) -> bool:
     )
 
 
-def check(
-    plan: Plan, runs_dir: Path, wanted: str | None, *, waived: str | None = None
-) -> Plan:
+def check(plan: Plan, runs_dir: Path, wanted: str | None, *, waived: str | None = None) -> Plan:
     """``plan`` with the ``no-rehearsal`` finding when ``wanted`` has not rehearsed it
     (accepted when ``waived`` gives a reason)."""
     if not wanted or rehearsals(runs_dir, wanted, plan.fingerprint):

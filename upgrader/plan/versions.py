@@ -16,10 +16,16 @@ def series_of(text: str) -> str:
     cleaned = text.strip().lstrip("vV")
     parts = cleaned.split(".")
     series = ".".join(parts[:2])
-    if len(parts) < 2 or series not in SERIES or (len(parts) == 3 and cleaned not in
-                                                  RELEASES.values()) or len(parts) > 3:
-        raise UsageError(f"unknown target version '{text}': upgrader knows "
-                         f"{', '.join(SERIES)} (releases {', '.join(RELEASES.values())})")
+    if (
+        len(parts) < 2
+        or series not in SERIES
+        or (len(parts) == 3 and cleaned not in RELEASES.values())
+        or len(parts) > 3
+    ):
+        raise UsageError(
+            f"unknown target version '{text}': upgrader knows "
+            f"{', '.join(SERIES)} (releases {', '.join(RELEASES.values())})"
+        )
     return series
 
 
@@ -27,10 +33,14 @@ def hop_path(current: str, target: str) -> tuple[tuple[str, str], ...]:
     """The hops from ``current`` to ``target``: refuses downgrades and 'already there'."""
     cur, tgt = series_of(current), series_of(target)
     if cur == tgt:
-        raise UsageError(f"the cloud already runs OpenNebula {cur}: nothing to upgrade",
-                         hint="upgrader plan shows the cloud's state")
+        raise UsageError(
+            f"the cloud already runs OpenNebula {cur}: nothing to upgrade",
+            hint="upgrader plan shows the cloud's state",
+        )
     if SERIES.index(tgt) < SERIES.index(cur):
-        raise UsageError(f"OpenNebula {cur} -> {tgt} is a downgrade: upgrader only upgrades",
-                         hint="to go back, restore the backup taken before the upgrade")
+        raise UsageError(
+            f"OpenNebula {cur} -> {tgt} is a downgrade: upgrader only upgrades",
+            hint="to go back, restore the backup taken before the upgrade",
+        )
     i, j = SERIES.index(cur), SERIES.index(tgt)
     return tuple((SERIES[k], SERIES[k + 1]) for k in range(i, j))

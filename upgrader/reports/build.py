@@ -30,20 +30,23 @@ def build(events: Sequence[Any]) -> Report:
     """The report of the run whose journal is ``events`` (a dry run's gives a dry-run report)."""
     state = replay(events)
     first = events[0]
-    windows = [dict(e.get("window")) for e in events
-               if str(e.type) == "window" and e.get("window")]
+    windows = [dict(e.get("window")) for e in events if str(e.type) == "window" and e.get("window")]
     window = first.get("window") or (windows[0] if windows else None)
     report = base_report(
-        "dry-run" if state.dry_run else "run", state.plan, run_id=state.run_id,
-        window=window, estimates=first.get("estimates"),
+        "dry-run" if state.dry_run else "run",
+        state.plan,
+        run_id=state.run_id,
+        window=window,
+        estimates=first.get("estimates"),
         accepted=dict(state.accepted_findings),
     )
     report.status = state.status.value
     report.windows = windows
     report.started, report.finished = state.started, state.finished
     ended = [e.ts for e in events if str(e.type) in _ENDS]
-    report.finished = state.finished or (ended[-1] if ended and state.status.value != "running"
-                                         else None)
+    report.finished = state.finished or (
+        ended[-1] if ended and state.status.value != "running" else None
+    )
     report.seconds = seconds_between(state.started, report.finished or events[-1].ts)
     status = {s.id: state.step_status.get(s.id) for s in report.steps}
     for step in report.steps:
@@ -71,9 +74,18 @@ def _fold(report: Report, events: Sequence[Any]) -> None:
         elif kind == "gate_verdict":
             gate = _gate(e)
             report.gates.append(gate)
-            report.timeline.append(Entry(
-                "gate", f"{gate.gate} ({gate.phase} {gate.step or 'the run'})", previous_ts,
-                e.ts, seconds_between(previous_ts, e.ts), gate.verdict, gate.summary, gate.step))
+            report.timeline.append(
+                Entry(
+                    "gate",
+                    f"{gate.gate} ({gate.phase} {gate.step or 'the run'})",
+                    previous_ts,
+                    e.ts,
+                    seconds_between(previous_ts, e.ts),
+                    gate.verdict,
+                    gate.summary,
+                    gate.step,
+                )
+            )
         elif kind == "undo_started":
             open_undo[e.get("undo_id")] = e
         elif kind in ("undo_done", "undo_failed"):
@@ -83,8 +95,9 @@ def _fold(report: Report, events: Sequence[Any]) -> None:
             report.timeline.append(entry)
         elif kind == "run_paused":
             report.pause = _pause(e)
-            report.timeline.append(Entry("pause", "paused", e.ts, None, None, "paused",
-                                         str(e.get("reason") or "")))
+            report.timeline.append(
+                Entry("pause", "paused", e.ts, None, None, "paused", str(e.get("reason") or ""))
+            )
         elif kind == "run_resumed":
             _close_pause(report.timeline, e.ts)
             report.pause = None
@@ -98,8 +111,18 @@ def _fold(report: Report, events: Sequence[Any]) -> None:
             _fold_outcome(report, e, kind)
         previous_ts = e.ts
     for step, began in open_steps.items():
-        report.timeline.append(Entry("step", step, began.ts, None, None, "interrupted",
-                                     "the journal ends while this step runs", step))
+        report.timeline.append(
+            Entry(
+                "step",
+                step,
+                began.ts,
+                None,
+                None,
+                "interrupted",
+                "the journal ends while this step runs",
+                step,
+            )
+        )
     for undo_id, began in open_undo.items():
         entry = Entry("undo", undo_id, began.ts, None, None, "interrupted", "")
         report.undo.append(entry)
@@ -111,11 +134,17 @@ def _fold_outcome(report: Report, e: Any, kind: str) -> None:
     if kind == "dry_run_vms":
         report.vms = dict(e.fields)
     elif kind == "dry_run_check":
-        report.checks.append(Check(
-            index=int(e.get("check") or 0), label=str(e.get("label") or e.get("playbook")),
-            playbook=str(e.get("playbook")),
-            limit=e.get("limit"), predicted=bool(e.get("predicted")),
-            changes=dict(e.get("changes") or {}), reason=str(e.get("reason") or "")))
+        report.checks.append(
+            Check(
+                index=int(e.get("check") or 0),
+                label=str(e.get("label") or e.get("playbook")),
+                playbook=str(e.get("playbook")),
+                limit=e.get("limit"),
+                predicted=bool(e.get("predicted")),
+                changes=dict(e.get("changes") or {}),
+                reason=str(e.get("reason") or ""),
+            )
+        )
         sync = (e.get("data") or {}).get("storage_sync") or {}
         if "would_copy_bytes" in sync:
             report.copy_bytes = (report.copy_bytes or 0) + int(sync["would_copy_bytes"])
@@ -138,40 +167,64 @@ def _step_entry(e: Any, began: Any) -> Entry:
     attempt = began.get("attempt", 1) if began is not None else 1
     name = e.get("step") + (f" (attempt {attempt})" if attempt and attempt > 1 else "")
     if str(e.type) == "step_finished":
-        return Entry("step", name, start, e.ts, seconds_between(start, e.ts), "succeeded",
-                     step=e.get("step"))
+        return Entry(
+            "step", name, start, e.ts, seconds_between(start, e.ts), "succeeded", step=e.get("step")
+        )
     evidence = e.get("evidence") or {}
     failures = evidence.get("failures") if isinstance(evidence, Mapping) else None
     detail = "; ".join(map(str, failures)) if failures else str(e.get("error") or "")
-    return Entry("step", name, start, e.ts, seconds_between(start, e.ts), "failed", detail,
-                 e.get("step"))
+    return Entry(
+        "step", name, start, e.ts, seconds_between(start, e.ts), "failed", detail, e.get("step")
+    )
 
 
 def _undo_entry(e: Any, began: Any) -> Entry:
     # an undo a step did (done_by) has no start of its own: a mark at the moment it was done
     start = began.ts if began is not None else e.ts
     failed = str(e.type) == "undo_failed"
-    detail = str(e.get("error") or "") if failed else str(
-        began.get("reason") or "" if began is not None else "")
+    detail = (
+        str(e.get("error") or "")
+        if failed
+        else str(began.get("reason") or "" if began is not None else "")
+    )
     if e.get("done_by"):  # a step of the run did the undo's work (release Puppet now)
         detail = f"done by step {e.get('done_by')}"
-    return Entry("undo", str(e.get("undo_id")), start, e.ts, seconds_between(start, e.ts),
-                 "failed" if failed else "done", detail)
+    return Entry(
+        "undo",
+        str(e.get("undo_id")),
+        start,
+        e.ts,
+        seconds_between(start, e.ts),
+        "failed" if failed else "done",
+        detail,
+    )
 
 
 def _gate(e: Any) -> Gate:
     evidence = e.get("evidence")
     details = dict(evidence) if isinstance(evidence, Mapping) else {"evidence": evidence}
     summary = str(details.pop("summary", "") or "")
-    return Gate(step=e.get("step"), gate=str(e.get("gate")), phase=str(e.get("phase") or ""),
-                verdict=str(e.get("verdict")), at=e.ts, summary=summary, details=details,
-                hint=str(e.get("hint") or ""))
+    return Gate(
+        step=e.get("step"),
+        gate=str(e.get("gate")),
+        phase=str(e.get("phase") or ""),
+        verdict=str(e.get("verdict")),
+        at=e.ts,
+        summary=summary,
+        details=details,
+        hint=str(e.get("hint") or ""),
+    )
 
 
 def _pause(e: Any) -> dict[str, Any]:
-    return {"at": e.ts, "reason": e.get("reason"), "next_step": e.get("next_step"),
-            "window": e.get("window"), "next_window": e.get("next_window"),
-            "held": list(e.get("held") or [])}
+    return {
+        "at": e.ts,
+        "reason": e.get("reason"),
+        "next_step": e.get("next_step"),
+        "window": e.get("window"),
+        "next_window": e.get("next_window"),
+        "held": list(e.get("held") or []),
+    }
 
 
 def _close_pause(timeline: list[Entry], ts: str) -> None:
@@ -197,8 +250,10 @@ def next_action(report: Report, hint: str | None) -> str:
     if report.status == "failed":
         return hint or f"fix the cause, then run {resume}"
     if report.status == "running":
-        return (f"the journal ends without an outcome (the run is still going, or its process "
-                f"died): check `upgrader status {report.run_id}`, then run {resume}")
+        return (
+            f"the journal ends without an outcome (the run is still going, or its process "
+            f"died): check `upgrader status {report.run_id}`, then run {resume}"
+        )
     if report.status == "aborted":
         return "the run was aborted and its undo actions ran: plan a new run when ready"
     return ""

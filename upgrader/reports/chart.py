@@ -44,21 +44,40 @@ def chart(report: Report) -> dict[str, Any] | None:
         for item in row["items"]:
             left = x(item["t0"])
             right = x(item["t1"] or t1)
-            items.append({**item, "x": left, "w": round(max(right - left, 2.0), 1),
-                          "y": y + 3, "h": ROW - 6, "t0": None, "t1": None})
+            items.append(
+                {
+                    **item,
+                    "x": left,
+                    "w": round(max(right - left, 2.0), 1),
+                    "y": y + 3,
+                    "h": ROW - 6,
+                    "t0": None,
+                    "t1": None,
+                }
+            )
         out_rows.append({"label": row["label"], "y": y, "ty": y + ROW - 7, "items": items})
     height = TOP + len(rows) * ROW + 10
-    ticks = [{"x": x(t0 + timedelta(seconds=span * i / 4)), "label": hms(span * i / 4)}
-             for i in range(5)]
+    ticks = [
+        {"x": x(t0 + timedelta(seconds=span * i / 4)), "label": hms(span * i / 4)} for i in range(5)
+    ]
     win = None
     if band[0] is not None and band[1] is not None:
         win = {"x": x(band[0]), "w": round(x(band[1]) - x(band[0]), 1), "h": height - TOP}
-    return {"width": WIDTH, "height": height, "rows": out_rows, "ticks": ticks,
-            "window": win, "label_x": LABEL - 6, "top": TOP, "origin": t0.isoformat()}
+    return {
+        "width": WIDTH,
+        "height": height,
+        "rows": out_rows,
+        "ticks": ticks,
+        "window": win,
+        "label_x": LABEL - 6,
+        "top": TOP,
+        "origin": t0.isoformat(),
+    }
 
 
-def _item(kind: str, cls: str, t0: datetime | None, t1: datetime | None,
-          title: str) -> dict[str, Any]:
+def _item(
+    kind: str, cls: str, t0: datetime | None, t1: datetime | None, title: str
+) -> dict[str, Any]:
     return {"kind": kind, "cls": cls, "t0": t0, "t1": t1, "title": title}
 
 
@@ -71,7 +90,8 @@ def _run_rows(report: Report) -> list[dict[str, Any]]:
     for entry in report.timeline:
         start, end = parse_ts(entry.start), parse_ts(entry.end)
         title = f"{entry.name}: {entry.status}, {hms(entry.seconds)}" + (
-            f" ({entry.detail})" if entry.detail else "")
+            f" ({entry.detail})" if entry.detail else ""
+        )
         if entry.kind == "step":
             bar = _item("bar", f"bar step {entry.status}", start, end, title)
             row(entry.step or entry.name)["items"].append(bar)
@@ -80,7 +100,8 @@ def _run_rows(report: Report) -> list[dict[str, Any]]:
             row(entry.step or "gates")["items"].append(mark)
         elif entry.kind == "undo":
             row(f"undo {entry.name}")["items"].append(
-                _item("bar", f"bar undo {entry.status}", start, end, title))
+                _item("bar", f"bar undo {entry.status}", start, end, title)
+            )
         elif entry.kind == "pause":
             row("paused")["items"].append(_item("bar", "bar pause", start, end, title))
     return list(rows.values())
@@ -94,7 +115,12 @@ def _planned_rows(report: Report) -> list[dict[str, Any]]:
             continue
         fits = "" if step.in_window is not False else " outside"
         title = f"{step.id}: about {hms(step.estimate)}" + (
-            ", ends outside the window" if fits else "")
-        out.append({"label": step.id,
-                    "items": [_item("bar", f"bar step planned{fits}", start, end, title)]})
+            ", ends outside the window" if fits else ""
+        )
+        out.append(
+            {
+                "label": step.id,
+                "items": [_item("bar", f"bar step planned{fits}", start, end, title)],
+            }
+        )
     return out

@@ -168,12 +168,17 @@ def _steps(plan: Mapping[str, Any], estimates: Mapping[str, float] | None) -> li
     for s in plan.get("steps", []):
         estimate = (estimates or {}).get(s["id"], s.get("estimate") or 0)
         hosts = list(s.get("hosts") or []) or ([s["limit"]] if s.get("limit") else [])
-        out.append(Step(
-            id=s["id"], title=s.get("title") or s["id"], kind=s.get("kind", ""),
-            runs=s.get("playbook") or s.get("action") or s.get("kind", ""),
-            hosts=hosts or [s.get("target") or "all"], estimate=round(float(estimate)),
-            point_of_no_return=bool(s.get("point_of_no_return")),
-        ))
+        out.append(
+            Step(
+                id=s["id"],
+                title=s.get("title") or s["id"],
+                kind=s.get("kind", ""),
+                runs=s.get("playbook") or s.get("action") or s.get("kind", ""),
+                hosts=hosts or [s.get("target") or "all"],
+                estimate=round(float(estimate)),
+                point_of_no_return=bool(s.get("point_of_no_return")),
+            )
+        )
     return out
 
 
@@ -181,24 +186,32 @@ def _findings(plan: Mapping[str, Any], reasons: Mapping[str, str]) -> list[Findi
     out = []
     for f in plan.get("findings", []):
         key = str(f["key"])
-        out.append(Finding(
-            key=key, severity=str(f.get("severity", "")), inhibitor=bool(f.get("inhibitor")),
-            message=str(f.get("message", "")), remediation=str(f.get("remediation", "")),
-            accepted=bool(f.get("accepted")) or key in reasons,
-            accepted_reason=reasons.get(key),
-            # staging not passed is waived with a reason, not accepted by key
-            accept_with=('--without-rehearsal "REASON"' if key == REHEARSAL_KEY
-                         else f"--accept {key}"),
-        ))
+        out.append(
+            Finding(
+                key=key,
+                severity=str(f.get("severity", "")),
+                inhibitor=bool(f.get("inhibitor")),
+                message=str(f.get("message", "")),
+                remediation=str(f.get("remediation", "")),
+                accepted=bool(f.get("accepted")) or key in reasons,
+                accepted_reason=reasons.get(key),
+                # staging not passed is waived with a reason, not accepted by key
+                accept_with=(
+                    '--without-rehearsal "REASON"' if key == REHEARSAL_KEY else f"--accept {key}"
+                ),
+            )
+        )
     return out
 
 
-def place_in_window(steps: Sequence[Step], window: Mapping[str, Any] | None,
-                    start: str | None) -> None:
+def place_in_window(
+    steps: Sequence[Step], window: Mapping[str, Any] | None, start: str | None
+) -> None:
     """Give each step its expected start and end: from the window's start (else ``start``)
     plus the estimates before it; and whether it ends inside the window."""
-    win_start, win_end = (parse_ts(window.get("start")), parse_ts(window.get("end"))) \
-        if window else (None, None)
+    win_start, win_end = (
+        (parse_ts(window.get("start")), parse_ts(window.get("end"))) if window else (None, None)
+    )
     at = win_start or parse_ts(start)
     if at is None:
         return
@@ -210,15 +223,22 @@ def place_in_window(steps: Sequence[Step], window: Mapping[str, Any] | None,
         at = end
 
 
-def base_report(kind: str, plan: Mapping[str, Any], *, run_id: str | None = None,
-                window: Mapping[str, Any] | None = None,
-                estimates: Mapping[str, float] | None = None,
-                accepted: Mapping[str, str] | None = None) -> Report:
+def base_report(
+    kind: str,
+    plan: Mapping[str, Any],
+    *,
+    run_id: str | None = None,
+    window: Mapping[str, Any] | None = None,
+    estimates: Mapping[str, float] | None = None,
+    accepted: Mapping[str, str] | None = None,
+) -> Report:
     """The parts every report shares, from a plan as ``Plan.to_dict()`` (and the journal) has it."""
     steps = _steps(plan, estimates)
     points = [s.id for s in steps if s.point_of_no_return]
     return Report(
-        kind=kind, run_id=run_id, environment=str(plan.get("environment", "")),
+        kind=kind,
+        run_id=run_id,
+        environment=str(plan.get("environment", "")),
         current_version=str(plan.get("current_version", "")),
         target_version=str(plan.get("target_version", "")),
         hops=[f"{a} -> {b}" for a, b in plan.get("hops", [])],
@@ -226,20 +246,30 @@ def base_report(kind: str, plan: Mapping[str, Any], *, run_id: str | None = None
         window=dict(window) if window else None,
         point_of_no_return=points[0] if points else plan.get("point_of_no_return"),
         estimate=sum(s.estimate for s in steps),
-        steps=steps, findings=_findings(plan, accepted or {}),
+        steps=steps,
+        findings=_findings(plan, accepted or {}),
     )
 
 
-def from_plan(plan: Mapping[str, Any], window: Mapping[str, Any] | None = None,
-              estimates: Mapping[str, float] | None = None, at: str | None = None) -> Report:
+def from_plan(
+    plan: Mapping[str, Any],
+    window: Mapping[str, Any] | None = None,
+    estimates: Mapping[str, float] | None = None,
+    at: str | None = None,
+) -> Report:
     """``plan --report``: the plan's report, without preflight or check mode ("plan only")."""
     report = base_report("plan", plan, window=window, estimates=estimates)
     place_in_window(report.steps, report.window, at)
-    report.notes.append("plan only: no preflight gate was evaluated and no playbook ran in "
-                        "check mode; `upgrader run TARGET --dry-run` does both")
+    report.notes.append(
+        "plan only: no preflight gate was evaluated and no playbook ran in "
+        "check mode; `upgrader run TARGET --dry-run` does both"
+    )
     inhibitors = [f.key for f in report.findings if f.inhibitor and not f.accepted]
-    report.outcome = (f"{len(inhibitors)} inhibitor(s) would stop the run: "
-                      + ", ".join(inhibitors)) if inhibitors else "no inhibitor stops the run"
+    report.outcome = (
+        (f"{len(inhibitors)} inhibitor(s) would stop the run: " + ", ".join(inhibitors))
+        if inhibitors
+        else "no inhibitor stops the run"
+    )
     return report
 
 

@@ -49,8 +49,10 @@ def _details(value: Any) -> str:
     """Gate evidence details as ``key=value`` pairs (nested values as compact JSON)."""
     if not isinstance(value, dict):
         return "" if value is None else str(value)
-    return ", ".join(f"{k}={v if isinstance(v, str | int | float) else json.dumps(v, default=str)}"
-                     for k, v in value.items())
+    return ", ".join(
+        f"{k}={v if isinstance(v, str | int | float) else json.dumps(v, default=str)}"
+        for k, v in value.items()
+    )
 
 
 def environment(autoescape: bool) -> jinja2.Environment:

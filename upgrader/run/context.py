@@ -44,13 +44,10 @@ if TYPE_CHECKING:
 STOP_REQUESTED = threading.Event()
 
 
-
 Action = Callable[[PlannedStep, "RunContext"], Mapping[str, Any]]
 
 
-
 PlaybookRunner = Callable[..., PlaybookOutcome]
-
 
 
 @dataclass
@@ -90,8 +87,6 @@ class RunContext:
     unreachable: set[str] = field(default_factory=set)
 
 
-
-
 def marker(run_id: str, step_id: str, attempt: int) -> str:
     """The environment marker every process of one step attempt carries."""
     return f"{run_id}:{slug(step_id)}:{attempt}"
@@ -100,19 +95,21 @@ def marker(run_id: str, step_id: str, attempt: int) -> str:
 ABORT_FILE = "abort-requested"
 
 
-
 def client_for(env: Environment) -> OneClient:
     """A client for the environment's oned, logged in with its credentials file."""
-    return OneClient(env.oned, read_credentials(env), timeout=env.oned_timeout,
-                     timeout_setting=f"environments.{env.name}.oned_timeout")
-
+    return OneClient(
+        env.oned,
+        read_credentials(env),
+        timeout=env.oned_timeout,
+        timeout_setting=f"environments.{env.name}.oned_timeout",
+    )
 
 
 def observer(ws: Workspace) -> HostObserver:
     """The host-side observer of the environment (the tool's own gather play)."""
-    return HostObserver(ws.env.inventory, PROJECT_DIR / "playbooks",
-                        vault_password_file=ws.env.vault_password_file)
-
+    return HostObserver(
+        ws.env.inventory, PROJECT_DIR / "playbooks", vault_password_file=ws.env.vault_password_file
+    )
 
 
 def undo_steps(runbooks: Mapping[Any, Runbook]) -> dict[str, Step]:
@@ -124,7 +121,6 @@ def undo_steps(runbooks: Mapping[Any, Runbook]) -> dict[str, Step]:
             if s.undo_only:
                 out[f"{'-'.join(hop)}/{s.id}"] = out[s.id] = s
     return out
-
 
 
 def run_context(
@@ -163,7 +159,6 @@ def estimates(ws: Workspace, plan: Plan, run_id: str | None = None) -> dict[str,
     return {step: e.seconds for step, e in refined.items()}
 
 
-
 def cloud_state(client: OneClient) -> dict[str, Any]:
     """Versions, hosts and VMs as the run leaves (or finds) the cloud; what could not be
     read is said, not guessed (the report shows it)."""
@@ -171,18 +166,24 @@ def cloud_state(client: OneClient) -> dict[str, Any]:
     try:
         out["oned_version"] = str(client.detect_version())
         out["hosts"] = [{"name": h.name, "state": h.state.name} for h in client.host_pool()]
-        out["vms"] = [{"id": v.id, "name": v.name, "state": v.state.name,
-                       "lcm_state": v.lcm_state.name, "host": v.host} for v in client.vm_pool()]
+        out["vms"] = [
+            {
+                "id": v.id,
+                "name": v.name,
+                "state": v.state.name,
+                "lcm_state": v.lcm_state.name,
+                "host": v.host,
+            }
+            for v in client.vm_pool()
+        ]
     except UpgraderError as exc:
         out["error"] = str(exc)
     return out
 
 
-
 def record_cloud(journal: Journal, client: OneClient, when: str) -> None:
     """Journal the cloud's state at the start or end of a run (never fails the run)."""
     journal.record(EventType.CLOUD_STATE, when=when, **cloud_state(client))
-
 
 
 @contextlib.contextmanager
@@ -199,11 +200,10 @@ def sigterm_pauses() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-
-def limit(ctx: RunContext, ws: Workspace, window: Any,
-           figures: Mapping[str, float] | None = None) -> None:
+def limit(
+    ctx: RunContext, ws: Workspace, window: Any, figures: Mapping[str, float] | None = None
+) -> None:
     """Give the run its window and the estimates it judges each step's fit with."""
     ctx.window = window
     ctx.next_window = next_after(ws)
-    ctx.estimates = (figures if figures is not None
-                     else estimates(ws, ctx.plan, ctx.run_id))
+    ctx.estimates = figures if figures is not None else estimates(ws, ctx.plan, ctx.run_id)

@@ -105,8 +105,15 @@ def start(ws: Workspace, opts: StartOptions) -> DryRun:
         take_over=lock_note is not None,
     )
     run_id = new_run_id(ws.env.name)
-    journal = open_journal(ws, run_id, plan, dry_run=True, window=window,
-                           estimates=estimates(ws, plan), command=command)
+    journal = open_journal(
+        ws,
+        run_id,
+        plan,
+        dry_run=True,
+        window=window,
+        estimates=estimates(ws, plan),
+        command=command,
+    )
     record_accepted(journal, plan, opts.without_rehearsal)
     if lock_note:
         journal.record(EventType.NOTE, text=f"{lock_note}: the real run needs --take-over")
@@ -152,10 +159,13 @@ def walk(ctx: RunContext, impact: VmImpact, command: str, lock_note: str | None)
         first = plan.steps[0] if plan.steps else None
         count, names = skipped_gates(plan)
         if count:
-            reason = "a dry run changes nothing, so these gates would judge a cloud the " \
+            reason = (
+                "a dry run changes nothing, so these gates would judge a cloud the "
                 "steps before them did not change"
-            ctx.journal.record(EventType.GATES_SKIPPED, count=count, gates=list(names),
-                               reason=reason)
+            )
+            ctx.journal.record(
+                EventType.GATES_SKIPPED, count=count, gates=list(names), reason=reason
+            )
             ctx.progress(f"[dry-run] {count} gate checks after the preflight skipped: {reason}")
         groups = check_groups(plan)
         preflight, checks = _look(ctx, first, groups)
@@ -164,19 +174,33 @@ def walk(ctx: RunContext, impact: VmImpact, command: str, lock_note: str | None)
     except BaseException as exc:
         ctx.cancel.set()
         with contextlib.suppress(UpgraderError):  # the journal may be what failed
-            ctx.journal.record(EventType.RUN_ABORTED, dry_run=True,
-                               reason=f"dry run interrupted: {exc!r}")
+            ctx.journal.record(
+                EventType.RUN_ABORTED, dry_run=True, reason=f"dry run interrupted: {exc!r}"
+            )
         raise
     fields = {"dry_run": True, "verdict": result.word, "exit_code": result.exit_code}
     if result.exit_code == 0:
         ctx.journal.record(EventType.RUN_FINISHED, **fields, line=result.line)
     else:
-        ctx.journal.record(EventType.RUN_FAILED, **fields, reason=result.line,
-                           hint=result.hint or "fix the cause, then dry-run again")
+        ctx.journal.record(
+            EventType.RUN_FAILED,
+            **fields,
+            reason=result.line,
+            hint=result.hint or "fix the cause, then dry-run again",
+        )
     ctx.progress(f"[dry-run] {ctx.run_id} finished: {result.word}")
     return DryRun(
-        ctx.run_id, ctx.journal.path, plan, command, first.id if first else None, preflight,
-        count, impact, checks, lock_note, result,
+        ctx.run_id,
+        ctx.journal.path,
+        plan,
+        command,
+        first.id if first else None,
+        preflight,
+        count,
+        impact,
+        checks,
+        lock_note,
+        result,
     )
 
 
@@ -195,8 +219,13 @@ def _preflight(ctx: RunContext, step: PlannedStep) -> tuple[GateResult, ...]:
         except UpgraderError as exc:
             result = GateResult(spec.name, INCONCLUSIVE, {"summary": str(exc)}, exc.hint or "")
         ctx.journal.record(
-            EventType.GATE_VERDICT, step=step.id, gate=spec.name, phase="before",
-            verdict=result.verdict, evidence=dict(result.evidence), hint=result.hint,
+            EventType.GATE_VERDICT,
+            step=step.id,
+            gate=spec.name,
+            phase="before",
+            verdict=result.verdict,
+            evidence=dict(result.evidence),
+            hint=result.hint,
         )
         ctx.progress(f"[gate/{spec.name}] {result.verdict.upper()} before {step.id} (preflight)")
         results.append(result)
@@ -233,8 +262,9 @@ def _check(ctx: RunContext, group: CheckGroup) -> CheckResult:
     def note(event: Mapping[str, Any]) -> None:
         kind, result = event.get("event"), event.get("result")
         if kind in ("runner_on_failed", "runner_on_unreachable") and result != "failed (ignored)":
-            failures.setdefault(str(event.get("host")),
-                                f"{event.get('task')}: {event.get('msg') or result}")
+            failures.setdefault(
+                str(event.get("host")), f"{event.get('task')}: {event.get('msg') or result}"
+            )
 
     ctx.progress(f"{tag} {group.playbook} in check mode on {group.limit or 'its hosts'}")
     call = PlaybookCall(
@@ -274,10 +304,19 @@ def _check(ctx: RunContext, group: CheckGroup) -> CheckResult:
         result = CheckResult(group, False, {}, _why(outcome, failures), duration)
         summary = f"check mode could not predict this step: {result.reason}"
     ctx.journal.record(
-        EventType.DRY_RUN_CHECK, check=group.index, label=group.label, hop=group.hop,
-        playbook=group.playbook, vars=dict(group.vars), steps=list(group.steps),
-        limit=group.limit, predicted=result.predicted, changes=dict(result.changes),
-        tasks=tasks, reason=result.reason, duration=duration,
+        EventType.DRY_RUN_CHECK,
+        check=group.index,
+        label=group.label,
+        hop=group.hop,
+        playbook=group.playbook,
+        vars=dict(group.vars),
+        steps=list(group.steps),
+        limit=group.limit,
+        predicted=result.predicted,
+        changes=dict(result.changes),
+        tasks=tasks,
+        reason=result.reason,
+        duration=duration,
         **({"status": str(outcome.status), "rc": outcome.rc} if outcome is not None else {}),
         # what the play handed over with set_stats, e.g. storage_sync: the data a copy moves
         **({"data": dict(outcome.data)} if outcome is not None and outcome.data else {}),
@@ -290,8 +329,9 @@ def _why(outcome: PlaybookOutcome | None, failures: Mapping[str, str]) -> str:
     if outcome is not None and outcome.status == "timeout":
         text = f"it did not finish within {CHECK_TIMEOUT:g} s"
     elif failures:
-        text = "; ".join(f"{host}: {what}" if host != "-" else what
-                         for host, what in failures.items())
+        text = "; ".join(
+            f"{host}: {what}" if host != "-" else what for host, what in failures.items()
+        )
     elif outcome is not None:
         tail = next((line for line in reversed(outcome.stdout_tail) if line.strip()), "")
         text = f"the play {outcome.status} (rc {outcome.rc})" + (f": {tail}" if tail else "")
@@ -307,12 +347,15 @@ def _journal_steps(ctx: RunContext, groups: tuple[CheckGroup, ...]) -> None:
     for step in ctx.plan.steps:
         group = check_of.get(step.id)
         if group is not None:
-            ctx.journal.record(EventType.STEP_SKIPPED, step=step.id, check=group.index,
-                               reason=f"dry run: {step.playbook} ran in check mode "
-                               f"(check {group.index}, {group.label})")
+            ctx.journal.record(
+                EventType.STEP_SKIPPED,
+                step=step.id,
+                check=group.index,
+                reason=f"dry run: {step.playbook} ran in check mode "
+                f"(check {group.index}, {group.label})",
+            )
         else:
             what = f"action {step.action}" if step.kind == "action" else step.kind
-            ctx.journal.record(EventType.STEP_SKIPPED, step=step.id,
-                               reason=f"dry run: {what} not run")
-
-
+            ctx.journal.record(
+                EventType.STEP_SKIPPED, step=step.id, reason=f"dry run: {what} not run"
+            )

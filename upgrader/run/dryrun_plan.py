@@ -60,7 +60,11 @@ def check_groups(plan: Plan) -> tuple[CheckGroup, ...]:
         hosts = sorted({h for s in steps for h in s.hosts})
         out.append(
             CheckGroup(
-                n, hop, playbook, dict(steps[0].vars), tuple(s.id for s in steps),
+                n,
+                hop,
+                playbook,
+                dict(steps[0].vars),
+                tuple(s.id for s in steps),
                 None if whole else ",".join(hosts),
             )
         )
@@ -179,12 +183,24 @@ def _move(
 ) -> Move:
     source = vm.host or "-"
     if vm.lcm_state != "RUNNING":
-        return Move(vm.id, vm.name, vm.owner, source, None,
-                    f"{vm.lcm_state}: only a RUNNING VM can be live-migrated")
+        return Move(
+            vm.id,
+            vm.name,
+            vm.owner,
+            source,
+            None,
+            f"{vm.lcm_state}: only a RUNNING VM can be live-migrated",
+        )
     target = placement.place(capacity, batch, needs.get(vm.id, placement.Need(0, 0)), reserved)
     if target is None:
-        return Move(vm.id, vm.name, vm.owner, source, None,
-                    f"no host outside {', '.join(batch)} has room for it")
+        return Move(
+            vm.id,
+            vm.name,
+            vm.owner,
+            source,
+            None,
+            f"no host outside {', '.join(batch)} has room for it",
+        )
     return Move(vm.id, vm.name, vm.owner, source, target.name)
 
 
@@ -235,7 +251,8 @@ def verdict(
         more = f" (and {len(inhibitors) - 1} more)" if len(inhibitors) > 1 else ""
         gates = f"; preflight gate {failed[0].gate} fails too" if failed else ""
         return Verdict(
-            5, "inhibited",
+            5,
+            "inhibited",
             f"{head}inhibitor {first.key}{more} stops `{command}`: {first.remediation}{gates}",
             first.remediation,
         )
@@ -245,7 +262,8 @@ def verdict(
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         hint = f" (hint: {gate.hint})" if gate.hint else ""
         return Verdict(
-            1, "preflight-failed",
+            1,
+            "preflight-failed",
             f"{head}`{command}` would stop at its preflight: gate {gate.gate}{more} "
             f"{gate.verdict}" + (f": {summary}" if summary else "") + hint,
             gate.hint,

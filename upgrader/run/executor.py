@@ -94,8 +94,14 @@ def _check_window(ctx: RunContext, step: PlannedStep) -> None:
         f"the window closes at {format_instant(ctx.window.end)} (in {format_duration(left)}); "
         f"{what} needs about {format_duration(need)}"
     )
-    pause(ctx, step, reason, window=ctx.window.as_dict(), need=round(need, 1),
-          left=round(max(left, 0.0), 1))
+    pause(
+        ctx,
+        step,
+        reason,
+        window=ctx.window.as_dict(),
+        need=round(need, 1),
+        left=round(max(left, 0.0), 1),
+    )
 
 
 def pause(ctx: RunContext, step: PlannedStep, reason: str, **fields: Any) -> None:
@@ -105,12 +111,19 @@ def pause(ctx: RunContext, step: PlannedStep, reason: str, **fields: Any) -> Non
     held = [u.description for u in replay(ctx.journal.events()).pending_undo]
     ctx.observe_cloud("end")
     ctx.journal.record(
-        EventType.RUN_PAUSED, reason=reason, next_step=step.id,
-        next_window=later.as_dict() if later else None, held=held, **fields,
+        EventType.RUN_PAUSED,
+        reason=reason,
+        next_step=step.id,
+        next_window=later.as_dict() if later else None,
+        held=held,
+        **fields,
     )
     ctx.progress(f"[run] {ctx.run_id} paused before {step.id}: {reason}")
-    when = (f"in the next window (opens {later.start.isoformat(timespec='minutes')})"
-            if later else "in a window (`--window now+2h` declares one)")
+    when = (
+        f"in the next window (opens {later.start.isoformat(timespec='minutes')})"
+        if later
+        else "in a window (`--window now+2h` declares one)"
+    )
     still = f"; until then these stay as they are: {'; '.join(held)}" if held else ""
     raise WindowClosedError(
         f"paused before {step.id}: {reason}",
@@ -260,5 +273,3 @@ def abort(ctx: RunContext, reason: str) -> None:
     ctx.observe_cloud("end")
     ctx.journal.record(EventType.RUN_ABORTED, reason=reason)
     ctx.progress(f"[run] {ctx.run_id} aborted: {reason}")
-
-

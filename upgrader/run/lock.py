@@ -55,7 +55,11 @@ class LockInfo:
     def same_holder(self, other: LockInfo) -> bool:
         """Whether ``other`` is this very acquisition (expiry aside, which refresh moves)."""
         return (self.run_id, self.pid, self.host, self.started) == (
-            other.run_id, other.pid, other.host, other.started)
+            other.run_id,
+            other.pid,
+            other.host,
+            other.started,
+        )
 
 
 def stale_reason(info: LockInfo, now: float) -> str | None:
@@ -88,8 +92,14 @@ class RunLock:
     ``previous`` is the stale holder this acquisition took over, for the caller to journal.
     """
 
-    def __init__(self, path: Path, environment: str, info: LockInfo, previous: LockInfo | None,
-                 now: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        environment: str,
+        info: LockInfo,
+        previous: LockInfo | None,
+        now: Callable[[], float],
+    ) -> None:
         self.path = path
         self.environment = environment
         self.info = info
@@ -97,8 +107,16 @@ class RunLock:
         self._now = now
 
     @classmethod
-    def acquire(cls, lock_dir: Path, environment: str, run_id: str, *, expiry_seconds: float,
-                take_over: bool = False, now: Callable[[], float] = time.time) -> RunLock:
+    def acquire(
+        cls,
+        lock_dir: Path,
+        environment: str,
+        run_id: str,
+        *,
+        expiry_seconds: float,
+        take_over: bool = False,
+        now: Callable[[], float] = time.time,
+    ) -> RunLock:
         """Take the lock of ``environment`` for ``run_id``.
 
         Raises:
@@ -109,8 +127,14 @@ class RunLock:
         make_private_dir(lock_dir)
         started = now()
         own = _proc_stat(os.getpid())
-        info = LockInfo(run_id, os.getpid(), socket.gethostname(), utc_iso(started),
-                        utc_iso(started + expiry_seconds), own[1] if own else None)
+        info = LockInfo(
+            run_id,
+            os.getpid(),
+            socket.gethostname(),
+            utc_iso(started),
+            utc_iso(started + expiry_seconds),
+            own[1] if own else None,
+        )
         with _guard(path):
             try:
                 _write(path, info, exclusive=True)
@@ -157,7 +181,8 @@ class RunLock:
                 f"the lock of environment '{self.environment}' is no longer run "
                 f"{self.info.run_id}'s: {whom}",
                 holder=asdict(holder) if holder else None,
-                hint="another process took the lock over: stop, and check `upgrader status`")
+                hint="another process took the lock over: stop, and check `upgrader status`",
+            )
 
     def __enter__(self) -> RunLock:
         return self
@@ -166,8 +191,11 @@ class RunLock:
         self.release()
 
 
-def _stale_holder(path: Path, environment: str, now: float,
-                  ) -> tuple[LockInfo | None, StaleLockError]:
+def _stale_holder(
+    path: Path,
+    environment: str,
+    now: float,
+) -> tuple[LockInfo | None, StaleLockError]:
     """Raise LockHeldError if a live run holds ``path``; otherwise return the stale holder
     (None when the file is corrupt) and the error that reports it."""
     try:
@@ -180,17 +208,20 @@ def _stale_holder(path: Path, environment: str, now: float,
             f"environment '{environment}' is locked by {holder.describe()}",
             holder=asdict(holder),
             hint=f"wait for run {holder.run_id} to end (`upgrader status` shows it), "
-                 f"or stop it with `upgrader abort {holder.run_id}`")
+            f"or stop it with `upgrader abort {holder.run_id}`",
+        )
     return holder, StaleLockError(
         f"stale lock of run {holder.run_id} ({reason}): pass --take-over to take it over",
         holder=asdict(holder),
-        hint=f"check that run {holder.run_id} is really gone, then repeat with --take-over")
+        hint=f"check that run {holder.run_id} is really gone, then repeat with --take-over",
+    )
 
 
 def _corrupt(path: Path, exc: Exception) -> StaleLockError:
-    return StaleLockError(f"the lock file {path} is unreadable or corrupt ({exc}): "
-                          "pass --take-over to replace it",
-                          hint="check that no run is going on, then repeat with --take-over")
+    return StaleLockError(
+        f"the lock file {path} is unreadable or corrupt ({exc}): pass --take-over to replace it",
+        hint="check that no run is going on, then repeat with --take-over",
+    )
 
 
 def _lock_path(lock_dir: Path, environment: str) -> Path:
@@ -202,8 +233,7 @@ def _lock_path(lock_dir: Path, environment: str) -> Path:
 @contextmanager
 def _guard(path: Path) -> Iterator[None]:
     # The guard file is never removed: removing a file others may be waiting to flock races.
-    fd = os.open(path.with_name(path.name + ".guard"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                 0o600)
+    fd = os.open(path.with_name(path.name + ".guard"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -219,8 +249,9 @@ def _read(path: Path) -> LockInfo:
         info = LockInfo(**obj)
     except TypeError as exc:
         raise ValueError(str(exc)) from None
-    if not (isinstance(info.run_id, str) and isinstance(info.pid, int)
-            and isinstance(info.host, str)):
+    if not (
+        isinstance(info.run_id, str) and isinstance(info.pid, int) and isinstance(info.host, str)
+    ):
         raise ValueError("run_id, pid or host has the wrong type")
     datetime.fromisoformat(info.started)
     datetime.fromisoformat(info.expires)
@@ -255,7 +286,7 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces and ')'
+    fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces and ')'
     return fields[0], fields[19]
 
 

@@ -25,7 +25,6 @@ def first_failure(failures: tuple[str, ...], limit: int = 600) -> str:
     return (text if len(text) <= limit else text[: limit - 3] + "...") + more
 
 
-
 def perform(
     ctx: RunContext,
     step: PlannedStep,
@@ -71,7 +70,6 @@ def perform(
     )
 
 
-
 def _on_event(ctx: RunContext, step_id: str, event: Mapping[str, Any]) -> None:
     name, host = event.get("event"), event.get("host")
     if name == "runner_on_unreachable" and host:
@@ -80,7 +78,6 @@ def _on_event(ctx: RunContext, step_id: str, event: Mapping[str, Any]) -> None:
         ctx.unreachable.discard(str(host))  # it answered
     if name in ("runner_on_failed", "runner_on_unreachable", "playbook_on_stats"):
         ctx.journal.record(EventType.NOTE, step=step_id, ansible=dict(event))
-
 
 
 def outcome_summary(outcome: PlaybookOutcome | Mapping[str, Any]) -> Mapping[str, Any]:

@@ -45,7 +45,6 @@ def fingerprints(
     return identity, _digest(identity, ws.env.name, inventory)
 
 
-
 def prepare_plan(
     ws: Workspace,
     client: OneClient,
@@ -92,7 +91,6 @@ def prepare_plan(
                     f"not have (known: {', '.join(sorted(known))})"
                 )
     return plan, runbooks
-
 
 
 def plan_from_dict(data: Mapping[str, Any]) -> Plan:

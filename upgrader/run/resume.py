@@ -39,7 +39,6 @@ def refuse_dry_run(state: Any, what: str) -> None:
         )
 
 
-
 def resume_run(
     ws: Workspace,
     run_id: str | None,
@@ -104,8 +103,10 @@ def resume_run(
             window=run_window.window_dict(window),
         )
         run_window.record(journal, window, window_spec, "resume", progress)
-        progress(f"[run] {state.run_id} resumes at {start or 'the end'}"
-                 + (f", after taking again {', '.join(redo)}" if redo else ""))
+        progress(
+            f"[run] {state.run_id} resumes at {start or 'the end'}"
+            + (f", after taking again {', '.join(redo)}" if redo else "")
+        )
         client = client_for(ws.env)
         ctx = run_context(ws, client, plan, runbooks, journal, state.run_id, False, progress)
         ctx.snapshots.update(state.snapshots)
@@ -118,7 +119,6 @@ def resume_run(
     finally:
         lock.release()
     return state.run_id
-
 
 
 def kill_leftovers(journal: Journal) -> list[int]:

@@ -107,19 +107,33 @@ def start_run(ws: Workspace, opts: StartOptions) -> str:
     return run_id
 
 
-def open_journal(ws: Workspace, run_id: str, plan: Plan, *, dry_run: bool,
-                 window: Window | None, estimates: Mapping[str, float],
-                 command: str | None = None) -> Journal:
+def open_journal(
+    ws: Workspace,
+    run_id: str,
+    plan: Plan,
+    *,
+    dry_run: bool,
+    window: Window | None,
+    estimates: Mapping[str, float],
+    command: str | None = None,
+) -> Journal:
     """Create the journal of run (or dry run) ``run_id`` and record its ``run_started``."""
     journal = Journal.create(ws.site.runs_dir / run_id, run_id)
-    record_started(journal, plan, dry_run=dry_run, window=window, estimates=estimates,
-                   command=command)
+    record_started(
+        journal, plan, dry_run=dry_run, window=window, estimates=estimates, command=command
+    )
     return journal
 
 
-def record_started(journal: Journal, plan: Plan, *, dry_run: bool,
-                   window: Window | None = None, estimates: Mapping[str, float] | None = None,
-                   command: str | None = None) -> None:
+def record_started(
+    journal: Journal,
+    plan: Plan,
+    *,
+    dry_run: bool,
+    window: Window | None = None,
+    estimates: Mapping[str, float] | None = None,
+    command: str | None = None,
+) -> None:
     """Record ``run_started``: the plan, its fingerprints, the window and the estimates; a dry
     run also the ``upgrader run`` command line it stands for."""
     journal.record(
@@ -142,6 +156,9 @@ def record_accepted(journal: Journal, plan: Plan, without_rehearsal: str | None)
     staging rehearsal ``--without-rehearsal`` and its reason."""
     for f in plan.findings:
         if f.accepted:
-            reason = (f"--without-rehearsal: {without_rehearsal}" if f.key == rehearsal.KEY
-                      else "--accept")
+            reason = (
+                f"--without-rehearsal: {without_rehearsal}"
+                if f.key == rehearsal.KEY
+                else "--accept"
+            )
             journal.record(EventType.FINDING_ACCEPTED, key=f.key, reason=reason)

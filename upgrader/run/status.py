@@ -33,14 +33,12 @@ def find_run(ws: Workspace, run_id: str | None, *, real_only: bool = False) -> P
     return candidates[-1]
 
 
-
 def _is_dry_run(run_dir: Path) -> bool:
     try:
         events = read_events(run_dir / "journal.jsonl")
     except JournalError:
         return False  # resume says what is wrong with it
     return bool(events) and bool(events[0].get("dry_run"))
-
 
 
 def run_summaries(ws: Workspace) -> list[dict[str, Any]]:
@@ -54,7 +52,6 @@ def run_summaries(ws: Workspace) -> list[dict[str, Any]]:
             continue
         out.append(summary(state))
     return out
-
 
 
 def summary(state: Any) -> dict[str, Any]:

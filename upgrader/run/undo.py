@@ -30,10 +30,8 @@ def discharge_undo(ctx: RunContext, step: PlannedStep) -> None:
         return
     pending = {u.undo_id for u in replay(ctx.journal.events()).pending_undo}
     if step.does_undo in pending:
-        ctx.journal.record(EventType.UNDO_DONE, undo_id=step.does_undo, done_by=step.id,
-                           outcome={})
+        ctx.journal.record(EventType.UNDO_DONE, undo_id=step.does_undo, done_by=step.id, outcome={})
         ctx.progress(f"[undo/{step.does_undo}] done by {step.id}: not run again at the end")
-
 
 
 def run_pending_undo(ctx: RunContext, *, reason: str, failed: bool = False) -> None:
@@ -71,7 +69,6 @@ def run_pending_undo(ctx: RunContext, *, reason: str, failed: bool = False) -> N
         )
 
 
-
 def _as_planned(step: Step, limit: str | None) -> PlannedStep:
     """An undo step as actions and plays see every step: the hosts of the step that
     registered it (``limit``), no hop of its own, no batch, no gates."""
@@ -101,7 +98,6 @@ def undo_step(ctx: RunContext, registered_by: str | None, undo_id: str) -> Step 
     runbooks define restore-frontend, each with its own previous version."""
     hop = (registered_by or "").partition("/")[0]
     return ctx.undo_steps.get(f"{hop}/{undo_id}") or ctx.undo_steps.get(undo_id)
-
 
 
 def _guarding_point(plan: Plan, step_id: str) -> str | None:

@@ -70,17 +70,26 @@ def forecast(ws: Workspace, spec: str | None, at: datetime) -> win.Window | None
     return win.current(ws.env.windows, at) or win.next_opening(ws.env.windows, at)
 
 
-def record(journal: Journal, window: win.Window | None, spec: str | None, command: str,
-           progress: Callable[[str], None]) -> None:
+def record(
+    journal: Journal,
+    window: win.Window | None,
+    spec: str | None,
+    command: str,
+    progress: Callable[[str], None],
+) -> None:
     """Journal the window this run (or resumed run) works in, and say it."""
     if window is None:
-        progress("[run] no maintenance window is configured for this environment: "
-                 "the run is not limited in time")
+        progress(
+            "[run] no maintenance window is configured for this environment: "
+            "the run is not limited in time"
+        )
         return
     how = "ad hoc" if spec else "config"
     journal.record(EventType.WINDOW, window=window.as_dict(), how=how, command=command)
-    progress(f"[run] window {format_instant(window.start)} to {format_instant(window.end)} ({how}: "
-             f"{window.source})")
+    progress(
+        f"[run] window {format_instant(window.start)} to {format_instant(window.end)} ({how}: "
+        f"{window.source})"
+    )
 
 
 def next_after(ws: Workspace) -> Callable[[datetime], win.Window | None]:

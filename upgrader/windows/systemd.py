@@ -51,15 +51,24 @@ def unit_name(environment: str, target: str) -> str:
     return f"upgrader-{environment}-{target}"
 
 
-def resumable_run(summaries: Sequence[Mapping[str, Any]], environment: str,
-                  target: str) -> tuple[str | None, Mapping[str, Any] | None]:
+def resumable_run(
+    summaries: Sequence[Mapping[str, Any]], environment: str, target: str
+) -> tuple[str | None, Mapping[str, Any] | None]:
     """(run id to resume or None, the latest real run of ``target`` on ``environment``).
 
     Only the latest run counts: a paused or failed run that a later run superseded stays
     where it is. Dry runs are not runs."""
-    rows = sorted((r for r in summaries if r.get("environment") == environment
-                   and r.get("target") == target and not r.get("dry_run")),
-                  key=lambda r: str(r.get("run_id", "")), reverse=True)
+    rows = sorted(
+        (
+            r
+            for r in summaries
+            if r.get("environment") == environment
+            and r.get("target") == target
+            and not r.get("dry_run")
+        ),
+        key=lambda r: str(r.get("run_id", "")),
+        reverse=True,
+    )
     latest = rows[0] if rows else None
     if latest is not None and latest.get("status") in RESUMABLE:
         return str(latest["run_id"]), latest
@@ -70,8 +79,9 @@ def on_calendar(start: datetime) -> str:
     """``2026-11-28 01:00:00 Europe/Berlin``: the first whole second at or after ``start``,
     in the window's zone; in UTC for a bare offset or a wall time that happens twice."""
     if start.microsecond:
-        start = (start.astimezone(UTC) + timedelta(microseconds=10**6 - start.microsecond)
-                 ).astimezone(start.tzinfo)
+        start = (
+            start.astimezone(UTC) + timedelta(microseconds=10**6 - start.microsecond)
+        ).astimezone(start.tzinfo)
     zone = zone_name(start)
     twice = start.replace(fold=1 - start.fold).utcoffset() != start.utcoffset()
     if zone is None or twice:
@@ -97,16 +107,25 @@ def exec_line(argv: Sequence[str]) -> str:
     return " ".join(words)
 
 
-def render(*, environment: str, target: str, window: Window, command: Sequence[str],
-           written: datetime, what: str) -> Units:
+def render(
+    *,
+    environment: str,
+    target: str,
+    window: Window,
+    command: Sequence[str],
+    written: datetime,
+    what: str,
+) -> Units:
     """The service and timer that run ``command`` at ``window``'s start.
 
     ``what`` says in words what the command does (for the comments and Description=)."""
     name = unit_name(environment, target)
     limit = int(window.seconds) + UNDO_MARGIN
     when = describe(window)
-    install = (f"cp {name}.service {name}.timer /etc/systemd/system/ && systemctl "
-               f"daemon-reload && systemctl enable --now {name}.timer")
+    install = (
+        f"cp {name}.service {name}.timer /etc/systemd/system/ && systemctl "
+        f"daemon-reload && systemctl enable --now {name}.timer"
+    )
     header = [
         f"# Written by `upgrader schedule {target}` at {written:%Y-%m-%d %H:%M:%S %Z}; nothing "
         "is installed yet.",
@@ -153,8 +172,7 @@ def render(*, environment: str, target: str, window: Window, command: Sequence[s
         "[Install]",
         "WantedBy=timers.target",
     ]
-    return Units(name, "\n".join(service) + "\n", "\n".join(timer) + "\n", tuple(command),
-                 limit)
+    return Units(name, "\n".join(service) + "\n", "\n".join(timer) + "\n", tuple(command), limit)
 
 
 def describe(window: Window) -> str:

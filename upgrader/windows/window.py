@@ -39,9 +39,11 @@ from upgrader.text import format_duration, parse_duration
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 DEFAULT_ZONE = "UTC"
 _WEEKLY = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([01]\d|2[0-3]):([0-5]\d)")
-_FORMS = ("now+DURATION (now+2h, now+90m, now+1h30m), START/END or START+DURATION "
-          "(ISO 8601 times with a UTC offset, e.g. 2024-06-01T01:00+02:00/2024-06-01T05:00+02:00 "
-          "or 2024-06-01T01:00+02:00+4h)")
+_FORMS = (
+    "now+DURATION (now+2h, now+90m, now+1h30m), START/END or START+DURATION "
+    "(ISO 8601 times with a UTC offset, e.g. 2024-06-01T01:00+02:00/2024-06-01T05:00+02:00 "
+    "or 2024-06-01T01:00+02:00+4h)"
+)
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,7 @@ class Window:
 
     def as_dict(self) -> dict[str, str]:
         """``{"start", "end", "source"}``, ISO 8601 with offsets: for the journal and JSON."""
-        return {"start": self.start.isoformat(), "end": self.end.isoformat(),
-                "source": self.source}
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "source": self.source}
 
 
 def window_from_dict(d: Mapping[str, str]) -> Window:
@@ -91,8 +92,7 @@ def window_from_dict(d: Mapping[str, str]) -> Window:
 
 
 # ------------------------------------------------------------- the questions
-def occurrences(specs: Sequence[Mapping[str, Any]], now: datetime,
-                count: int = 5) -> list[Window]:
+def occurrences(specs: Sequence[Mapping[str, Any]], now: datetime, count: int = 5) -> list[Window]:
     """The next ``count`` windows that have not ended at ``now``, sorted by start (so one
     open at ``now`` comes first), from weekly and dated specs together. Dated windows that
     have ended are dropped; overlapping windows of different specs stay separate."""
@@ -113,8 +113,10 @@ def current(specs: Sequence[Mapping[str, Any]], now: datetime) -> Window | None:
 
 def next_opening(specs: Sequence[Mapping[str, Any]], now: datetime) -> Window | None:
     """The first window that opens after ``now`` (strictly); None if no window ever will."""
-    later = (next((w for w in _not_ended(spec, now) if _utc(w.start) > _utc(now)), None)
-             for spec in specs)
+    later = (
+        next((w for w in _not_ended(spec, now) if _utc(w.start) > _utc(now)), None)
+        for spec in specs
+    )
     return min((w for w in later if w is not None), key=_order, default=None)
 
 
@@ -157,8 +159,10 @@ def parse_spec(text: str, now: datetime) -> Window:
     if _utc(end) <= _utc(start):
         raise ValueError(f"bad --window '{text}': its end is not after its start")
     if _utc(end) <= _utc(now):
-        raise ValueError(f"--window '{text}' ended at {end.isoformat()}: give a window that is "
-                         "still to come or open")
+        raise ValueError(
+            f"--window '{text}' ended at {end.isoformat()}: give a window that is "
+            "still to come or open"
+        )
     return Window(start, end, f"ad hoc --window {spec}")
 
 

@@ -164,8 +164,7 @@ def _database(
             return result(
                 VERSION_GATE,
                 PASS,
-                f"oned is {series} (database version "
-                "not confirmed: `onedb version` was not read)",
+                f"oned is {series} (database version not confirmed: `onedb version` was not read)",
                 **details,
             )
         return result(
