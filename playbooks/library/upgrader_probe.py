@@ -98,8 +98,9 @@ def run(argv: list[str], timeout: int) -> dict[str, object]:
         done = subprocess.run(
             argv, capture_output=True, text=True, timeout=timeout, check=False, errors="replace"
         )
-    except FileNotFoundError as exc:
-        return {"rc": 127, "stdout": "", "stderr": str(exc)}
+    except OSError as exc:  # as a shell says it: 127 not found, 126 found but not runnable
+        return {"rc": 127 if isinstance(exc, FileNotFoundError) else 126, "stdout": "",
+                "stderr": str(exc)}  # fmt: skip
     except subprocess.TimeoutExpired:
         return {"rc": 124, "stdout": "", "stderr": f"{argv[0]}: no answer in {timeout} s"}
     # Trailing newlines dropped, as the command module does.
