@@ -7,7 +7,7 @@ I/O or reads a clock, so every verdict is tested from recorded observations
 (tests/cases/gates/*.yaml).
 
 The verdicts that judge many things at once are cut into named checks, small pure functions
-each returning a ``Finding`` (``CHECKS[name]``; case files in tests/cases/gates/checks/).
+each returning a ``CheckOutcome`` (``CHECKS[name]``; case files in tests/cases/gates/checks/).
 
 This module is the facade: other code imports verdicts and observations only from here.
 Each topic module holds its verdicts together with the observations they take:
@@ -18,7 +18,7 @@ Each topic module holds its verdicts together with the observations they take:
 - ``storage``: datastores-healthy
 - ``cluster``: pacemaker-healthy, fencing-ready (and ``parse_syntax_error``)
 - ``agents``: libvirtd-alive, puppet-held, puppet-released
-- ``base``: what they all share (``result``, ``Finding``, ``judged``, ``listing``,
+- ``base``: what they all share (``result``, ``CheckOutcome``, ``judged``, ``listing``,
   ``parse_size``)
 """
 
@@ -37,7 +37,7 @@ from upgrader.gates.verdicts.agents import (
     puppet_held,
     puppet_released,
 )
-from upgrader.gates.verdicts.base import Finding, parse_size, result
+from upgrader.gates.verdicts.base import CheckOutcome, parse_size, result
 from upgrader.gates.verdicts.cluster import (
     PACEMAKER_HEALTHY_CHECKS,
     AgentCheck,
@@ -116,8 +116,8 @@ OBSERVATIONS: Mapping[str, type[Any]] = {
     "puppet-released": PuppetObservation,
 }
 
-CheckFn = Callable[..., Finding]
-"""A named check: ``(what it looks at, **params) -> Finding``."""
+CheckFn = Callable[..., CheckOutcome]
+"""A named check: ``(what it looks at, **params) -> CheckOutcome``."""
 
 # The named checks of each verdict cut into them, by gate and by check name.
 CHECKS: Mapping[str, Mapping[str, CheckFn]] = {
@@ -136,12 +136,12 @@ __all__ = [
     "VERDICTS",
     "AgentCheck",
     "CheckFn",
+    "CheckOutcome",
     "DatastoreMount",
     "DatastoreObservation",
     "DomainMap",
     "FailedAction",
     "FencingObservation",
-    "Finding",
     "HostPool",
     "HostSeen",
     "HypervisorDomains",

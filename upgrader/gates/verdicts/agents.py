@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from upgrader.gates.model import GateResult
-from upgrader.gates.verdicts.base import Finding, evidence, judged, listing
+from upgrader.gates.verdicts.base import CheckOutcome, evidence, judged, listing
 
 # ------------------------------------------------------------------ libvirtd
 
@@ -57,14 +57,16 @@ def libvirtd_alive(obs: LibvirtdObservation, *, hosts: Sequence[str] = ()) -> Ga
     )
 
 
-def _libvirtd_down(obs: LibvirtdObservation) -> Finding:
+def _libvirtd_down(obs: LibvirtdObservation) -> CheckOutcome:
     down = [{"host": h.host, "status": h.init_status} for h in obs.hosts if h.running is False]
     if not down:
-        return Finding({"down": down})
-    return Finding({"down": down}, (f"libvirtd not running on {listing(map(_down_line, down))}",))
+        return CheckOutcome({"down": down})
+    return CheckOutcome(
+        {"down": down}, (f"libvirtd not running on {listing(map(_down_line, down))}",)
+    )
 
 
-def _libvirtd_unchecked(obs: LibvirtdObservation, hosts: Sequence[str]) -> Finding:
+def _libvirtd_unchecked(obs: LibvirtdObservation, hosts: Sequence[str]) -> CheckOutcome:
     unread = [
         {"host": h.host, "error": h.error or "no answer"} for h in obs.hosts if h.running is None
     ]
@@ -72,7 +74,7 @@ def _libvirtd_unchecked(obs: LibvirtdObservation, hosts: Sequence[str]) -> Findi
     missing = [name for name in hosts if name not in seen]
     parts = _could_not_read(unread)
     parts += [f"no answer from {name}" for name in missing]
-    return Finding(
+    return CheckOutcome(
         {"unreadable": unread, "missing": missing},
         waiting=_waited(parts, obs.hosts, "no hypervisor was checked"),
     )
@@ -132,7 +134,7 @@ def puppet_held(obs: PuppetObservation, *, run_id: str) -> GateResult:
     )
 
 
-def _not_held(obs: PuppetObservation, run_id: str) -> Finding:
+def _not_held(obs: PuppetObservation, run_id: str) -> CheckOutcome:
     """Agents enabled, or disabled for another reason than this run."""
     enabled = [a.host for a in obs.agents if a.disabled is False]
     other = [
@@ -142,16 +144,16 @@ def _not_held(obs: PuppetObservation, run_id: str) -> Finding:
     ]
     problems = [f"agent enabled on {listing(enabled)}"] if enabled else []
     problems += [f"{o['host']} held for another reason: {o['reason'] or '(none)'}" for o in other]
-    return Finding({"enabled": enabled, "held_for_other": other}, tuple(problems))
+    return CheckOutcome({"enabled": enabled, "held_for_other": other}, tuple(problems))
 
 
-def _puppet_busy(obs: PuppetObservation) -> Finding:
+def _puppet_busy(obs: PuppetObservation) -> CheckOutcome:
     """Agents that could not be read, or still in a Puppet run."""
     unread = _unread(obs)
     running = [a.host for a in obs.agents if a.disabled and a.run_in_progress]
     parts = _could_not_read(unread)
     parts += [f"a Puppet run is still in progress on {h}" for h in running]
-    return Finding(
+    return CheckOutcome(
         {"unreadable": unread, "run_in_progress": running},
         waiting=_waited(parts, obs.agents, NOBODY),
     )
@@ -164,7 +166,7 @@ def puppet_released(obs: PuppetObservation, *, run_id: str = "") -> GateResult:
     parts = _could_not_read(unread)
     return judged(
         "puppet-released",
-        (held, Finding(waiting=_waited(parts, obs.agents, NOBODY))),
+        (held, CheckOutcome(waiting=_waited(parts, obs.agents, NOBODY))),
         {**_puppet_details(obs), **held.details, "unreadable": unread},
         passed=f"Puppet enabled on {len(obs.agents)} hosts",
         fail_hint="run `puppet agent --enable` on the named hosts (for holds that are not "
@@ -178,7 +180,7 @@ def _held_by(agent: PuppetAgent, run_id: str) -> bool:
     return bool(agent.disabled and run_id and run_id in agent.reason)
 
 
-def _still_held(obs: PuppetObservation, run_id: str) -> Finding:
+def _still_held(obs: PuppetObservation, run_id: str) -> CheckOutcome:
     """Agents still disabled: by this run (its reason names ``run_id``), or by another."""
     ours = [a.host for a in obs.agents if _held_by(a, run_id)]
     other = [
@@ -188,4 +190,4 @@ def _still_held(obs: PuppetObservation, run_id: str) -> Finding:
     ]
     problems = [f"still held by this run on {listing(ours)}"] if ours else []
     problems += [f"{o['host']} disabled: {o['reason'] or '(no reason)'}" for o in other]
-    return Finding({"still_held": ours, "held_for_other": other}, tuple(problems))
+    return CheckOutcome({"still_held": ours, "held_for_other": other}, tuple(problems))

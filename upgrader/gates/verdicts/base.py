@@ -1,8 +1,8 @@
 """What every verdict function shares: building a ``GateResult`` and naming things in it.
 
-A verdict is cut into named checks: small pure functions, each returning a ``Finding`` (the
+A verdict is cut into named checks: small pure functions, each returning a ``CheckOutcome`` (the
 lines that fail the gate, the lines it still waits for, its part of the evidence);
-``judged`` turns a verdict's findings into its ``GateResult``: fail if any check found a
+``judged`` turns what a verdict's checks found into its ``GateResult``: fail if any check found a
 problem, else inconclusive if any waits, else pass.
 
 Pure: no I/O, no clock. Evidence is JSON-ready (str, int, bool, None, lists and dicts).
@@ -21,7 +21,7 @@ __all__ = [
     "FAIL",
     "INCONCLUSIVE",
     "PASS",
-    "Finding",
+    "CheckOutcome",
     "evidence",
     "judged",
     "listed",
@@ -51,7 +51,7 @@ def result(
 
 
 @dataclass(frozen=True)
-class Finding:
+class CheckOutcome:
     """What one named check of a verdict found."""
 
     details: Mapping[str, Any] = field(default_factory=dict)  # its part of the evidence
@@ -66,14 +66,14 @@ class Finding:
         return INCONCLUSIVE if self.waiting else PASS
 
 
-def evidence(*found: Finding) -> dict[str, Any]:
-    """The findings' details in one mapping, in the order given (reports keep that order)."""
+def evidence(*found: CheckOutcome) -> dict[str, Any]:
+    """The checks' details in one mapping, in the order given (reports keep that order)."""
     return {key: value for f in found for key, value in f.details.items()}
 
 
 def judged(
     gate: str,
-    found: Sequence[Finding],
+    found: Sequence[CheckOutcome],
     details: Mapping[str, Any],
     *,
     passed: str,

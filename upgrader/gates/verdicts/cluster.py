@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from upgrader.gates.model import GateResult
 from upgrader.gates.verdicts.base import (
     INCONCLUSIVE,
-    Finding,
+    CheckOutcome,
     evidence,
     judged,
     listed,
@@ -129,7 +129,7 @@ def _node_state(node: PacemakerNode) -> str:
     return "pending" if node.pending else "offline"
 
 
-def nodes_online(obs: PacemakerObservation) -> Finding:
+def nodes_online(obs: PacemakerObservation) -> CheckOutcome:
     """Every node online; a pending one (joining the cluster) is waited for."""
     offline = [n.name for n in obs.nodes if not n.online and not n.pending]
     pending = [n.name for n in obs.nodes if n.pending]
@@ -139,16 +139,16 @@ def nodes_online(obs: PacemakerObservation) -> Finding:
         "pending": pending,
         "standby": [n.name for n in obs.nodes if n.standby],
     }
-    return Finding(details, listed("nodes offline", offline), listed("nodes pending", pending))
+    return CheckOutcome(details, listed("nodes offline", offline), listed("nodes pending", pending))
 
 
-def nodes_clean(obs: PacemakerObservation) -> Finding:
+def nodes_clean(obs: PacemakerObservation) -> CheckOutcome:
     """No node is unclean (in need of fencing)."""
     unclean = [n.name for n in obs.nodes if n.unclean]
-    return Finding({"unclean": unclean}, listed("nodes unclean", unclean))
+    return CheckOutcome({"unclean": unclean}, listed("nodes unclean", unclean))
 
 
-def no_failed_actions(obs: PacemakerObservation) -> Finding:
+def no_failed_actions(obs: PacemakerObservation) -> CheckOutcome:
     """No failed action is recorded (``crm_resource --cleanup`` clears them once fixed)."""
     failed = [
         {
@@ -161,13 +161,13 @@ def no_failed_actions(obs: PacemakerObservation) -> Finding:
         for f in obs.failed_actions
     ]
     lines = (f"{f['resource']} {f['operation']} on {f['node']}" for f in failed)
-    return Finding({"failed_actions": failed}, listed("failed actions", lines))
+    return CheckOutcome({"failed_actions": failed}, listed("failed actions", lines))
 
 
-def no_failed_resources(obs: PacemakerObservation) -> Finding:
+def no_failed_resources(obs: PacemakerObservation) -> CheckOutcome:
     """No resource is failed."""
     failed = [str(r.id) for r in obs.resources if r.failed]
-    return Finding({"failed_resources": failed}, listed("failed resources", failed))
+    return CheckOutcome({"failed_resources": failed}, listed("failed resources", failed))
 
 
 def resources_managed(
@@ -175,7 +175,7 @@ def resources_managed(
     *,
     maintenance_mode: bool = False,
     allow_unmanaged: Sequence[str] = (),
-) -> Finding:
+) -> CheckOutcome:
     """Every resource is managed, but ``allow_unmanaged``, and all of them while the cluster
     is in the maintenance mode the step expects (it unmanages everything, on purpose)."""
     unmanaged = [
@@ -183,26 +183,26 @@ def resources_managed(
     ]
     if maintenance_mode and obs.maintenance_mode:
         unmanaged = []
-    return Finding({"unmanaged": unmanaged}, listed("unmanaged resources", unmanaged))
+    return CheckOutcome({"unmanaged": unmanaged}, listed("unmanaged resources", unmanaged))
 
 
-def crm_verify_clean(obs: PacemakerObservation) -> Finding:
+def crm_verify_clean(obs: PacemakerObservation) -> CheckOutcome:
     """``crm_verify -L`` ran, exited 0 and said nothing but its usual noise."""
     lines = [
         line.strip() for line in obs.verify_output.splitlines() if not _VERIFY_NOISE.fullmatch(line)
     ]
     details = {"crm_verify": {"rc": obs.verify_rc, "lines": lines}}
     if obs.verify_rc is None:
-        return Finding(details, waiting=("crm_verify -L was not run",))
+        return CheckOutcome(details, waiting=("crm_verify -L was not run",))
     if obs.verify_rc != 0 or lines:
         first = lines[0] if lines else f"rc {obs.verify_rc}"
-        return Finding(details, (f"crm_verify -L: {first}",))
-    return Finding(details)
+        return CheckOutcome(details, (f"crm_verify -L: {first}",))
+    return CheckOutcome(details)
 
 
-def stonith_enabled(obs: PacemakerObservation) -> Finding:
+def stonith_enabled(obs: PacemakerObservation) -> CheckOutcome:
     """The cluster property stonith-enabled is true."""
-    return Finding(
+    return CheckOutcome(
         {"stonith_enabled": obs.stonith_enabled},
         () if obs.stonith_enabled else ("stonith-enabled is false",),
     )
@@ -210,15 +210,15 @@ def stonith_enabled(obs: PacemakerObservation) -> Finding:
 
 def maintenance_mode_as_expected(
     obs: PacemakerObservation, *, maintenance_mode: bool = False
-) -> Finding:
+) -> CheckOutcome:
     """The cluster property maintenance-mode is what the step expects (``maintenance_mode``)."""
     details = {
         "maintenance_mode": obs.maintenance_mode,
         "expected_maintenance_mode": maintenance_mode,
     }
     if obs.maintenance_mode == maintenance_mode:
-        return Finding(details)
-    return Finding(
+        return CheckOutcome(details)
+    return CheckOutcome(
         details,
         (
             f"maintenance-mode is {str(obs.maintenance_mode).lower()}, expected "
@@ -373,7 +373,11 @@ def fencing_ready(obs: FencingObservation) -> GateResult:
     who = listing(f"{u['file']} on {u['host']} ({u['error']})" for u in unread)
     return judged(
         "fencing-ready",
-        (Finding(problems=tuple(lines), waiting=(f"could not check {who}",) if unread else ()),),
+        (
+            CheckOutcome(
+                problems=tuple(lines), waiting=(f"could not check {who}",) if unread else ()
+            ),
+        ),
         details,
         passed=f"{len(details['agents'])} agents ready on {len(details['hosts'])} hosts",
         fail_hint="fix the named agent file at the named line (or reinstall its package: "

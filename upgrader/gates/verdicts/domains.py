@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from upgrader.gates.model import GateResult
-from upgrader.gates.verdicts.base import Finding, evidence, judged
+from upgrader.gates.verdicts.base import CheckOutcome, evidence, judged
 from upgrader.gates.verdicts.vms import VmSeen
 from upgrader.opennebula.enums import LcmState, VmState
 
@@ -149,16 +149,16 @@ def _unknown(name: str | None) -> str:
     return name or "(unknown to oned)"
 
 
-def runs_once(running: RunningDomains) -> Finding:
+def runs_once(running: RunningDomains) -> CheckOutcome:
     """No domain runs on two hypervisors (or twice on one), but while oned migrates it."""
     rows = [d.row() for d in running.domains if not d.migrating and len(d.hosts) > 1]
     problems = tuple(
         f"VM {r['id']} {_unknown(r['name'])} runs on {' and '.join(r['hosts'])}" for r in rows
     )
-    return Finding({"duplicates": rows}, problems)
+    return CheckOutcome({"duplicates": rows}, problems)
 
 
-def runs_where_placed(running: RunningDomains) -> Finding:
+def runs_where_placed(running: RunningDomains) -> CheckOutcome:
     """A domain that runs once runs on the host oned places the VM on (but while migrating)."""
     rows = [
         d.row()
@@ -170,10 +170,10 @@ def runs_where_placed(running: RunningDomains) -> Finding:
         f"but oned says {r['oned_host'] or r['oned_state']}"
         for r in rows
     )
-    return Finding({"misplaced": rows}, problems)
+    return CheckOutcome({"misplaced": rows}, problems)
 
 
-def not_migrating(running: RunningDomains) -> Finding:
+def not_migrating(running: RunningDomains) -> CheckOutcome:
     """A VM oned is migrating, on two hosts or not yet on its new one, is waited for."""
     rows = [
         d.row()
@@ -181,10 +181,10 @@ def not_migrating(running: RunningDomains) -> Finding:
         if d.migrating and (len(d.hosts) > 1 or d.oned_host not in d.hosts)
     ]
     waiting = tuple(f"VM {r['id']} {r['name']} migrating ({', '.join(r['hosts'])})" for r in rows)
-    return Finding({"migrating": rows}, waiting=waiting)
+    return CheckOutcome({"migrating": rows}, waiting=waiting)
 
 
-def hypervisors_read(obs: DomainMap) -> Finding:
+def hypervisors_read(obs: DomainMap) -> CheckOutcome:
     """Every hypervisor's ``virsh list`` could be read."""
     rows = [
         {"host": h.host, "error": h.error or "no output"}
@@ -192,14 +192,14 @@ def hypervisors_read(obs: DomainMap) -> Finding:
         if h.domains is None
     ]
     waiting = tuple(f"could not read virsh on {r['host']}: {r['error']}" for r in rows)
-    return Finding({"unreadable": rows}, waiting=waiting)
+    return CheckOutcome({"unreadable": rows}, waiting=waiting)
 
 
-def placements_read(obs: DomainMap) -> Finding:
+def placements_read(obs: DomainMap) -> CheckOutcome:
     """Every hypervisor oned places a VM on was asked (``virsh list`` from it)."""
     asked = {h.host for h in obs.hypervisors}
     hosts = sorted({host for host in _placed(obs).values() if host not in asked})
-    return Finding(
+    return CheckOutcome(
         {"unverified_hosts": hosts}, waiting=tuple(f"no virsh list from {h}" for h in hosts)
     )
 

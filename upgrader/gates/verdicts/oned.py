@@ -15,7 +15,7 @@ from upgrader.gates.verdicts.base import (
     FAIL,
     INCONCLUSIVE,
     PASS,
-    Finding,
+    CheckOutcome,
     evidence,
     judged,
     listing,
@@ -265,29 +265,31 @@ def hosts_monitored(
     )
 
 
-def _hosts_in_error(obs: HostPool) -> Finding:
+def _hosts_in_error(obs: HostPool) -> CheckOutcome:
     errors = [
         {"id": h.id, "name": h.name, "error": h.error or "(no message)"}
         for h in obs.hosts
         if h.state is HostState.ERROR
     ]
-    return Finding({"errors": errors}, tuple(f"{e['name']} in ERROR: {e['error']}" for e in errors))
+    return CheckOutcome(
+        {"errors": errors}, tuple(f"{e['name']} in ERROR: {e['error']}" for e in errors)
+    )
 
 
-def _hosts_disabled(obs: HostPool, allow_disabled: Sequence[str]) -> Finding:
+def _hosts_disabled(obs: HostPool, allow_disabled: Sequence[str]) -> CheckOutcome:
     disabled = [
         h.name for h in obs.hosts if h.state is HostState.DISABLED and h.name not in allow_disabled
     ]
-    return Finding({"disabled": disabled}, tuple(f"{name} DISABLED" for name in disabled))
+    return CheckOutcome({"disabled": disabled}, tuple(f"{name} DISABLED" for name in disabled))
 
 
-def _hosts_missing(obs: HostPool, expect_hosts: Sequence[str]) -> Finding:
+def _hosts_missing(obs: HostPool, expect_hosts: Sequence[str]) -> CheckOutcome:
     listed = {h.name for h in obs.hosts}
     missing = [name for name in expect_hosts if name not in listed]
-    return Finding({"missing": missing}, tuple(f"{name} not listed" for name in missing))
+    return CheckOutcome({"missing": missing}, tuple(f"{name} not listed" for name in missing))
 
 
-def _hosts_waiting(obs: HostPool) -> Finding:
+def _hosts_waiting(obs: HostPool) -> CheckOutcome:
     """Hosts in a monitoring state that settles by itself."""
     waiting = [
         {"id": h.id, "name": h.name, "state": HostState(h.state).name}
@@ -295,10 +297,12 @@ def _hosts_waiting(obs: HostPool) -> Finding:
         if h.state in _TRANSIENT_HOST_STATES
     ]
     who = listing(f"{w['name']} ({w['state']})" for w in waiting)
-    return Finding({"waiting": waiting}, waiting=(f"still waiting for {who}",) if waiting else ())
+    return CheckOutcome(
+        {"waiting": waiting}, waiting=(f"still waiting for {who}",) if waiting else ()
+    )
 
 
-def _host_hints(errors: Finding, disabled: Finding, missing: Finding) -> str:
+def _host_hints(errors: CheckOutcome, disabled: CheckOutcome, missing: CheckOutcome) -> str:
     hints = []
     if errors.problems:
         hints.append(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from upgrader.gates.model import GateResult
 from upgrader.gates.verdicts.base import (
     INCONCLUSIVE,
-    Finding,
+    CheckOutcome,
     evidence,
     judged,
     listing,
@@ -137,7 +137,7 @@ def _mount_evidence(m: DatastoreMount, is_export: bool) -> dict[str, object]:
 
 def _host_problems(
     obs: DatastoreObservation, *, fs_type: str, min_free: int | str, storage: str
-) -> Finding:
+) -> CheckOutcome:
     """Every readable mount through the per-mount checks: one summary line a host."""
     problems: list[dict[str, object]] = []
     lines: list[str] = []
@@ -153,7 +153,7 @@ def _host_problems(
                 {"host": m.host, "path": m.path, "problems": what, "nfs_export": is_export}
             )
             lines.append(f"{m.host}: {'NFS export ' if is_export else ''}{', '.join(what)}")
-    return Finding({"problems": problems}, tuple(lines))
+    return CheckOutcome({"problems": problems}, tuple(lines))
 
 
 def _mount_problems(
@@ -174,20 +174,22 @@ def _mount_problems(
 # ------------------------------------------------------------------ the named checks
 
 
-def mounted(m: DatastoreMount) -> Finding:
+def mounted(m: DatastoreMount) -> CheckOutcome:
     """The datastore path is mounted on the host."""
-    return Finding(problems=(f"{m.path} not mounted",)) if m.mounted is False else Finding()
+    return (
+        CheckOutcome(problems=(f"{m.path} not mounted",)) if m.mounted is False else CheckOutcome()
+    )
 
 
 def fs_type_matches(
     m: DatastoreMount, *, fs_type: str = "", storage: str = "", is_export: bool = False
-) -> Finding:
+) -> CheckOutcome:
     """The mount is of ``fs_type`` (else the host's expectation; after a storage move, of
     the NFS export's type); an NFS export may be of any type."""
     want = _wanted_fs_type(m, fs_type=fs_type, storage=storage, is_export=is_export)
     if want and not _fs_matches(m.fs_type, want):
-        return Finding(problems=(f"{m.path} is {m.fs_type or 'unknown'}, expected {want}",))
-    return Finding()
+        return CheckOutcome(problems=(f"{m.path} is {m.fs_type or 'unknown'}, expected {want}",))
+    return CheckOutcome()
 
 
 def _wanted_fs_type(m: DatastoreMount, *, fs_type: str, storage: str, is_export: bool) -> str:
@@ -198,53 +200,61 @@ def _wanted_fs_type(m: DatastoreMount, *, fs_type: str, storage: str, is_export:
     return fs_type or m.expected_fs_type or ""
 
 
-def source_matches(m: DatastoreMount, *, storage: str = "", is_export: bool = False) -> Finding:
+def source_matches(
+    m: DatastoreMount, *, storage: str = "", is_export: bool = False
+) -> CheckOutcome:
     """With ``storage`` "old" or "new", the host mounts the old datastore or the NFS export,
     by what findmnt names (no old source known: at least not the NFS export)."""
     if not storage or is_export:
-        return Finding()
+        return CheckOutcome()
     if storage == "new":
         return _mounts_source(m, m.new_source, "the NFS export", other=m.old_source)
     return _mounts_source(m, m.old_source, "the old datastore", other=m.new_source)
 
 
-def _mounts_source(m: DatastoreMount, want: str | None, name: str, *, other: str | None) -> Finding:
+def _mounts_source(
+    m: DatastoreMount, want: str | None, name: str, *, other: str | None
+) -> CheckOutcome:
     if want and m.source != want:
-        return Finding(
+        return CheckOutcome(
             problems=(f"{m.path} mounts {m.source or 'nothing known'}, expected {name} {want}",)
         )
     if not want and other and m.source == other:
-        return Finding(problems=(f"{m.path} already mounts the NFS export {other}",))
-    return Finding()
+        return CheckOutcome(problems=(f"{m.path} already mounts the NFS export {other}",))
+    return CheckOutcome()
 
 
-def writable(m: DatastoreMount) -> Finding:
+def writable(m: DatastoreMount) -> CheckOutcome:
     """The mount is not read-only."""
-    return Finding(problems=(f"{m.path} not writable",)) if m.writable is False else Finding()
+    return (
+        CheckOutcome(problems=(f"{m.path} not writable",))
+        if m.writable is False
+        else CheckOutcome()
+    )
 
 
-def free_space(m: DatastoreMount, *, min_free: int | str = 0) -> Finding:
+def free_space(m: DatastoreMount, *, min_free: int | str = 0) -> CheckOutcome:
     """More than ``min_free`` is free: a percentage of the size ("10%"), or bytes ("20G")."""
     kind, limit = _threshold(min_free)
     if m.free_bytes is None:
-        return Finding()
+        return CheckOutcome()
     if kind == "percent" and m.size_bytes:
         pct = 100.0 * m.free_bytes / m.size_bytes
         if pct <= limit:
-            return Finding(
+            return CheckOutcome(
                 problems=(
                     f"{m.path} {pct:.1f}% free ({m.free_bytes} of "
                     f"{m.size_bytes} bytes), needs more than {limit:g}%",
                 )
             )
     elif kind == "bytes" and m.free_bytes <= limit:
-        return Finding(
+        return CheckOutcome(
             problems=(f"{m.path} {m.free_bytes} bytes free, needs more than {int(limit)}",)
         )
-    return Finding()
+    return CheckOutcome()
 
 
-def mounts_readable(obs: DatastoreObservation) -> Finding:
+def mounts_readable(obs: DatastoreObservation) -> CheckOutcome:
     """Every host and NFS server said how its datastore path is mounted."""
     unread = [
         {"host": m.host, "path": m.path, "error": m.error or "no answer"}
@@ -252,16 +262,16 @@ def mounts_readable(obs: DatastoreObservation) -> Finding:
         if m.mounted is None
     ]
     if not unread:
-        return Finding({"unreadable": unread})
+        return CheckOutcome({"unreadable": unread})
     who = listing(f"{u['host']} ({u['error']})" for u in unread)
-    return Finding(
+    return CheckOutcome(
         {"unreadable": unread}, waiting=(f"could not read the datastore mount on {who}",)
     )
 
 
 def oned_lists_datastores(
     obs: DatastoreObservation, *, datastores: Sequence[int | str] = ()
-) -> Finding:
+) -> CheckOutcome:
     """From 3.4, oned lists datastores, and every one of ``datastores`` (by id or name)."""
     missing: list[str] = []
     if obs.series is not None and obs.series >= "3.4":
@@ -270,7 +280,7 @@ def oned_lists_datastores(
         if not seen:
             missing.append("oned lists no datastores")
         missing += [f"oned lists no datastore {d}" for d in datastores if str(d) not in known]
-    return Finding({"oned_problems": missing}, tuple(missing))
+    return CheckOutcome({"oned_problems": missing}, tuple(missing))
 
 
 DATASTORES_HEALTHY_CHECKS = (

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from upgrader.gates.model import GateResult
-from upgrader.gates.verdicts.base import Finding, evidence, judged, listed, listing
+from upgrader.gates.verdicts.base import CheckOutcome, evidence, judged, listed, listing
 from upgrader.opennebula.enums import LcmState, VmState
 from upgrader.opennebula.models import Vm
 
@@ -94,8 +94,10 @@ def vms_settled(obs: VmPool) -> GateResult:
     return judged(
         "vms-settled",
         (
-            Finding(problems=listed("VMs failed or unknown", map(_failed_line, failed))),
-            Finding(waiting=listed("still waiting for VMs to settle", map(_state_line, moving))),
+            CheckOutcome(problems=listed("VMs failed or unknown", map(_failed_line, failed))),
+            CheckOutcome(
+                waiting=listed("still waiting for VMs to settle", map(_state_line, moving))
+            ),
         ),
         details,
         passed=f"{len(live)} VMs settled",
@@ -231,10 +233,10 @@ def vms_unchanged(obs: VmSnapshots, *, same_hosts: bool = False) -> GateResult:
 
 def _found(
     key: str, rows: list[dict[str, object]], label: str, line: Callable[[dict[str, object]], str]
-) -> Finding:
+) -> CheckOutcome:
     """``rows`` as the evidence ``key``; a row fails the check, named as ``label`` and its line."""
     problems = (f"{label} {listing(line(r) for r in rows)}",) if rows else ()
-    return Finding({key: rows}, problems)
+    return CheckOutcome({key: rows}, problems)
 
 
 def _id_name(row: dict[str, object]) -> str:
@@ -249,17 +251,17 @@ def _id_name_change(row: dict[str, object]) -> str:
     return f"{row['id']} {row['name']} {row['before']} -> {row['after']}"
 
 
-def none_missing(paired: VmPairing) -> Finding:
+def none_missing(paired: VmPairing) -> CheckOutcome:
     """Every VM of before is there after (under its id, or re-created)."""
     return _found("missing", [_ident(vm) for vm in paired.missing], "missing", _id_name)
 
 
-def none_new(paired: VmPairing) -> Finding:
+def none_new(paired: VmPairing) -> CheckOutcome:
     """No VM after the step that was not there before."""
     return _found("new", [_ident(vm) for vm in paired.new], "new", _id_name)
 
 
-def names_kept(paired: VmPairing) -> Finding:
+def names_kept(paired: VmPairing) -> CheckOutcome:
     """Every VM keeps its name."""
     renamed = [
         {"id": p.after.id, "before": p.before.name, "after": p.after.name}
@@ -269,7 +271,7 @@ def names_kept(paired: VmPairing) -> Finding:
     return _found("renamed", renamed, "renamed", _id_change)
 
 
-def owners_kept(paired: VmPairing) -> Finding:
+def owners_kept(paired: VmPairing) -> CheckOutcome:
     """Every VM keeps its owner."""
     reowned = [
         _change(p, p.before.owner, p.after.owner)
@@ -279,7 +281,7 @@ def owners_kept(paired: VmPairing) -> Finding:
     return _found("reowned", reowned, "re-owned", _id_name_change)
 
 
-def hosts_kept(paired: VmPairing, *, same_hosts: bool = False) -> Finding:
+def hosts_kept(paired: VmPairing, *, same_hosts: bool = False) -> CheckOutcome:
     """With ``same_hosts``, every VM is on the host it was on: a moved VM fails, one not
     placed on a host yet is waited for. Without, moves are only reported."""
     moved: list[dict[str, object]] = []
@@ -290,9 +292,9 @@ def hosts_kept(paired: VmPairing, *, same_hosts: bool = False) -> Finding:
             (unplaced if p.after.host is None and p.before.host is not None else moved).append(row)
     details = {"moved": moved, "unplaced": unplaced}
     if not same_hosts:
-        return Finding(details)
+        return CheckOutcome(details)
     who = listing(f"{r['id']} {r['name']} (was on {r['before']})" for r in unplaced)
-    return Finding(
+    return CheckOutcome(
         details,
         _found("moved", moved, "moved", _id_name_change).problems,
         (f"VMs not placed on a host yet: {who}",) if unplaced else (),
