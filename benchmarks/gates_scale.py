@@ -80,8 +80,8 @@ from upgrader.lab.oned.releases import VERSIONS  # noqa: E402
 from upgrader.lab.oned.runtime import open_cloud  # noqa: E402
 from upgrader.opennebula import OneClient, Secret, parse  # noqa: E402
 from upgrader.opennebula.transport import reply_parser  # noqa: E402
-from upgrader.plan.planner import PlannedStep  # noqa: E402
-from upgrader.plan.runbook import GateSpec  # noqa: E402
+from upgrader.plan.model import PlannedStep  # noqa: E402
+from upgrader.plan.runbook_model import GateSpec  # noqa: E402
 
 DEFAULT_SIZES = "500x10000,1000x20000"
 SMOKE_SIZE = "100x2000"

@@ -23,8 +23,8 @@ from upgrader.actions import build_actions
 from upgrader.errors import UpgraderError
 from upgrader.journal.store import EventType, Journal, read_events
 from upgrader.opennebula import HostState, OneClient, VmState
-from upgrader.plan.planner import Plan, PlannedStep
-from upgrader.plan.runbook import Step
+from upgrader.plan.model import Plan, PlannedStep
+from upgrader.plan.runbook_model import Step
 from upgrader.run.context import RunContext
 from upgrader.run.executor import execute
 

@@ -14,8 +14,8 @@ from upgrader.errors import GateFailedError
 from upgrader.gates.catalogue import build_gates
 from upgrader.journal.store import EventType, Journal, read_events, replay
 from upgrader.opennebula import OneClient
-from upgrader.plan.planner import Plan, PlannedStep
-from upgrader.plan.runbook import GateSpec
+from upgrader.plan.model import Plan, PlannedStep
+from upgrader.plan.runbook_model import GateSpec
 from upgrader.run.context import RunContext
 from upgrader.run.executor import execute
 

@@ -24,7 +24,7 @@ from tests.support import oned, xsd
 from upgrader.actions import build_actions
 from upgrader.journal.store import Journal
 from upgrader.opennebula import OneClient
-from upgrader.plan.planner import Plan, PlannedStep
+from upgrader.plan.model import Plan, PlannedStep
 from upgrader.run.context import RunContext
 
 VERSIONS = ["3.2.1", "3.4.1", "3.6.0"]

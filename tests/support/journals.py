@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from upgrader.journal.store import Journal
-from upgrader.plan.planner import Plan
+from upgrader.plan.model import Plan
 from upgrader.run.start import record_started
 
 

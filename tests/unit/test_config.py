@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import upgrader
-from upgrader.config.site import Environment, find_config, load_config, read_credentials
+from upgrader.config.credentials import read_credentials
+from upgrader.config.site import Environment, find_config, load_config
 from upgrader.errors import EXIT_USAGE, ConfigError, ConfigFileError
 
 PROJECT = Path(upgrader.__file__).parents[1]

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 from upgrader.actions.placement import Need
 from upgrader.gates.model import GateResult
 from upgrader.opennebula.enums import HostState
-from upgrader.plan.planner import CloudFacts, Finding, HostFact, Plan, PlannedStep, VmFact
-from upgrader.plan.runbook import GateSpec
+from upgrader.plan.model import CloudFacts, Finding, HostFact, Plan, PlannedStep, VmFact
+from upgrader.plan.runbook_model import GateSpec
 from upgrader.run.dryrun_plan import check_groups, skipped_gates, verdict, vm_impact
 
 

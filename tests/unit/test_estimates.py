@@ -7,7 +7,7 @@ from pathlib import Path
 
 from upgrader.journal.store import EventType, Journal
 from upgrader.plan.estimates import measured, refine, unit_of, units
-from upgrader.plan.planner import Plan, PlannedStep
+from upgrader.plan.model import Plan, PlannedStep
 
 
 def planned(

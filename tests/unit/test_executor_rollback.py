@@ -12,8 +12,8 @@ import pytest
 from tests.support.journals import record_start
 from upgrader.errors import UpgraderError
 from upgrader.journal.store import EventType, Journal, read_events, replay
-from upgrader.plan.planner import Plan, PlannedStep
-from upgrader.plan.runbook import Step
+from upgrader.plan.model import Plan, PlannedStep
+from upgrader.plan.runbook_model import Step
 from upgrader.run.context import RunContext
 from upgrader.run.executor import execute
 

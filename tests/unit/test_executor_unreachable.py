@@ -13,8 +13,8 @@ from tests.support.journals import record_start
 from upgrader.ansible_adapter.outcome import PlaybookOutcome, PlaybookStatus
 from upgrader.errors import UpgraderError
 from upgrader.journal.store import Journal
-from upgrader.plan.planner import Plan, PlannedStep
-from upgrader.plan.runbook import Step
+from upgrader.plan.model import Plan, PlannedStep
+from upgrader.plan.runbook_model import Step
 from upgrader.run.context import RunContext
 from upgrader.run.executor import execute
 

@@ -12,8 +12,8 @@ import pytest
 
 from upgrader.errors import WindowClosedError
 from upgrader.journal.store import EventType, Journal, RunStatus, read_events, replay
-from upgrader.plan.planner import Plan, PlannedStep
-from upgrader.plan.runbook import Step
+from upgrader.plan.model import Plan, PlannedStep
+from upgrader.plan.runbook_model import Step
 from upgrader.run.context import STOP_REQUESTED, RunContext
 from upgrader.run.executor import execute
 from upgrader.windows.window import Window

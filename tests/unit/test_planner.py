@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from upgrader.errors import UsageError
-from upgrader.plan.planner import CloudFacts, DiskFact, HostFact, VmFact, build_plan
+from upgrader.plan.model import CloudFacts, DiskFact, HostFact, VmFact
+from upgrader.plan.planner import build_plan
 from upgrader.plan.runbook import load_runbook
 
 CASES = sorted((Path(__file__).parents[1] / "cases" / "planner").glob("*.yaml"))

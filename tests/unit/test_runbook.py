@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from upgrader.errors import EXIT_USAGE, RunbookError
-from upgrader.plan.runbook import GateSpec, load_runbook
+from upgrader.plan.runbook import load_runbook
+from upgrader.plan.runbook_model import GateSpec
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 PLAYBOOKS = FIXTURES / "playbooks"

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from upgrader.errors import UsageError
-from upgrader.plan.planner import CloudFacts, HostFact, VmFact, build_plan
+from upgrader.plan.model import CloudFacts, HostFact, VmFact
+from upgrader.plan.planner import build_plan
 from upgrader.plan.runbook import load_runbook
 from upgrader.plan.targets import storage_hop, target_of
 

@@ -15,7 +15,7 @@ from upgrader.ansible_adapter.outcome import PlaybookOutcome, PlaybookStatus
 from upgrader.config.site import PROJECT_DIR
 from upgrader.errors import UpgraderError
 from upgrader.journal.store import EventType, Journal, read_events
-from upgrader.plan.planner import Plan, PlannedStep
+from upgrader.plan.model import Plan, PlannedStep
 from upgrader.plan.runbook import load_runbook
 from upgrader.run.context import RunContext, undo_steps
 from upgrader.run.executor import execute

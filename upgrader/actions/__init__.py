@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from upgrader.actions import hosts, pause, vms
+from upgrader.actions import hosts, move_back, pause, vms
 from upgrader.opennebula.client import OneClient
 
 ActionFn = Callable[[Any, Any], Mapping[str, Any]]
@@ -34,7 +34,7 @@ _ACTIONS: dict[str, Callable[..., Mapping[str, Any]]] = {
     "disable-host": hosts.disable_host,
     "enable-host": hosts.enable_host,
     "drain-host": hosts.drain_host,
-    "move-back-vms": hosts.move_back_vms,
+    "move-back-vms": move_back.move_back_vms,
     "suspend-vms": pause.suspend_vms,
     "resume-vms": pause.resume_vms,
 }

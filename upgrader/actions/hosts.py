@@ -33,15 +33,15 @@ from upgrader.text import slug
 HOSTS_FILE = "hosts.json"
 
 
-def _tag(step: object) -> str:
+def tag(step: object) -> str:
     return f"[step/{step.id}]"
 
 
-def _pool(client: OneClient) -> dict[str, Host]:
+def pool_by_name(client: OneClient) -> dict[str, Host]:
     return {host.name: host for host in client.host_pool()}
 
 
-def _lookup(pool: Mapping[str, Host], name: str) -> Host:
+def lookup(pool: Mapping[str, Host], name: str) -> Host:
     host = pool.get(name)
     if host is None:
         known = ", ".join(sorted(pool)) or "none"
@@ -52,7 +52,7 @@ def _lookup(pool: Mapping[str, Host], name: str) -> Host:
     return host
 
 
-def _batch(step: object, action: str) -> tuple[str, ...]:
+def batch_of(step: object, action: str) -> tuple[str, ...]:
     hosts = step.hosts
     if not hosts:
         raise UpgraderError(
@@ -82,15 +82,15 @@ def _disable(client: OneClient, ctx: ContextLike, host: Host) -> bool:
 
 def disable_host(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[str, Any]:
     """``one.host.enable HOST false`` for each host of the batch (no-op if already disabled)."""
-    pool = _pool(client)
-    hosts = [_lookup(pool, name) for name in _batch(step, "disable-host")]
+    pool = pool_by_name(client)
+    hosts = [lookup(pool, name) for name in batch_of(step, "disable-host")]
     if ctx.dry_run:
         return {"dry_run": True, "would_disable": [h.name for h in hosts if h.is_enabled]}
     done, already = [], []
     for host in hosts:
         changed = _disable(client, ctx, host)
         (done if changed else already).append(host.name)
-        ctx.progress(f"{_tag(step)} host {host.name} {'disabled' if changed else 'was disabled'}")
+        ctx.progress(f"{tag(step)} host {host.name} {'disabled' if changed else 'was disabled'}")
     return {"disabled": done, "already_disabled": already}
 
 
@@ -104,21 +104,21 @@ def enable_host(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[
         for name, e in sorted(known.items())
         if e.get("disabled_by_run") and not e.get("enabled_again")
     )
-    pool = _pool(client)
-    hosts = [_lookup(pool, name) for name in names]
+    pool = pool_by_name(client)
+    hosts = [lookup(pool, name) for name in names]
     kept = [h.name for h in hosts if not known.get(h.name, {}).get("disabled_by_run", True)]
     todo = [h for h in hosts if h.name not in kept and not h.is_enabled]
     if ctx.dry_run:
         return {"dry_run": True, "would_enable": [h.name for h in todo], "kept_disabled": kept}
     for host in todo:
         host_enable(client, host.id, enable=True)
-        ctx.progress(f"{_tag(step)} host {host.name} enabled")
+        ctx.progress(f"{tag(step)} host {host.name} enabled")
     for host in hosts:
         if host.name in known and host.name not in kept:
             known[host.name]["enabled_again"] = True
     write_json(path, known)
     for name in kept:
-        ctx.progress(f"{_tag(step)} host {name} left disabled: it was disabled before the run")
+        ctx.progress(f"{tag(step)} host {name} left disabled: it was disabled before the run")
     return {"enabled": [h.name for h in todo], "kept_disabled": kept}
 
 
@@ -127,12 +127,12 @@ def _drain_path(ctx: ContextLike, host: str) -> Path:
     return ctx.run_dir / f"drained-{slug(host)}.json"
 
 
-def _drained(ctx: ContextLike, host: str, hop: str) -> dict[str, dict[str, Any]]:
+def drained(ctx: ContextLike, host: str, hop: str) -> dict[str, dict[str, Any]]:
     data = read_json(_drain_path(ctx, host), {})
     return dict(data.get(hop, {}))
 
 
-def _save_drained(ctx: ContextLike, host: str, hop: str, vms: Mapping[str, Any]) -> None:
+def save_drained(ctx: ContextLike, host: str, hop: str, vms: Mapping[str, Any]) -> None:
     path = _drain_path(ctx, host)
     data = read_json(path, {})
     data[hop] = dict(vms)
@@ -149,9 +149,9 @@ def drain_host(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[s
     A migration past ``migration_timeout`` (or one oned rolls back) stops the action with
     the host enabled again (if this run disabled it) and its VMs where they run.
     """
-    batch = _batch(step, "drain-host")
-    pool = _pool(client)
-    hosts = [_lookup(pool, name) for name in batch]
+    batch = batch_of(step, "drain-host")
+    pool = pool_by_name(client)
+    hosts = [lookup(pool, name) for name in batch]
     if ctx.dry_run:
         return {"dry_run": True, "would_move": _dry_plan(client, hosts, batch)}
     for host in hosts:  # all first: the scheduler must not place anything on the batch
@@ -167,7 +167,7 @@ def drain_host(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[s
                 host_enable(client, host.id, enable=True)
                 _mark_enabled(ctx, host.name)
                 enabled.append(host.name)
-                ctx.progress(f"{_tag(step)} host {host.name} enabled again after the failure")
+                ctx.progress(f"{tag(step)} host {host.name} enabled again after the failure")
         raise _stopped(step, exc, enabled) from exc
     return {"drained": moved}
 
@@ -214,7 +214,7 @@ def _drain_one(
     client: OneClient, step: StepLike, ctx: ContextLike, host: Host, batch: Sequence[str]
 ) -> dict[str, str]:
     hop = step_hop(step)
-    vms = _drained(ctx, host.name, hop)
+    vms = drained(ctx, host.name, hop)
     budget = seconds(step, "migration_timeout", 600.0)
     interval = seconds(step, "poll_interval", 2.0)
     for vid, entry in vms.items():  # a migration in flight when the run stopped
@@ -222,9 +222,9 @@ def _drain_one(
             if _back_on_source(client, int(vid), entry):
                 entry["status"] = "rolled back"  # oned gave up on it: the loop tries again
                 continue
-            _await(client, ctx, int(vid), entry, budget, interval)
+            await_migration(client, ctx, int(vid), entry, budget, interval)
             entry["status"] = "moved"
-    _save_drained(ctx, host.name, hop, vms)
+    save_drained(ctx, host.name, hop, vms)
     started, moved_now = time.monotonic(), 0
     while True:
         here = _on(client.vm_pool(), host)
@@ -244,17 +244,17 @@ def _drain_one(
             )
         entry = {"name": vm.name, "from": host.name, "to": target.name, "status": "migrating"}
         vms[str(vm.id)] = {**vms.get(str(vm.id), {}), **entry}
-        _save_drained(ctx, host.name, hop, vms)
+        save_drained(ctx, host.name, hop, vms)
         ctx.progress(
-            f"{_tag(step)} VM {vm.id} ({vm.name}): {host.name} -> {target.name} "
+            f"{tag(step)} VM {vm.id} ({vm.name}): {host.name} -> {target.name} "
             f"({_share(moved_now, moved_now + len(here), time.monotonic() - started)})"
         )
         vm_migrate(client, vm.id, target.id, live=True)
-        _await(client, ctx, vm.id, entry, budget, interval)
+        await_migration(client, ctx, vm.id, entry, budget, interval)
         vms[str(vm.id)]["status"] = "moved"
         moved_now += 1
-        _save_drained(ctx, host.name, hop, vms)
-    ctx.progress(f"{_tag(step)} host {host.name} drained ({len(vms)} VMs moved)")
+        save_drained(ctx, host.name, hop, vms)
+    ctx.progress(f"{tag(step)} host {host.name} drained ({len(vms)} VMs moved)")
     return {vid: e["to"] for vid, e in sorted(vms.items())}
 
 
@@ -298,7 +298,7 @@ def _settle(
         raise UpgraderError(f"VMs on {host.name} did not settle within {budget:g}s: {names}")
 
 
-def _await(
+def await_migration(
     client: OneClient,
     ctx: ContextLike,
     vid: int,
@@ -350,52 +350,3 @@ def _overdue(
         f"between {entry['from']} and {entry['to']}, wait until `onevm show {vid}` says "
         f"RUNNING (on either host), then {resume}",
     )
-
-
-# --------------------------------------------------------------------- move-back-vms
-def move_back_vms(client: OneClient, step: StepLike, ctx: ContextLike) -> Mapping[str, Any]:
-    """Live-migrate the VMs drained off each host of the batch back to it (idempotent)."""
-    if step.vars.get("move_back", True) is False:
-        return {"skipped": "the runbook says move_back: false"}
-    hop = step_hop(step)
-    batch = _batch(step, "move-back-vms")
-    pool = _pool(client)
-    budget = seconds(step, "migration_timeout", 600.0)
-    interval = seconds(step, "poll_interval", 2.0)
-    result: dict[str, Any] = {}
-    for name in batch:
-        host = _lookup(pool, name)
-        vms = _drained(ctx, name, hop)
-        result[name] = {}
-        for vid, entry in sorted(vms.items(), key=lambda item: int(item[0])):
-            outcome = _bring_back(client, step, ctx, host, int(vid), entry, budget, interval)
-            result[name][vid] = outcome
-            if outcome in ("back", "gone") and not ctx.dry_run:
-                vms[vid]["back"] = outcome
-                _save_drained(ctx, name, hop, vms)
-    return {"dry_run": True, "would_move_back": result} if ctx.dry_run else {"moved_back": result}
-
-
-def _bring_back(
-    client: OneClient,
-    step: StepLike,
-    ctx: ContextLike,
-    host: Host,
-    vid: int,
-    entry: Mapping[str, Any],
-    budget: float,
-    interval: float,
-) -> str:
-    vm = next((v for v in client.vm_pool() if v.id == vid), None)
-    if vm is None:
-        return "gone"
-    if vm.host == host.name and vm.is_running:
-        return "back"
-    if ctx.dry_run:
-        return f"would move from {vm.host}"
-    back = {"name": entry["name"], "from": vm.host, "to": host.name}
-    if vm.is_running:
-        ctx.progress(f"{_tag(step)} VM {vid} ({vm.name}): {vm.host} -> {host.name} (back)")
-        vm_migrate(client, vid, host.id, live=True)
-    _await(client, ctx, vid, back, budget, interval)
-    return "back"

@@ -11,7 +11,7 @@ import click
 from upgrader.cli.options import config_option, host_workspace, json_option, progress, stage_option
 from upgrader.errors import UsageError
 from upgrader.gates.model import Verdict
-from upgrader.plan.runbook import GateSpec
+from upgrader.plan.runbook_model import GateSpec
 
 
 @click.command()
@@ -43,7 +43,7 @@ def gates(
 ) -> None:
     """Evaluate the health gates now, read-only; exit 1 if any does not pass."""
     from upgrader.gates.catalogue import STANDING, build_gates
-    from upgrader.plan.planner import PlannedStep
+    from upgrader.plan.model import PlannedStep
     from upgrader.run.context import client_for, observer
 
     ws = host_workspace(config, stage)

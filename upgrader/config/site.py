@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import subprocess
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -43,9 +42,9 @@ from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
+from upgrader.config.credentials import open_private
 from upgrader.config.yaml_file import IDENTIFIER, YamlFile, suggest
 from upgrader.errors import ConfigError, ConfigFileError
-from upgrader.opennebula.secret import Secret
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 LAB_ROOT = Path("/var/lib/upgrader-lab")
@@ -240,7 +239,7 @@ def _environment(doc: YamlFile, name: str, node: yaml.Node, base: Path) -> Envir
         # Checked now, like ssh checks a key: a run must not stop at its first play for it.
         vault = base / doc.text(keys["vault_password_file"][1], f"{path}.vault_password_file")
         os.close(
-            _open_private(
+            open_private(
                 vault,
                 "vault password file",
                 name,
@@ -358,59 +357,3 @@ def _check_rehearsals(
                 )
             seen.append(wanted)
             wanted = environments[wanted].requires_rehearsal_on
-
-
-# ---------------------------------------------------------------- credentials
-def read_credentials(env: Environment) -> Secret:
-    """The ``user:password`` session in the environment's credentials file.
-
-    Like ssh with a private key, refuses a file that its group or others may read; no
-    message ever contains the file's content.
-    """
-    path = env.credentials
-    fd = _open_private(
-        path, "credentials file", env.name, "write 'user:password' to it, then chmod 600 it"
-    )
-    try:
-        data = os.read(fd, 64 * 1024)
-    finally:
-        os.close(fd)
-    lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
-    user, sep, password = lines[0].strip().partition(":") if len(lines) == 1 else ("", "", "")
-    if not (user and sep and password):
-        raise ConfigError(f"credentials file '{path}' must hold one line 'user:password'")
-    return Secret(lines[0].strip())
-
-
-def _open_private(path: Path, what: str, env_name: str, missing_hint: str) -> int:
-    """A read-only descriptor of the secret file ``path`` (``what``: "credentials file").
-
-    Like ssh with a private key, refuses a file that its group or others may read, or that
-    is not a regular file; no message ever contains the file's content.
-    """
-    try:
-        # Non-blocking, so that a FIFO in its place is refused instead of hanging the run.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{what} '{path}' for environment '{env_name}' does not exist", hint=missing_hint
-        ) from None
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read {what} '{path}' for environment '{env_name}': {exc.strerror or exc}"
-        ) from None
-    try:
-        info = os.fstat(fd)  # of the file opened, not of whatever the path names now
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"{what} '{path}' is not a regular file")
-        mode = stat.S_IMODE(info.st_mode)
-        if mode & 0o077:
-            raise ConfigError(
-                f"permissions {mode:04o} for '{path}' are too open: it must be "
-                f"readable by its owner only (chmod 600 {path})",
-                hint=f"chmod 600 {path}",
-            )
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd

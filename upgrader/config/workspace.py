@@ -6,12 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from upgrader.config.site import (
-    Environment,
-    SiteConfig,
-    find_config,
-    load_config,
-)
+from upgrader.config.site import Environment, SiteConfig, find_config, load_config
 
 
 @dataclass(frozen=True)

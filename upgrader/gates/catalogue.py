@@ -49,8 +49,8 @@ from upgrader.gates.model import (
 from upgrader.gates.verdicts import HostPool, OnedAnswer, VmIdentity, VmPool, VmSnapshots
 from upgrader.gates.wait import WaitPolicy, check_gate
 from upgrader.opennebula import OneClient, VmState
-from upgrader.plan.planner import PlannedStep
-from upgrader.plan.runbook import GateSpec
+from upgrader.plan.model import PlannedStep
+from upgrader.plan.runbook_model import GateSpec
 
 Progress = Callable[[str], None]
 POLICY_PARAMS = ("interval", "timeout")

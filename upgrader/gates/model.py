@@ -18,8 +18,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from upgrader.plan.planner import PlannedStep
-    from upgrader.plan.runbook import GateSpec
+    from upgrader.plan.model import PlannedStep
+    from upgrader.plan.runbook_model import GateSpec
 
 
 class Verdict(StrEnum):

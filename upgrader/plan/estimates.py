@@ -19,7 +19,7 @@ from pathlib import Path
 
 from upgrader.errors import JournalError
 from upgrader.journal.store import EventType, read_events
-from upgrader.plan.planner import Plan, PlannedStep
+from upgrader.plan.model import Plan, PlannedStep
 
 RECENT = 3  # measurements of a step that count (the newest)
 

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 from upgrader.opennebula import OneClient, Vm
-from upgrader.plan.planner import CloudFacts, DiskFact, HostFact, VmFact
+from upgrader.plan.model import CloudFacts, DiskFact, HostFact, VmFact
 
 
 def _disks(vm: Vm) -> tuple[DiskFact, ...]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from upgrader.errors import JournalError
 from upgrader.journal.store import RunState, RunStatus, read_events, replay
-from upgrader.plan.planner import ERROR, Finding, Plan
+from upgrader.plan.model import ERROR, Finding, Plan
 
 KEY = "no-rehearsal"
 

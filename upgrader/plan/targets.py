@@ -15,7 +15,8 @@ from upgrader.config.site import SiteConfig
 from upgrader.config.yaml_file import IDENTIFIER
 from upgrader.errors import UsageError
 from upgrader.plan.planner import runbook_file
-from upgrader.plan.runbook import Runbook, load_runbook
+from upgrader.plan.runbook import load_runbook
+from upgrader.plan.runbook_model import Runbook
 from upgrader.plan.versions import SERIES, series_of
 
 

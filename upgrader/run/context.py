@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from upgrader.actions import build_actions
 from upgrader.ansible_adapter.outcome import PlaybookOutcome
 from upgrader.ansible_adapter.runner import run_playbook
-from upgrader.config.site import PROJECT_DIR, Environment, read_credentials
+from upgrader.config.credentials import read_credentials
+from upgrader.config.site import PROJECT_DIR, Environment
 from upgrader.config.workspace import Workspace
 from upgrader.errors import (
     UpgraderError,
@@ -30,8 +31,8 @@ from upgrader.gates.model import Gates
 from upgrader.journal.store import EventType, Journal
 from upgrader.opennebula.client import OneClient
 from upgrader.plan import estimates as est
-from upgrader.plan.planner import Plan, PlannedStep
-from upgrader.plan.runbook import Runbook, Step
+from upgrader.plan.model import Plan, PlannedStep
+from upgrader.plan.runbook_model import Runbook, Step
 from upgrader.text import slug
 from upgrader.windows.choose import next_after
 

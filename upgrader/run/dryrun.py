@@ -34,7 +34,7 @@ from upgrader.errors import LockHeldError, StaleLockError, UpgraderError
 from upgrader.gates.model import INCONCLUSIVE, GateResult
 from upgrader.journal.store import EventType
 from upgrader.plan.facts import gather_facts
-from upgrader.plan.planner import Plan, PlannedStep
+from upgrader.plan.model import Plan, PlannedStep
 from upgrader.run.context import RunContext, client_for, estimates, marker, run_context
 from upgrader.run.dryrun_plan import (
     CheckGroup,

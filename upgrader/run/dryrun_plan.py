@@ -17,8 +17,8 @@ from typing import Any
 
 from upgrader.actions import placement
 from upgrader.gates.model import PASS
-from upgrader.plan.planner import CloudFacts, Finding, Plan, VmFact
-from upgrader.plan.runbook import GateSpec
+from upgrader.plan.model import CloudFacts, Finding, Plan, VmFact
+from upgrader.plan.runbook_model import GateSpec
 
 SHUTDOWN_ACTION = "shutdown-vms"
 DRAIN_ACTION = "drain-host"

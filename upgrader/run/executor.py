@@ -22,8 +22,8 @@ from upgrader.errors import (
 from upgrader.gates.model import PASS, ComparingGate
 from upgrader.journal.store import EventType, replay
 from upgrader.plan.estimates import unit_of
-from upgrader.plan.planner import PlannedStep
-from upgrader.plan.runbook import GateSpec
+from upgrader.plan.model import PlannedStep
+from upgrader.plan.runbook_model import GateSpec
 from upgrader.run.context import STOP_REQUESTED, RunContext, marker
 from upgrader.run.perform import first_failure, outcome_summary, perform
 from upgrader.run.undo import discharge_undo, run_pending_undo, undo_step

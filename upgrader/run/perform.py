@@ -10,7 +10,7 @@ from upgrader.errors import (
     UpgraderError,
 )
 from upgrader.journal.store import EventType
-from upgrader.plan.planner import PlannedStep
+from upgrader.plan.model import PlannedStep
 from upgrader.run.context import RunContext
 from upgrader.text import slug
 

@@ -18,8 +18,9 @@ from upgrader.gates.catalogue import build_gates
 from upgrader.opennebula import OneClient
 from upgrader.plan import rehearsal
 from upgrader.plan.facts import gather_facts
-from upgrader.plan.planner import CloudFacts, Plan, PlannedStep, _digest, build_plan
-from upgrader.plan.runbook import GateSpec, Runbook
+from upgrader.plan.model import CloudFacts, Plan, PlannedStep
+from upgrader.plan.planner import _digest, build_plan
+from upgrader.plan.runbook_model import GateSpec, Runbook
 from upgrader.plan.targets import playbook_digests, runbooks_for, storage_hop, target_of
 from upgrader.plan.versions import hop_path
 from upgrader.run.context import observer

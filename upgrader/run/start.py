@@ -20,7 +20,7 @@ from upgrader.journal.store import (
     Journal,
 )
 from upgrader.plan import rehearsal
-from upgrader.plan.planner import Plan
+from upgrader.plan.model import Plan
 from upgrader.run.context import (
     client_for,
     estimates,

@@ -13,8 +13,8 @@ from upgrader.errors import (
     UpgraderError,
 )
 from upgrader.journal.store import EventType, StepStatus, replay
-from upgrader.plan.planner import Plan, PlannedStep
-from upgrader.plan.runbook import Step
+from upgrader.plan.model import Plan, PlannedStep
+from upgrader.plan.runbook_model import Step
 from upgrader.run.context import RunContext, marker
 from upgrader.run.perform import outcome_summary, perform
 
