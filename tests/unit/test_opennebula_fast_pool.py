@@ -280,4 +280,6 @@ def test_pool_parse_does_not_unfreeze_what_someone_froze() -> None:
     frozen = gc.get_freeze_count()
     assert frozen > 0
     parse.parse_vm_pool(pool(VM_32))
-    assert gc.get_freeze_count() == frozen
+    # Unfreezing empties the permanent generation. Its count may still drop by a few without
+    # that: a frozen object that dies (another thread's, in a busy test worker) leaves it.
+    assert gc.get_freeze_count() > frozen // 2
