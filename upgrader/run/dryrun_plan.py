@@ -183,25 +183,14 @@ def _move(
 ) -> Move:
     source = vm.host or "-"
     if vm.lcm_state != "RUNNING":
-        return Move(
-            vm.id,
-            vm.name,
-            vm.owner,
-            source,
-            None,
-            f"{vm.lcm_state}: only a RUNNING VM can be live-migrated",
-        )
-    target = placement.place(capacity, batch, needs.get(vm.id, placement.Need(0, 0)), reserved)
-    if target is None:
-        return Move(
-            vm.id,
-            vm.name,
-            vm.owner,
-            source,
-            None,
-            f"no host outside {', '.join(batch)} has room for it",
-        )
-    return Move(vm.id, vm.name, vm.owner, source, target.name)
+        why = f"{vm.lcm_state}: only a RUNNING VM can be live-migrated"
+    else:
+        need = needs.get(vm.id, placement.Need(0, 0))
+        target = placement.place(capacity, batch, need, reserved)
+        if target is not None:
+            return Move(vm.id, vm.name, vm.owner, source, target.name)
+        why = f"no host outside {', '.join(batch)} has room for it"
+    return Move(vm.id, vm.name, vm.owner, source, None, why)
 
 
 # ---------------------------------------------------------------------------- verdict
