@@ -9,12 +9,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from upgrader.compat import UTC
 from upgrader.journal.store import EventType, Journal
 
 SECRET = "oneadmin:never-in-a-unit-file"

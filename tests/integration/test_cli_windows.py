@@ -6,9 +6,11 @@ import json
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from upgrader.compat import UTC
 
 SITE = """\
 environments:

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.support import oned, site
+from upgrader.compat import UTC
 
 HOSTS = ["node01", "node02"]
 

@@ -4,12 +4,13 @@ safe point before it (exit 3, journaled) and a resume in a later window goes on 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from upgrader.compat import UTC
 from upgrader.errors import WindowClosedError
 from upgrader.journal.store import EventType, Journal, RunStatus, read_events, replay
 from upgrader.plan.model import Plan, PlannedStep

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RANKS: dict[str, int] = {
     "upgrader.errors": 0,
     "upgrader.text": 0,
+    "upgrader.compat": 0,
     "upgrader.opennebula": 1,
     "upgrader.storage": 1,
     "upgrader.config": 2,
@@ -46,7 +47,7 @@ RANKS: dict[str, int] = {
     "upgrader.cli": 8,
     "upgrader.__main__": 9,
 }
-ROOT_MAY_IMPORT = {"upgrader.errors", "upgrader.text"}
+ROOT_MAY_IMPORT = {"upgrader.errors", "upgrader.text", "upgrader.compat"}
 
 
 @dataclass

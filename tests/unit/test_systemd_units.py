@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from upgrader.compat import UTC
 from upgrader.windows.systemd import exec_line, on_calendar, resumable_run
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -3,11 +3,12 @@ windows, what is open now, what opens next, what still fits, and ``--window`` sp
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from upgrader.compat import UTC
 from upgrader.text import parse_duration
 from upgrader.windows.window import (
     Window,

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from upgrader.cli.options import config_option, json_option, site_workspace, stage_option
+from upgrader.compat import UTC
 from upgrader.errors import ConfigError, UsageError, WindowClosedError
 from upgrader.journal import files
 from upgrader.windows.systemd import Units, describe, render, resumable_run

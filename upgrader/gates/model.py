@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from upgrader.compat import StrEnum
 
 if TYPE_CHECKING:
     from upgrader.plan.model import PlannedStep

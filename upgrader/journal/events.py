@@ -7,10 +7,11 @@ into a ``RunState`` (``journal/replay.py``) both speak it.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from upgrader.compat import StrEnum
 
 CORRUPT_HINT = (
     "the journal is the record of what ran and cannot be trusted past a damaged line: "
@@ -19,7 +20,7 @@ CORRUPT_HINT = (
 """The hint of every error about a damaged journal, whether reading or replay found it."""
 
 
-class EventType(enum.StrEnum):
+class EventType(StrEnum):
     """What a journal line records; the fields each one carries are listed beside it."""
 
     RUN_STARTED = "run_started"  # run_id, environment, target, fingerprint, plan, dry_run

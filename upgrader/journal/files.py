@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+
+from upgrader.compat import UTC
 
 __all__ = ["fsync_dir", "make_private_dir", "utc_iso", "write_private"]
 

@@ -9,19 +9,19 @@ pure: events in, values out, no I/O. Reading the events from disk is ``journal.p
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from upgrader.compat import StrEnum
 from upgrader.errors import FingerprintMismatchError, JournalError, ResumeRefusedError
 from upgrader.journal.events import CORRUPT_HINT, EventType, JournalEvent
 
 # --- replay: a pure fold over the events ------------------------------------------------------
 
 
-class RunStatus(enum.StrEnum):
+class RunStatus(StrEnum):
     """Where a run stands. A run whose process died mid-way still folds to RUNNING."""
 
     RUNNING = "running"
@@ -31,7 +31,7 @@ class RunStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"
 
 
-class StepStatus(enum.StrEnum):
+class StepStatus(StrEnum):
     """Where one step stands."""
 
     PENDING = "pending"
@@ -292,7 +292,7 @@ def replay(events: Iterable[JournalEvent]) -> RunState:
 # --- resume ------------------------------------------------------------------------------------
 
 
-class ResumeAction(enum.StrEnum):
+class ResumeAction(StrEnum):
     """What ``resume`` should do."""
 
     CONTINUE = "continue"

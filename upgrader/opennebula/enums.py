@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from enum import IntEnum, StrEnum
+from enum import IntEnum
+
+from upgrader.compat import StrEnum
 
 
 class OneVersion(StrEnum):

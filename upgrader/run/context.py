@@ -12,13 +12,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from upgrader.actions import build_actions
 from upgrader.ansible_adapter.outcome import PlaybookOutcome
 from upgrader.ansible_adapter.runner import run_playbook
+from upgrader.compat import UTC
 from upgrader.config.credentials import read_credentials
 from upgrader.config.site import PROJECT_DIR, Environment
 from upgrader.config.workspace import Workspace

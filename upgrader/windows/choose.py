@@ -10,9 +10,10 @@ figures with what earlier runs measured (``upgrader.plan.estimates``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from upgrader.compat import UTC
 from upgrader.errors import UsageError, WindowClosedError
 from upgrader.journal.store import EventType, Journal
 from upgrader.text import format_instant

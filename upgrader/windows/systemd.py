@@ -24,9 +24,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from upgrader.compat import UTC
 from upgrader.windows.window import Window, format_duration, zone_name
 
 UNDO_MARGIN = 15 * 60  # seconds after the window's end for the undo of a failing step
