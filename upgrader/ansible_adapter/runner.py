@@ -8,10 +8,11 @@ private data directory, secret variables, environment) and kills what it leaves 
 (``PlaybookCall``, ``PlaybookOutcome``, ...) are in ``outcome.py``, which loads no Ansible.
 
 Killing for real: ansible-runner's cancel and timeout SIGKILL ansible-playbook's process
-group, but ansible-core 2.19 forks every task worker into its own session, so the worker
-and the command it runs survive (a ``pause`` worker hangs forever). Every process of a run
-therefore carries ``UPGRADER_MARKER=<marker>`` in its environment, and ``kill_marked``
-finds them through ``/proc/*/environ`` whatever session they moved to.
+group, but whatever left that group survives: a task command that setsid()s (a daemon a task
+starts), and on the later ansible-core releases every task worker, which forks into its own
+session (a ``pause`` worker then hangs forever). Every process of a run therefore carries
+``UPGRADER_MARKER=<marker>`` in its environment, and ``kill_marked`` finds them through
+``/proc/*/environ`` whatever session they moved to.
 """
 
 from __future__ import annotations
