@@ -28,8 +28,22 @@ def lab() -> None:
     show_default=True,
     help="the starting OpenNebula version",
 )
+@click.option(
+    "--profile",
+    type=click.Choice(["2012", "modern"]),
+    default="2012",
+    show_default=True,
+    help="the hosts' era: 2012 (Debian 7, Python 2.7 only, tools of the time) or modern "
+    "(the machine's Debian and Python 3)",
+)
 def lab_up(
-    name: str, subnet: str, hosts_staging: int, hosts_production: int, vms: int, release: str
+    name: str,
+    subnet: str,
+    hosts_staging: int,
+    hosts_production: int,
+    vms: int,
+    release: str,
+    profile: str,
 ) -> None:
     """Build the lab."""
     from upgrader.lab.lab import LabSpec, parse_subnet, up
@@ -41,6 +55,7 @@ def lab_up(
         hosts_production=hosts_production,
         vms=vms,
         version=release,
+        profile=profile,
     )
     up(spec, log=lambda line: click.echo(line, err=True))
 
@@ -76,7 +91,7 @@ def lab_status(name: str, as_json: bool) -> None:
 @click.option("--cloud", type=click.Choice(["staging", "production"]))
 @click.option("--clear", is_flag=True, help="undo the fault")
 def lab_fault(fault: str, name: str, host: str | None, cloud: str | None, clear: bool) -> None:
-    """Inject or clear a fault (libvirtd-crash, oned-down, host-unreachable, ...)."""
+    """Inject or clear a fault (libvirtd-crash, oned-down, host-unreachable, no-python, ...)."""
     from upgrader.lab.faults import apply
     from upgrader.lab.lab import preflight
 

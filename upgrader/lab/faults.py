@@ -13,6 +13,7 @@ Each fault changes what the matching real tool shows, and ``--clear`` puts it ba
 | slow-migration | live migrations hang until cleared | oned (MIGRATE) |
 | puppet-enabled | the Puppet agent enabled where it was held | puppet agent |
 | package-missing | newer opennebula packages gone from the lab's apt repository | apt-get |
+| no-python | every Python interpreter of the host moved aside | Ansible's discovery |
 
 corrupt-copy with ``--cloud`` picks the largest file in that cloud's export directory (where
 the storage migration copies it), and says which file it changed.
@@ -21,6 +22,14 @@ package-missing takes away every ``opennebula`` (front-end) release newer than t
 cloud's front end runs, for both clouds (they share the repository); ``--clear`` puts them
 back. Nothing checks package availability before a run, so the upgrade meets it at
 ``apt-get install``, after the backup and before ``onedb upgrade``.
+
+no-python moves ``python``, ``python2``, ``python2.7``, any ``python3*`` left (a 2012 host has
+none) and ``/usr/libexec/platform-python`` out of the host's ``/usr/bin`` and ``/usr/local/bin``
+into ``/var/lib/upgrader-lab/no-python``, so that Ansible finds no interpreter there; the lab's
+own programs keep running (they use an interpreter path of their own, profiles.py).
+
+puppet-enabled lifts the hold the way the host's Puppet does and ``--clear`` puts it back: with
+its message on a modern host, as the empty ``puppetdlock`` of Puppet 2.7 on a 2012 host.
 
 What a fault tells oned (a crashed libvirtd, an unreachable host, a hanging migration path)
 is also written to ``/srv/lab/<cloud>/one/lab-faults.json``, which the lab's init script
@@ -37,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from upgrader.lab import hosts as hs
+from upgrader.lab import profiles
 from upgrader.lab.hosts import LabError, LabHost
 from upgrader.lab.lab import lab_dir, load_spec
 from upgrader.lab.nfs import EXPORT
@@ -52,8 +62,20 @@ FAULTS = (
     "slow-migration",
     "puppet-enabled",
     "package-missing",
+    "no-python",
 )
 FENCE_AGENT = "/usr/sbin/fence_ipmilan"
+HIDDEN_PYTHON = "/var/lib/upgrader-lab/no-python"
+# Moves every interpreter Ansible could discover into HIDDEN_PYTHON (the path with / as %), and
+# prints the paths it moved.
+_HIDE_PYTHON = f"""
+mkdir -p {HIDDEN_PYTHON}
+for f in /usr/bin/python* /usr/local/bin/python* /usr/libexec/platform-python; do
+  [[ ${{f##*/}} =~ ^(python[0-9.]*|platform-python)$ ]] || continue
+  [ -e "$f" ] || [ -L "$f" ] || continue
+  mv "$f" "{HIDDEN_PYTHON}/${{f//\\//%}}" && echo "$f"
+done
+"""
 
 
 def _pick(
@@ -185,13 +207,23 @@ def _inject(lab: Path, spec: Any, fault: str, h: LabHost, cloud: str | None = No
     elif fault == "package-missing":
         return {"held": _hold_packages(lab, h)}
     elif fault == "puppet-enabled":
-        lock = Path("/var/cache/puppet/state/agent_disabled.lock")
-        held = hs.enter(lab, h.name, "cat", str(lock), check=False)
-        hs.enter(lab, h.name, "puppet", "agent", "--enable")
-        if held.returncode == 0:
-            return {"reason": json.loads(held.stdout or "{}").get("disabled_message", "")}
-        return {"reason": None}
+        return {"reason": _enable_puppet(lab, profiles.get(spec.profile), h)}
+    elif fault == "no-python":
+        moved = hs.enter(lab, h.name, "bash", "-c", _HIDE_PYTHON).stdout.split()
+        return {"moved": moved}
     return {}
+
+
+def _enable_puppet(lab: Path, profile: profiles.HostProfile, h: LabHost) -> str | None:
+    """Enable the agent; return the hold's message ("" for a hold without one), None if the
+    agent was not held."""
+    held = hs.enter(lab, h.name, "cat", profile.puppet_lock, check=False)
+    hs.enter(lab, h.name, "puppet", "agent", "--enable")
+    if held.returncode != 0:
+        return None
+    if not profile.puppet_message:
+        return ""  # Puppet 2.7's lock is an empty file
+    return str(json.loads(held.stdout or "{}").get("disabled_message", ""))
 
 
 def _destroy_strays(lab: Path, oned: xmlrpc.client.ServerProxy, h: LabHost) -> None:
@@ -213,20 +245,20 @@ def _destroy_strays(lab: Path, oned: xmlrpc.client.ServerProxy, h: LabHost) -> N
 
 
 def _flip(lab: Path, h: LabHost, path: str) -> None:
-    hs.enter(
-        lab,
-        h.name,
-        "python3",
-        "-c",
-        "import sys;f=open(sys.argv[1],'r+b');b=f.read(1);f.seek(0);"
-        "f.write(bytes([(b[0] if b else 0)^0xFF]));f.close()",
-        path,
-    )
+    """Flip the first byte of ``path`` (a path under the share, as the nfs host ``h`` sees
+    it), from the machine: the host may have no Python to do it with."""
+    if not path.startswith("/srv/lab/"):
+        raise LabError(f"{path} on {h.name} is not on the lab's share")
+    with (lab / "share" / path.removeprefix("/srv/lab/")).open("r+b") as fh:
+        first = fh.read(1)
+        fh.seek(0)
+        fh.write(bytes([(first[0] if first else 0) ^ 0xFF]))
 
 
 def _clear(lab: Path, spec: Any, fault: str, h: LabHost, data: Any) -> None:
+    profile = profiles.get(spec.profile)
     if fault == "libvirtd-crash":
-        hs.enter(lab, h.name, "/etc/init.d/libvirtd", "start")
+        hs.enter(lab, h.name, f"/etc/init.d/{profile.libvirtd_service}", "start")
         _tell_oned(lab, spec, h.cloud, "libvirtd-crash", h.name, on=False)
         _destroy_strays(lab, _oned(spec, h.cloud), h)
     elif fault == "oned-down":
@@ -248,7 +280,12 @@ def _clear(lab: Path, spec: Any, fault: str, h: LabHost, data: Any) -> None:
     elif fault == "package-missing":
         _release_packages(lab, data["held"])
     elif fault == "puppet-enabled" and data.get("reason") is not None:
-        hs.enter(lab, h.name, "puppet", "agent", "--disable", data["reason"] or "held")
+        message = [data["reason"] or "held"] if profile.puppet_message else []
+        hs.enter(lab, h.name, "puppet", "agent", "--disable", *message)
+    elif fault == "no-python":
+        for path in data["moved"]:
+            hidden = f"{HIDDEN_PYTHON}/{path.replace('/', '%')}"
+            hs.enter(lab, h.name, "mv", hidden, path)
 
 
 # ------------------------------------------------------------------ package-missing

@@ -75,8 +75,11 @@ def bridge_up(prefix: str, subnet: str) -> None:
     run("ip", "link", "set", f"{prefix}-m", "up")
 
 
-def host_up(host: LabHost, lab: Path, checkout: Path, prefix: str, subnet: str) -> int:
-    """Start one host; return the machine PID of its PID-namespace init."""
+def host_up(
+    host: LabHost, lab: Path, checkout: Path, prefix: str, subnet: str, profile: str
+) -> int:
+    """Start one host of host profile ``profile`` (profiles.py); return the machine PID of its
+    PID-namespace init."""
     ctl = f"{prefix}-ctl"
     base = lab / "hosts" / host.name
     base.mkdir(parents=True, exist_ok=True)
@@ -126,6 +129,7 @@ def host_up(host: LabHost, lab: Path, checkout: Path, prefix: str, subnet: str) 
                 str(lab),
                 host.cloud or "",
                 str(checkout),
+                profile,
             ],
             stdout=fh,
             stderr=subprocess.STDOUT,

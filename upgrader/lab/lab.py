@@ -3,8 +3,9 @@
 Staging (2 hosts) and production (3 hosts) plus one nfs host, each a namespace host with
 sshd (hosts.py); an apt repository of lab packages (packages.py); per cloud a loop-mounted
 ext4 image as the old shared datastore, an oned database seeded with the cloud's hosts and
-running VMs, and a Pacemaker CIB (pacemaker.py). Everything lives under
-``/var/lib/upgrader-lab/<name>`` and in namespaces named ``<name>-*``.
+running VMs, and a Pacemaker CIB (pacemaker.py). Every host is of the lab's host profile
+(profiles.py): a 2012 Debian host with Python 2.7 by default, or ``modern``. Everything lives
+under ``/var/lib/upgrader-lab/<name>`` and in namespaces named ``<name>-*``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import yaml
 from upgrader.errors import UsageError
 from upgrader.lab import hosts as hs
 from upgrader.lab import nfs as labnfs
+from upgrader.lab import profiles, python2
 from upgrader.lab.hosts import LabError, LabHost, run
 from upgrader.lab.pacemaker import build_cib
 from upgrader.lab.packages import build_repo
@@ -65,6 +67,7 @@ class LabSpec:
     vms: int = 8
     version: str = "3.2.1"
     speed: float = 20.0
+    profile: str = profiles.DEFAULT
     hosts: list[LabHost] = field(default_factory=list)
 
     def plan_hosts(self) -> list[LabHost]:
@@ -105,6 +108,7 @@ def load_spec(name: str) -> LabSpec:
         raise LabError(f"lab '{name}' is not up", hint="upgrader lab up")
     data = json.loads(path.read_text())
     data["hosts"] = [LabHost(**h) for h in data["hosts"]]
+    data.setdefault("profile", "modern")  # a lab built before profiles had today's hosts
     return LabSpec(**data)
 
 
@@ -124,8 +128,9 @@ def _installed(package: str) -> bool:
     return bool(entry) and entry.group(1).strip() == "install ok installed"
 
 
-def preflight() -> None:
-    """Root and the Debian packages, or one line saying how to get them."""
+def preflight(profile: profiles.HostProfile | None = None) -> None:
+    """Root and the Debian packages (with those the hosts of ``profile`` take from the
+    machine), or one line saying how to get them."""
     if os.geteuid() != 0:
         raise LabError(
             "the lab needs root (namespaces, mounts, loop devices)",
@@ -138,7 +143,8 @@ def preflight() -> None:
             if shutil.which(cmd) is None and not Path(f"/usr/sbin/{cmd}").exists()
         }
     )
-    missing += [p for p in EXTRA_DEB if not _installed(p)]
+    extra = EXTRA_DEB + (profile.machine_packages if profile else ())
+    missing += [p for p in extra if not _installed(p)]
     if missing:
         raise LabError(
             f"Debian packages missing for the lab: {' '.join(missing)}",
@@ -149,22 +155,28 @@ def preflight() -> None:
 # ------------------------------------------------------------------------ up
 def up(spec: LabSpec, log: callable = print) -> Path:  # type: ignore[valid-type]
     """Build the lab; return its directory."""
-    preflight()
+    profile = profiles.get(spec.profile)
+    preflight(profile)
     lab = lab_dir(spec.name)
     if f"{spec.name}-ctl" in hs.netns_list():
         raise LabError(f"lab '{spec.name}' is already up", hint="upgrader lab down first")
     if lab.exists():
         down(spec.name)  # what a crashed or half-built lab left behind
+    if profile.host_packages:
+        python2.fetch()  # once per machine: later calls find the cache
     spec.hosts = spec.plan_hosts()
     started = time.monotonic()
     try:
         _prepare(spec, lab, log)
         hs.bridge_up(spec.name, spec.subnet)
         for host in spec.hosts:
-            hs.host_up(host, lab, CHECKOUT, spec.name, spec.subnet)
-        log(f"[lab] {len(spec.hosts)} hosts up ({time.monotonic() - started:.1f} s)")
+            hs.host_up(host, lab, CHECKOUT, spec.name, spec.subnet, profile.name)
+        log(
+            f"[lab] {len(spec.hosts)} hosts of profile {profile.name} up "
+            f"({time.monotonic() - started:.1f} s)"
+        )
         with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(lambda h: _install(lab, spec, h), [h for h in spec.hosts if h.cloud]))
+            list(pool.map(lambda h: _install(lab, spec, h), spec.hosts))
         for cloud in CLOUDS:
             hs.enter(lab, spec.cloud_hosts(cloud)[0].name, "/etc/init.d/opennebula", "start")
         labnfs.start(lab, spec)
@@ -200,7 +212,7 @@ def _prepare(spec: LabSpec, lab: Path, log: callable) -> None:  # type: ignore[v
     )
     run("mount", "--bind", str(share), str(share))
     run("mount", "--make-shared", str(share))
-    build_repo(share / "repo")
+    build_repo(share / "repo", profiles.get(spec.profile))
     labnfs.prepare_export(lab, spec)
     for cloud in CLOUDS:
         _prepare_cloud(spec, lab, cloud)
@@ -273,17 +285,27 @@ def _write_disks(share: Path) -> None:
 
 
 def _install(lab: Path, spec: LabSpec, host: LabHost) -> None:
-    defaults = f"LAB_CLOUD={host.cloud}\nLAB_LISTEN={host.ip}:2633\nLAB_SPEED={spec.speed}\n"
-    hs.enter(lab, host.name, "sh", "-c", f"printf '%s' '{defaults}' > /etc/default/opennebula-lab")
+    """What a host installs from the lab's repository: its profile's packages (Python 2.7 on a
+    2012 host, the nfs host too) and, on a cloud's host, OpenNebula; then libvirtd starts."""
+    profile = profiles.get(spec.profile)
+    packages = list(profile.host_packages)
+    if host.cloud:
+        defaults = f"LAB_CLOUD={host.cloud}\nLAB_LISTEN={host.ip}:2633\nLAB_SPEED={spec.speed}\n"
+        hs.enter(
+            lab, host.name, "sh", "-c", f"printf '%s' '{defaults}' > /etc/default/opennebula-lab"
+        )
+        packages += [f"opennebula={spec.version}-1", f"opennebula-node={spec.version}-1"]
+    if not packages:
+        return
+    started = f" && /etc/init.d/{profile.libvirtd_service} start" if host.cloud else ""
     hs.enter(
         lab,
         host.name,
         "sh",
         "-c",
         "apt-get update -qq -o Dir::Etc::sourcelist=/etc/apt/sources.list.d/lab.list && "
-        f"DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-        f"opennebula={spec.version}-1 opennebula-node={spec.version}-1 >/dev/null && "
-        "/etc/init.d/libvirtd start",
+        f"DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {' '.join(packages)} "
+        f">/dev/null{started}",
         timeout=300,
     )
 
@@ -303,6 +325,7 @@ def _mount_sources(lab: Path, cloud: str) -> dict[str, str]:
 def _write_configs(lab: Path, spec: LabSpec) -> None:
     key = lab / "share" / "key" / "id_ed25519"
     nfs = next(h for h in spec.hosts if h.cloud is None)
+    profile = profiles.get(spec.profile)
     envs = {}
     (lab / "inventory").mkdir()
     for cloud in CLOUDS:
@@ -312,7 +335,9 @@ def _write_configs(lab: Path, spec: LabSpec) -> None:
                 "vars": {
                     "ansible_user": "root",
                     "ansible_ssh_private_key_file": str(key),
-                    "ansible_python_interpreter": "/usr/bin/python3",
+                    # The interpreter on a modern host; a 2012 host's is discovered, as a
+                    # site's would be (ansible.cfg: interpreter_python = auto_silent).
+                    **profile.inventory_vars(),
                     "ansible_ssh_common_args": "-o StrictHostKeyChecking=no "
                     "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
                     "one_cloud": cloud,

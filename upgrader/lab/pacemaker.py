@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from xml.sax.saxutils import quoteattr
 
-OCF_LIBVIRTD = """#!/bin/sh
-# OCF resource agent watching libvirtd (the site wrote one after libvirtd segfaulted).
+_OCF_LIBVIRTD = """#!/bin/sh
+# OCF resource agent watching libvirtd (the site wrote one after libvirtd segfaulted), through
+# its init script /etc/init.d/@SERVICE@.
 : ${OCF_ROOT:=/usr/lib/ocf}
 PIDFILE=/var/run/libvirtd.pid
 meta_data() {
@@ -23,7 +24,7 @@ cat <<END
 <!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">
 <resource-agent name="libvirtd" version="1.0">
 <version>1.0</version>
-<longdesc lang="en">Starts, stops and monitors libvirtd through its init script.</longdesc>
+<longdesc lang="en">Starts, stops and monitors libvirtd through /etc/init.d/@SERVICE@.</longdesc>
 <shortdesc lang="en">libvirtd watcher</shortdesc>
 <parameters/>
 <actions>
@@ -38,13 +39,19 @@ END
 }
 case "$1" in
   meta-data) meta_data; exit 0 ;;
-  start) /etc/init.d/libvirtd start; exit $? ;;
-  stop) /etc/init.d/libvirtd stop; exit 0 ;;
-  monitor|status) /etc/init.d/libvirtd status >/dev/null 2>&1 && exit 0; exit 7 ;;
+  start) /etc/init.d/@SERVICE@ start; exit $? ;;
+  stop) /etc/init.d/@SERVICE@ stop; exit 0 ;;
+  monitor|status) /etc/init.d/@SERVICE@ status >/dev/null 2>&1 && exit 0; exit 7 ;;
   validate-all) exit 0 ;;
   *) exit 3 ;;
 esac
 """
+
+
+def ocf_libvirtd(service: str) -> str:
+    """The agent ``ocf:lab:libvirtd`` for a host whose libvirtd init script is ``service``
+    (``libvirt-bin`` on a 2012 Debian host, ``libvirtd`` today)."""
+    return _OCF_LIBVIRTD.replace("@SERVICE@", service)
 
 
 def _nv(prefix: str, items: dict[str, str]) -> str:

@@ -3,20 +3,25 @@
 Built with dpkg-deb at ``lab up`` (lab-recipes.md section 2). ``opennebula`` carries the
 front end: an LSB init script starting the oned simulator at the package's version, the
 lab ``onedb``, and that version's ``/etc/one/oned.conf``; ``opennebula-node`` the
-hypervisor side, with the lab's stand-in libvirtd and its init script.
+hypervisor side, with the lab's stand-in libvirtd and its init script. What the lab's programs
+run from and what the init script is called come from the lab's host profile (profiles.py): a
+2012 host runs them from an interpreter of the lab's own and calls libvirtd's script
+``libvirt-bin``, as Debian 7 did. A 2012 lab's repository also holds Python 2.7's packages.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
+from upgrader.lab import python2
 from upgrader.lab.hosts import run
-from upgrader.lab.pacemaker import OCF_LIBVIRTD
+from upgrader.lab.pacemaker import ocf_libvirtd
+from upgrader.lab.profiles import HostProfile
 
 RELEASES = ("3.2.1", "3.4.1", "3.6.0")
-PYTHON = "/opt/upgrader/.venv/bin/python"
 
 _INIT = """#!/bin/sh
 ### BEGIN INIT INFO
@@ -71,7 +76,7 @@ esac
 
 _LIBVIRTD_INIT = """#!/bin/sh
 ### BEGIN INIT INFO
-# Provides:          libvirtd
+# Provides:          @SERVICE@
 # Required-Start:    $network
 # Required-Stop:     $network
 # Default-Start:     2 3 4 5
@@ -137,14 +142,15 @@ def oned_conf(version: str) -> str:
     )
 
 
-def _files_of(package: str, version: str) -> dict[str, tuple[str, int]]:
+def _files_of(package: str, version: str, profile: HostProfile) -> dict[str, tuple[str, int]]:
+    python = profile.python
     if package == "opennebula":
         return {
-            "etc/init.d/opennebula": (_INIT.format(version=version, python=PYTHON), 0o755),
+            "etc/init.d/opennebula": (_INIT.format(version=version, python=python), 0o755),
             "etc/one/oned.conf": (oned_conf(version), 0o644),
             "usr/bin/onedb": (
                 f"#!/bin/sh\nexport ONEDB_LAB_PACKAGE={version} "
-                f"PYTHONPATH=/opt/upgrader\nexec {PYTHON} -m upgrader.lab.onedb "
+                f"PYTHONPATH=/opt/upgrader\nexec {python} -m upgrader.lab.onedb "
                 '"$@"\n',
                 0o755,
             ),
@@ -158,19 +164,20 @@ def _files_of(package: str, version: str) -> dict[str, tuple[str, int]]:
             ),
             "usr/share/opennebula/VERSION": (f"{version}\n", 0o644),
         }
+    service = profile.libvirtd_service
     return {
-        "etc/init.d/libvirtd": (_LIBVIRTD_INIT, 0o755),
+        f"etc/init.d/{service}": (_LIBVIRTD_INIT.replace("@SERVICE@", service), 0o755),
         "usr/sbin/libvirtd": (_LIBVIRTD, 0o755),
         "usr/share/opennebula-node/VERSION": (f"{version}\n", 0o644),
-        "usr/lib/ocf/resource.d/lab/libvirtd": (OCF_LIBVIRTD, 0o755),
+        "usr/lib/ocf/resource.d/lab/libvirtd": (ocf_libvirtd(service), 0o755),
     }
 
 
-def build_deb(package: str, version: str, out: Path) -> Path:
+def build_deb(package: str, version: str, out: Path, profile: HostProfile) -> Path:
     """One .deb built with dpkg-deb."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for rel, (text, mode) in _files_of(package, version).items():
+        for rel, (text, mode) in _files_of(package, version, profile).items():
             path = root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
@@ -190,12 +197,16 @@ def build_deb(package: str, version: str, out: Path) -> Path:
     return deb
 
 
-def build_repo(repo: Path) -> None:
-    """Every package at every release, and the index apt reads."""
+def build_repo(repo: Path, profile: HostProfile) -> None:
+    """Every package at every release for hosts of ``profile``, the packages its hosts install
+    besides (Python 2.7's, fetched once into the cache), and the index apt reads."""
     repo.mkdir(parents=True, exist_ok=True)
     for version in RELEASES:
         for package in ("opennebula", "opennebula-node"):
-            build_deb(package, version, repo)
+            build_deb(package, version, repo, profile)
+    if profile.host_packages:
+        for deb in python2.fetch():
+            shutil.copy2(deb, repo / deb.name)
     write_index(repo)
 
 

@@ -1,4 +1,5 @@
-"""``upgrader lab status``: hosts, addresses, versions installed, oned, VMs, datastore mounts."""
+"""``upgrader lab status``: the host profile, hosts, addresses, versions installed, oned, VMs,
+datastore mounts."""
 
 from __future__ import annotations
 
@@ -52,12 +53,12 @@ def collect(name: str) -> dict[str, Any]:
         except OneApiError as exc:
             info["error"] = str(exc)
         clouds[cloud] = info
-    return {"name": name, "hosts": hosts, "clouds": clouds}
+    return {"name": name, "profile": spec.profile, "hosts": hosts, "clouds": clouds}
 
 
 def render(status: dict[str, Any]) -> str:
     """The status as lines for a terminal."""
-    lines = [f"lab {status['name']}"]
+    lines = [f"lab {status['name']}, host profile {status['profile']}"]
     for h in status["hosts"]:
         extra = ""
         if h["cloud"]:

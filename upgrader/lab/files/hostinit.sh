@@ -1,9 +1,10 @@
 #!/bin/bash
 # PID 1 of one lab host's PID namespace (already inside the host's network namespace).
 # Builds an overlay root over the machine's /, mounts the lab share and the cloud's
-# datastore, pivots into it, starts sshd on the host's address, then reaps orphans.
+# datastore, pivots into it, shapes it to its host profile, starts sshd on the host's address,
+# then reaps orphans.
 set -euo pipefail
-name=$1 ip=$2 base=$3 lab=$4 cloud=$5 checkout=$6
+name=$1 ip=$2 base=$3 lab=$4 cloud=$5 checkout=$6 profile=${7:-modern}
 mount -t tmpfs -o size=1g,mode=0755 labroot "$base"
 mkdir -p "$base/upper" "$base/work" "$base/root"
 mount -t overlay overlay -o "lowerdir=/,upperdir=$base/upper,workdir=$base/work" "$base/root"
@@ -40,6 +41,8 @@ echo "nameserver 127.0.0.1" > "$r/etc/resolv.conf"
 cd "$r"; mkdir -p .oldroot; pivot_root . .oldroot; cd /; umount -l /.oldroot; rmdir /.oldroot
 hostname "$name"; echo "$name" > /etc/hostname
 rm -f /sbin/init   # no systemd in a lab host: Ansible then uses the LSB init scripts
+# A host of another era than the machine's (upgrader/lab/profiles.py).
+if [ "$profile" != modern ]; then "/opt/upgrader/upgrader/lab/files/profile-$profile.sh"; fi
 # The host's own fstab (not the machine's): the old datastore's line, which the storage switch
 # comments out and the switch-back mounts again with `mount /var/lib/one/datastores`.
 if [ -n "$cloud" ]; then
