@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/python
 """Ansible module: read an OpenNebula 3.x ``oned.conf`` and return its attributes.
 
 Read-only. The file's syntax is OpenNebula's template syntax: ``KEY = value`` (the value
@@ -9,11 +9,12 @@ a vector lower-cased, as the shipped files write them.
 
 The result can hold the database password (``DB = [ passwd = ... ]``): the task that calls
 this module sets ``no_log``. Error messages name the file, the line and the key, never a
-value.
+value. One source for Python 2.7 and 3.6+, as every module of ours.
 """
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
 
+import io
 import re
 
 from ansible.module_utils.basic import AnsibleModule
@@ -56,12 +57,12 @@ class ConfError(Exception):
 class _Scanner:
     """Walks the text with a position and a line number."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text):
         self.text = text
         self.pos = 0
         self.line = 1
 
-    def skip(self, *, newlines: bool) -> None:
+    def skip(self, newlines):
         """Skip blanks and comments (and line breaks when ``newlines``)."""
         while self.pos < len(self.text):
             ch = self.text[self.pos]
@@ -76,22 +77,22 @@ class _Scanner:
             else:
                 return
 
-    def peek(self) -> str:
+    def peek(self):
         return self.text[self.pos] if self.pos < len(self.text) else ""
 
-    def expect(self, ch: str, what: str) -> None:
+    def expect(self, ch, what):
         if self.peek() != ch:
-            raise ConfError(f"line {self.line}: expected '{ch}' {what}")
+            raise ConfError("line %d: expected '%s' %s" % (self.line, ch, what))
         self.pos += 1
 
-    def name(self, what: str) -> str:
+    def name(self, what):
         match = _NAME.match(self.text, self.pos)
         if not match:
-            raise ConfError(f"line {self.line}: expected {what}")
+            raise ConfError("line %d: expected %s" % (self.line, what))
         self.pos = match.end()
         return match.group()
 
-    def value(self, key: str) -> str:
+    def value(self, key):
         """A quoted (with backslash escapes) or bare value."""
         if self.peek() == '"':
             start_line = self.line
@@ -99,7 +100,7 @@ class _Scanner:
             self.pos += 1
             while True:
                 if self.pos >= len(self.text):
-                    raise ConfError(f"line {start_line}: unterminated string in {key}")
+                    raise ConfError("line %d: unterminated string in %s" % (start_line, key))
                 ch = self.text[self.pos]
                 if ch == "\\" and self.pos + 1 < len(self.text):
                     out.append(self.text[self.pos + 1])
@@ -114,56 +115,55 @@ class _Scanner:
                 self.pos += 1
         match = _BARE.match(self.text, self.pos)
         if not match:
-            raise ConfError(f"line {self.line}: expected a value for {key}")
+            raise ConfError("line %d: expected a value for %s" % (self.line, key))
         self.pos = match.end()
         return match.group()
 
 
-def _vector(sc: _Scanner, key: str) -> dict[str, str]:
-    sc.expect("[", f"after {key} =")
-    out: dict[str, str] = {}
+def _vector(sc, key):
+    sc.expect("[", "after %s =" % key)
+    out = {}
     while True:
         sc.skip(newlines=True)
         if sc.peek() == "]":
             sc.pos += 1
             return out
-        sub = sc.name(f"an attribute name inside {key} = [ ... ]").lower()
+        sub = sc.name("an attribute name inside %s = [ ... ]" % key).lower()
         sc.skip(newlines=True)
-        sc.expect("=", f"after {key}/{sub.upper()}")
+        sc.expect("=", "after %s/%s" % (key, sub.upper()))
         sc.skip(newlines=True)
-        out[sub] = sc.value(f"{key}/{sub.upper()}")
+        out[sub] = sc.value("%s/%s" % (key, sub.upper()))
         sc.skip(newlines=True)
         if sc.peek() == ",":
             sc.pos += 1
         elif sc.peek() != "]":
-            raise ConfError(f"line {sc.line}: expected ',' or ']' in {key} = [ ... ]")
+            raise ConfError("line %d: expected ',' or ']' in %s = [ ... ]" % (sc.line, key))
 
 
-def parse(text: str) -> dict[str, list[str | dict[str, str]]]:
+def parse(text):
     """The attributes of an oned.conf: upper-cased key -> its values in file order.
 
     Raises:
         ConfError: on a syntax error (the message names the line and key, not the value).
     """
     sc = _Scanner(text)
-    attributes: dict[str, list[str | dict[str, str]]] = {}
+    attributes = {}
     while True:
         sc.skip(newlines=True)
         if not sc.peek():
             return attributes
         key = sc.name("an attribute name").upper()
         sc.skip(newlines=False)
-        sc.expect("=", f"after {key}")
+        sc.expect("=", "after %s" % key)
         sc.skip(newlines=False)
-        value: str | dict[str, str]
         value = _vector(sc, key) if sc.peek() == "[" else sc.value(key)
         attributes.setdefault(key, []).append(value)
         sc.skip(newlines=False)
         if sc.peek() not in ("\n", ""):
-            raise ConfError(f"line {sc.line}: unexpected text after {key}")
+            raise ConfError("line %d: unexpected text after %s" % (sc.line, key))
 
 
-def main() -> None:
+def main():
     """Entry point of the module."""
     module = AnsibleModule(
         argument_spec={"path": {"type": "path", "default": "/etc/one/oned.conf"}},
@@ -171,14 +171,14 @@ def main() -> None:
     )
     path = module.params["path"]
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with io.open(path, encoding="utf-8", errors="replace") as fh:
             text = fh.read()
-    except OSError as exc:
-        module.fail_json(msg=f"cannot read {path}: {exc.strerror}", path=path)
+    except (IOError, OSError) as exc:
+        module.fail_json(msg="cannot read %s: %s" % (path, exc.strerror), path=path)
     try:
         attributes = parse(text)
     except ConfError as exc:
-        module.fail_json(msg=f"{path} {exc}", path=path)
+        module.fail_json(msg="%s %s" % (path, exc), path=path)
     module.exit_json(changed=False, path=path, attributes=attributes)
 
 
