@@ -1,8 +1,9 @@
-#!/usr/bin/python3
+#!/usr/bin/python
 """Ansible module: the storage migration's copy engine, on the host that mounts both file systems.
 
-The engine (upgrader/storage/datastore_copy.py) travels with this module as module_utils, so
-the data is copied, checksummed and verified where it lies and never crosses the controller.
+The engine (the package upgrader/storage/datastore_copy) travels with this module as
+module_utils, so the data is copied, checksummed and verified where it lies and never crosses
+the controller. Like the engine, this module is one source for Python 2.7 and 3.6+.
 A copy takes longer than any one task should block, and a module cannot stream: the playbooks
 start ``state: sync`` (or ``verify``) with ``async`` and follow it with ``state: progress``,
 whose retries carry the engine's progress file as Ansible events. ``state: changed`` tells
@@ -10,8 +11,10 @@ the rollback which files were written on the new file system after the verified 
 switching back never silently drops them.
 """
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
 
+import errno
+import io
 import json
 import os
 import stat
@@ -25,12 +28,14 @@ try:
         CopyError,
         inventory,
         load_manifest,
+        stat_key,
         sync,
         verify,
+        walk,
         would_sync,
     )
 except ImportError:  # reported by main(), as a one-line failure of the task
-    ENGINE_ERROR: str | None = traceback.format_exc()
+    ENGINE_ERROR = traceback.format_exc()
     IN_PLACE = ("copied", "verified")
 else:
     ENGINE_ERROR = None
@@ -200,31 +205,12 @@ REQUIRED = {
 }
 
 
-def walk(root: str):
-    """``(relative path, lstat)`` of every entry under ``root``."""
-    for top, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(dirs + files):
-            path = os.path.join(top, name)
-            yield os.path.relpath(path, root), os.lstat(path)
-
-
-def stat_key(st: os.stat_result) -> dict:
-    """The stat the engine records for each side of a copy (its ``src`` and ``dst`` fields)."""
-    return {
-        "ino": st.st_ino,
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-        "ctime_ns": st.st_ctime_ns,
-    }
-
-
-def same(recorded: dict | None, st: os.stat_result | None) -> bool:
+def same(recorded, st):
     """Whether a recorded stat still describes ``st`` (any write changes mtime or ctime)."""
     return bool(recorded) and st is not None and recorded == stat_key(st)
 
 
-def changes(dst: str, records: dict) -> dict:
+def changes(dst, records):
     """Files on ``dst`` written since the verified copy: the engine's recorded stat of each
     copy (inode, size, mtime, ctime) against what is there now."""
     verified = {
@@ -233,7 +219,7 @@ def changes(dst: str, records: dict) -> dict:
         if r.get("state") in IN_PLACE and r.get("type") in ("file", "hardlink")
     }
     modified, added, seen = [], [], set()
-    for rel, st in walk(dst):
+    for rel, st in walk(os.path.abspath(dst)):
         if not stat.S_ISREG(st.st_mode):
             continue
         seen.add(rel)
@@ -250,46 +236,50 @@ def changes(dst: str, records: dict) -> dict:
     }
 
 
-def problems(checked: dict) -> list[str]:
+def problems(checked):
     """One line per file the verify found wrong: ``path: checksum expected X, found Y``."""
     lines = [
-        f"{m['path']}: {m.get('field', 'checksum')} expected {m['expected']}, found {m['found']}"
+        "{0}: {1} expected {2}, found {3}".format(
+            m["path"], m.get("field", "checksum"), m["expected"], m["found"]
+        )
         for m in checked.get("mismatches", [])
     ]
-    return lines + [f"{path}: missing" for path in checked.get("missing", [])]
+    return lines + ["{0}: missing".format(path) for path in checked.get("missing", [])]
 
 
-def job_status(jid: str, async_dir: str) -> dict | None:
+def job_status(jid, async_dir):
     """The async job's result file: None while it runs, its result once it has ended."""
     path = os.path.join(os.path.expanduser(async_dir), jid)
     try:
-        with open(path, encoding="utf-8") as handle:
+        with io.open(path, encoding="utf-8") as handle:
             data = json.load(handle)
-    except FileNotFoundError:
-        return {"failed": True, "msg": f"no async job {jid} in {async_dir}"}
+    except (IOError, OSError) as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+        return {"failed": True, "msg": "no async job {0} in {1}".format(jid, async_dir)}
     except ValueError:
         return None  # being written
     # While the job runs the wrapper's placeholder says started; then the module's result.
     return None if data.get("started") and not data.get("finished") else data
 
 
-def alive(pid: object) -> bool:
+def alive(pid):
     try:
-        os.kill(int(pid), 0)  # type: ignore[arg-type]
+        os.kill(int(pid), 0)
     except (OSError, TypeError, ValueError):
         return False
     return True
 
 
-def follow(params: dict) -> dict:
+def follow(params):
     """One look at a job started with async: the engine's progress and whether it ended."""
     try:
-        with open(params["progress_file"], encoding="utf-8") as handle:
+        with io.open(params["progress_file"], encoding="utf-8") as handle:
             progress = json.load(handle)
-    except (OSError, ValueError):
+    except (IOError, OSError, ValueError):
         progress = {}
     job = job_status(params["jid"], params["async_dir"])
-    result: dict = {"changed": False, "finished": job is not None, "upgrader_progress": progress}
+    result = {"changed": False, "finished": job is not None, "upgrader_progress": progress}
     if job is not None and job.get("failed"):
         result["job_msg"] = str(job.get("msg", "the job failed"))
     elif (
@@ -302,12 +292,12 @@ def follow(params: dict) -> dict:
         result.update(
             finished=True,
             died=True,
-            job_msg=f"the copy engine (pid {progress['pid']}) died before it finished",
+            job_msg="the copy engine (pid {0}) died before it finished".format(progress["pid"]),
         )
     return result
 
 
-def main() -> None:
+def main():
     module = AnsibleModule(
         argument_spec={
             "state": {"type": "str", "required": True, "choices": list(REQUIRED)},
@@ -328,7 +318,7 @@ def main() -> None:
     p = module.params
     missing = [name for name in REQUIRED[p["state"]] if not p[name]]
     if missing:
-        module.fail_json(msg=f"state {p['state']} needs {', '.join(missing)}")
+        module.fail_json(msg="state {0} needs {1}".format(p["state"], ", ".join(missing)))
     if p["state"] == "progress":
         module.exit_json(**follow(p))
     if ENGINE_ERROR is not None:
@@ -363,7 +353,7 @@ def main() -> None:
     except CopyError as exc:
         module.fail_json(msg=str(exc), kind=exc.kind, details=exc.details)
     except OSError as exc:
-        module.fail_json(msg=f"{p['state']}: {exc}", kind="io", details={})
+        module.fail_json(msg="{0}: {1}".format(p["state"], exc), kind="io", details={})
     module.exit_json(changed=bool(summary.get("copied") or summary.get("deleted")), summary=summary)
 
 

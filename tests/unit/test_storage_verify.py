@@ -6,11 +6,13 @@ import ast
 import fcntl
 import hashlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from upgrader.lab.python2 import interpreter
 from upgrader.storage import datastore_copy, file_checksum, sync, verify
 
 MIB = 1 << 20
@@ -93,19 +95,45 @@ def test_verify_reports_mode_and_owner_drift(copied):
     assert found == {("vm/disk.0", "mode"), ("vm", "uid")}
 
 
-def test_engine_module_is_self_contained_stdlib_python39():
-    """Ansible ships this one file to the front end as module_utils: stdlib only, 3.9 syntax."""
-    source = Path(datastore_copy.__file__).read_text()
-    tree = ast.parse(source, feature_version=(3, 9))
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "relative import"
-            imported.add(node.module.split(".")[0])
-        elif isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
-    assert "from __future__ import annotations" in source
+ENGINE = Path(datastore_copy.__file__).parent
+
+
+def test_engine_package_is_stdlib_only_and_imports_nothing_of_upgrader():
+    """Ansible ships the package to the front end as module_utils: each module imports the
+    standard library or its siblings (relative imports, which AnsiballZ packs), and writes
+    the ``__future__`` imports that make 2.7 read it as 3.x does."""
+    files = sorted(ENGINE.glob("*.py"))
+    assert {"extents.py", "manifest.py", "syncing.py", "verifying.py"} <= {f.name for f in files}
+    for path in files:
+        source = path.read_text()
+        tree = ast.parse(source, feature_version=(3, 6))
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert node.level == 1, f"{path.name}: import from outside the package"
+                siblings = [node.module] if node.module else [a.name for a in node.names]
+                for name in siblings:
+                    assert (ENGINE / f"{name}.py").exists(), f"{path.name}: from .{name}"
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+        assert imported <= set(sys.stdlib_module_names) | {"__future__"}, (path.name, imported)
+        assert "from __future__ import absolute_import, division, print_function" in source
+        assert "from __future__ import annotations" not in source, path.name
+
+
+def test_engine_package_parses_under_python27():
+    """The front end of a 2012 site runs the engine with its Python 2.7."""
+    python2 = interpreter()
+    if python2 is None:
+        pytest.skip("Python 2.7 is not fetched (python -m upgrader.lab.python2 fetch)")
+    files = [str(p) for p in sorted(ENGINE.glob("*.py"))]
+    code = "import sys\nfor f in sys.argv[1:]: compile(open(f).read(), f, 'exec')"
+    done = subprocess.run(
+        [str(python2), "-c", code, *files], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_verify_rereading_only_unverified_reads_the_delta_and_copies_whose_stat_changed(copied):
@@ -164,13 +192,13 @@ def test_a_copy_that_reads_back_wrong_stops_the_sync_naming_the_file(
     src.mkdir()
     dst.mkdir()
     (src / "disk.0").write_bytes(os.urandom(2 * MIB))
-    real = datastore_copy._hash_segment
+    real = datastore_copy.extents.hash_segment
 
     def bad_storage(task):  # what a destination that flips a bit would give back
         rel, first, digests, nread = real(task)
         return rel, first, [hashlib.sha256(b"flipped").digest(), *digests[1:]], nread
 
-    monkeypatch.setattr(datastore_copy, "_hash_segment", bad_storage)
+    monkeypatch.setattr(datastore_copy.extents, "hash_segment", bad_storage)
     with pytest.raises(datastore_copy.CopyError) as failed:
         sync(src, dst, tmp_path / "m.jsonl", reread=True)
     assert failed.value.kind == "mismatch"
