@@ -1,5 +1,6 @@
 """The built-in lab, checked with the real tools: Ansible over SSH, apt, the client, the
-Pacemaker CLI, virsh, nfs-ls, and every fault with its --clear."""
+Pacemaker CLI, virsh, nfs-ls, every fault with its --clear, and what a host of the lab's
+profile (2012 by default) runs."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from tests.lab.conftest import side_lab, upgrader
 from tests.support.oned import wait_for
 from upgrader.lab import hosts as hs
+from upgrader.lab import profiles
 from upgrader.opennebula import OneClient
 
 pytestmark = pytest.mark.lab
@@ -55,6 +57,10 @@ def hosts_of(lab, cloud: str) -> list[str]:
     return [h.name for h in lab["spec"].hosts if h.cloud == cloud]
 
 
+def profile_of(lab) -> profiles.HostProfile:
+    return profiles.get(lab["spec"].profile)
+
+
 def client(lab, cloud: str) -> OneClient:
     config = (lab["dir"] / "upgrader.yml").read_text()
     endpoint = re.search(rf"{cloud}:\n\s+oned: (\S+)", config).group(1)
@@ -86,11 +92,11 @@ def test_ansible_reaches_every_host_over_ssh(lab, cloud, tmp_path):
 
 def test_an_apt_upgrade_changes_only_that_host(lab, tmp_path):
     target = hosts_of(lab, "production")[-1]
-    result = ansible(
+    result = ansible(  # apt-get: a 2012 host has no python-apt for Ansible's apt module
         lab,
         "production",
-        "ansible.builtin.apt",
-        "name=opennebula=3.4.1-1 update_cache=true",
+        "ansible.builtin.command",
+        "apt-get install -y -qq opennebula=3.4.1-1",
         limit=target,
         tmp_path=tmp_path,
     )
@@ -100,6 +106,52 @@ def test_an_apt_upgrade_changes_only_that_host(lab, tmp_path):
         assert version == ("3.4.1-1" if host == target else "3.2.1-1")
     assert "DATASTORE_LOCATION" in ssh(lab, target, "cat /etc/one/oned.conf").stdout
     ssh(lab, target, "apt-get install -y -qq --allow-downgrades opennebula=3.2.1-1")
+
+
+def test_a_2012_host_offers_ansible_python_2_7_only_and_the_tools_of_the_time(lab, tmp_path):
+    if lab["spec"].profile != "2012":
+        pytest.skip("a lab of the modern profile")
+    front = hosts_of(lab, "production")[0]
+    facts = ansible(
+        lab, "production", "ansible.builtin.setup", "gather_subset=!all,!min,python,distribution",
+        limit=f"{front}:{lab['name']}-nfs", tmp_path=tmp_path,
+    )  # fmt: skip
+    assert facts.status == "successful"
+    answers = {
+        e["event_data"]["host"]: e["event_data"]["res"]["ansible_facts"]
+        for e in facts.events
+        if e["event"] == "runner_on_ok"
+    }
+    assert sorted(answers) == sorted([front, f"{lab['name']}-nfs"])
+    for seen in answers.values():
+        assert seen["discovered_interpreter_python"] == "/usr/bin/python"
+        python = seen["ansible_python"]
+        assert python["executable"] == "/usr/bin/python"
+        assert "{major}.{minor}.{micro}".format(**python["version"]) == "2.7.18"
+        assert seen["ansible_distribution"] == "Debian"
+        assert seen["ansible_distribution_version"] == "7.11"
+        assert seen["ansible_distribution_release"] == "wheezy"
+    # No python3 where Ansible looks (hidden in the host's overlay only), no python-apt
+    names = ssh(lab, front, "ls /usr/bin /usr/local/bin /usr/libexec").stdout.split()
+    assert [n for n in names if n.startswith("python3") or n == "platform-python"] == []
+    assert list(Path("/usr/bin").glob("python3*")), "the machine's own python3 must stay"
+    assert ssh(lab, front, "readlink -f /usr/bin/python").stdout == "/usr/bin/python2.7\n"
+    for python in ("python", "/usr/lib/upgrader-lab/python/bin/python"):
+        no_apt = ssh(lab, front, f"{python} -c 'import apt'", check=False)
+        assert no_apt.returncode == 1 and "No module named" in no_apt.stderr
+    # the lab's oned runs from its own interpreter
+    oned = ssh(lab, front, "ps -eo args | grep '[u]pgrader.lab.oned'").stdout
+    assert oned.startswith("/usr/lib/upgrader-lab/python/bin/python -m upgrader.lab.oned")
+    # util-linux 2.20, Pacemaker 1.1, libvirt-bin, Puppet 2.7
+    refused = ssh(lab, front, "findmnt --json /var/lib/one/datastores", check=False)
+    assert refused.returncode == 1 and "unrecognized option '--json'" in refused.stderr
+    refused = ssh(lab, front, "crm_mon -1 --output-as=xml", check=False)
+    assert refused.returncode == 64 and "unrecognized option" in refused.stderr
+    assert ssh(lab, front, "ls /etc/init.d").stdout.split().count("libvirt-bin") == 1
+    assert ssh(lab, front, "test -e /etc/init.d/libvirtd", check=False).returncode == 1
+    assert ssh(lab, front, "puppet --version").stdout == "2.7.23\n"
+    lock = ssh(lab, front, "puppet agent --configprint puppetdlockfile").stdout
+    assert lock == "/var/lib/puppet/state/puppetdlock\n"
 
 
 @pytest.mark.parametrize("cloud", ["staging", "production"])
@@ -116,7 +168,7 @@ def test_oned_of_the_right_version_answers_on_the_front_end(lab, cloud):
 
 def test_pacemaker_tools_read_the_cib(lab):
     for host in hosts_of(lab, "staging"):
-        mon = ssh(lab, host, "crm_mon -1 --output-as=xml").stdout
+        mon = ssh(lab, host, "crm_mon -1 --as-xml").stdout  # Pacemaker 1.1's way, and 2.x's
         assert mon.count('online="true"') == 2
         assert re.search(r'<resource id="oned"[^>]*role="Started"', mon)
         assert 'resource_agent="stonith:fence_ipmilan"' in mon
@@ -165,11 +217,12 @@ def test_libvirtd_crash_and_clear(lab):
     host = hosts_of(lab, "production")[-1]
     one = client(lab, "production")
     hid = next(h.id for h in one.host_pool() if h.name == host)
+    script = f"/etc/init.d/{profile_of(lab).libvirtd_service}"
     _fault(lab, "libvirtd-crash", "--cloud", "production")
-    assert ssh(lab, host, "/etc/init.d/libvirtd status", check=False).returncode == 3
+    assert ssh(lab, host, f"{script} status", check=False).returncode == 3
     wait_for(lambda: one.host(hid).state.name == "ERROR", 30)
     _fault(lab, "libvirtd-crash", "--cloud", "production", clear=True)
-    assert ssh(lab, host, "/etc/init.d/libvirtd status").returncode == 0
+    assert ssh(lab, host, f"{script} status").returncode == 0
     wait_for(lambda: one.host(hid).state.name == "MONITORED", 30)
     test_virsh_shows_the_domains_oned_placed_there(lab, "production")
 
@@ -193,11 +246,17 @@ def test_host_unreachable_and_clear(lab):
 
 def test_stonith_agent_broken_and_clear(lab):
     host = hosts_of(lab, "staging")[-1]
+    # the agent's own interpreter (a 2012 host's fence agents are Python 2 scripts)
+    check = (
+        "$(sed -n '1s/^#!\\([^ ]*\\).*/\\1/p' /usr/sbin/fence_ipmilan) -c "
+        "'import sys; compile(open(sys.argv[1]).read(), sys.argv[1], \"exec\")' "
+        "/usr/sbin/fence_ipmilan"
+    )
     _fault(lab, "stonith-agent-broken", "--cloud", "staging")
-    broken = ssh(lab, host, "python3 -m py_compile /usr/sbin/fence_ipmilan", check=False)
+    broken = ssh(lab, host, check, check=False)
     assert broken.returncode != 0 and "line 3" in broken.stderr
     _fault(lab, "stonith-agent-broken", "--cloud", "staging", clear=True)
-    ssh(lab, host, "python3 -m py_compile /usr/sbin/fence_ipmilan")
+    ssh(lab, host, check)
 
 
 def test_nfs_full_and_clear(lab):
@@ -235,14 +294,38 @@ def test_slow_migration_and_clear(lab):
 
 def test_puppet_enabled_and_clear(lab):
     host = hosts_of(lab, "staging")[-1]
-    lock = "/var/cache/puppet/state/agent_disabled.lock"
+    profile = profile_of(lab)
+    lock = profile.puppet_lock
     ssh(lab, host, "puppet agent --disable 'upgrade run 42'")
     _fault(lab, "puppet-enabled", "--cloud", "staging")
     assert ssh(lab, host, f"test -e {lock}", check=False).returncode == 1
     _fault(lab, "puppet-enabled", "--cloud", "staging", clear=True)
-    held = json.loads(ssh(lab, host, f"cat {lock}").stdout)
-    assert held["disabled_message"] == "upgrade run 42"
+    held = ssh(lab, host, f"cat {lock}").stdout
+    if profile.puppet_message:
+        assert json.loads(held)["disabled_message"] == "upgrade run 42"
+    else:
+        assert held == ""  # Puppet 2.7's hold keeps no message
     ssh(lab, host, "puppet agent --enable")
+
+
+def test_no_python_and_clear(lab, tmp_path):
+    cloud = "staging"
+    front = hosts_of(lab, cloud)[0]
+    before = ssh(lab, front, "ls /usr/bin").stdout.split()
+    assert _fault(lab, "no-python", "--host", front) == f"no-python injected on {front}\n"
+    try:
+        names = ssh(lab, front, "ls /usr/bin /usr/local/bin").stdout.split()
+        assert [n for n in names if re.fullmatch(r"python[0-9.]*", n)] == []
+        pinged = ansible(lab, cloud, "ansible.builtin.ping", limit=front, tmp_path=tmp_path)
+        assert pinged.status == "failed"
+        # the lab's own programs run from an interpreter of their own
+        assert ssh(lab, front, f"onedb version -s /srv/lab/{cloud}/one/one.db").stdout == "3.2.1\n"
+    finally:
+        _fault(lab, "no-python", "--host", front, clear=True)
+    assert ssh(lab, front, "ls /usr/bin").stdout.split() == before
+    (tmp_path / "again").mkdir()
+    pinged = ansible(lab, cloud, "ansible.builtin.ping", limit=front, tmp_path=tmp_path / "again")
+    assert pinged.status == "successful"
 
 
 def test_lab_commands_without_root_say_so_in_one_line(lab):
