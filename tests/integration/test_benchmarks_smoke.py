@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.conftest import side_lab
+from upgrader.lab.python2 import interpreter
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
@@ -66,3 +67,19 @@ def test_the_benchmark_runs_in_smoke_mode_and_prints_figures(script: str) -> Non
     assert done.returncode == 0, f"{script} --smoke exited {done.returncode}:\n{tail}"
     figures = [line for line in done.stdout.splitlines() if FIGURE.search(line)]
     assert figures, f"{script} --smoke printed no figure (a number with a unit):\n{done.stdout}"
+    if script == "storage_copy.py":
+        _engine_under_each_python(done.stdout)
+
+
+def _engine_under_each_python(stdout: str) -> None:
+    """storage_copy.py times the copy engine under Python 3 and, when the lab's Python 2.7
+    is fetched, under 2.7 too: a trial line of figures for each, and their ratio."""
+    labels = [r"py3\.\d+"]
+    if interpreter() is None:
+        assert "python2.7: not fetched" in stdout, stdout
+    else:
+        labels.append(r"py2\.7")
+        assert re.search(r"^\s+ours copy \+ verify .* \d+\.\d+x$", stdout, re.M), stdout
+    for label in labels:
+        trial = re.compile(rf"^\s+{label}: ours \d+\.\d+ s .* two-phase \d+\.\d+ s ", re.M)
+        assert trial.search(stdout), f"no trial figures for {label}:\n{stdout}"
