@@ -23,7 +23,8 @@ WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 
 def side_lab(suffix: str, offset: int) -> tuple[str, str]:
     """Name and /24 (``a.b.c``) of a lab beside the session's, for a test module that changes
     its clouds (upgrades them, breaks them): ``offset`` a multiple of 10, one per module
-    (whole job 50, faults 100-120, dry run 130), so no two labs of any worker meet."""
+    (whole job 50 and 60, no-python 70, faults 100-120, dry run 130), so no two labs of any
+    worker meet."""
     a, b, c = _BASE_SUBNET.split(".")
     name = f"{_BASE_NAME}{WORKER or ''}{suffix}"
     return name, f"{a}.{b}.{(int(c) + offset + WORKER) % 256}"
@@ -52,7 +53,8 @@ def upgrader(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[dict[str, object]]:
-    """One lab for the whole session (``lab down`` at the end)."""
+    """One lab for the whole session, of lab up's default host profile (2012: Debian 7 hosts
+    with Python 2.7 only; ``lab down`` at the end)."""
     if os.geteuid() != 0:
         pytest.skip("lab tests need root (CI runs them as root)")
     upgrader("lab", "down", "--name", NAME)
