@@ -37,6 +37,7 @@ for tool in /usr/bin/findmnt /usr/sbin/crm_mon /usr/sbin/fence_ipmilan; do
   install -m 0755 "$files/2012/${tool##*/}" "$tool"
 done
 install -m 0755 "$files/2012/puppet" /usr/bin/puppet
+rm -rf /var/cache/puppet  # Puppet 2.7 kept its state under /var/lib/puppet only
 
 # 4. Debian 7.11 "wheezy" (tools that default by distribution then choose libvirt-bin).
 rm -f /etc/os-release
