@@ -1,7 +1,10 @@
 """What the gather play and oned answered, turned into the verdicts' observations, then judged.
 
-The crm_mon documents are recorded from the lab's Pacemaker tools (node names changed);
-the findmnt, virsh and agent answers have the shape the gather play hands back.
+The crm_mon documents are recorded from the lab's Pacemaker tools (node names changed):
+``--output-as=xml`` (``<pacemaker-result>``) and ``--as-xml`` (the ``<crm_mon>`` document
+Pacemaker 2.1 still prints); crm_mon-1.1.xml has the shape Pacemaker 1.1.7's crm_mon --as-xml
+prints (Debian 7's backports): no cluster_options, no failures, ``ocf::provider:type``. The
+mount, virsh, Puppet and agent answers have the shape the gather play hands back.
 """
 
 from __future__ import annotations
@@ -56,6 +59,15 @@ def frontend(doc: str = "crm_mon-healthy.xml", **over: Any) -> dict[str, Any]:
     return {**data, **over}
 
 
+def probed_mount(path: str, *, target: str | None = None, **over: Any) -> dict[str, Any]:
+    """upgrader_probe's answer about the file system holding ``path``."""
+    target = target or path
+    answer = {"path": path, "target": target, "source": "/dev/sdb1", "fstype": "ocfs2",
+              "options": "rw,relatime", "mountpoint": target == path, "size": 1000,
+              "avail": 500, "fstab": []}  # fmt: skip
+    return {**answer, **over}
+
+
 def mount(
     path: str = "/var/lib/one/datastores",
     *,
@@ -63,27 +75,12 @@ def mount(
     options: str = "rw",
     size: int = 1000,
     avail: int = 500,
-    rc: int = 0,
+    mounted: bool = True,
 ) -> dict[str, Any]:
-    doc = {
-        "filesystems": [
-            {
-                "target": path,
-                "source": "/dev/sdb1",
-                "fstype": fstype,
-                "options": options,
-                "size": size,
-                "avail": avail,
-            }
-        ]
-    }
-    return {
-        "datastore_path": path,
-        "datastore_fstype": "ocfs2",
-        "mount_rc": rc,
-        "mount": json.dumps(doc) if rc == 0 else "",
-        "mount_error": "",
-    }
+    answer = probed_mount(path, fstype=fstype, options=options, size=size, avail=avail)
+    if not mounted:  # the datastore path is a directory of the root file system
+        answer = probed_mount(path, target="/", fstype="ext4", source="/dev/sda1")
+    return {"datastore_path": path, "datastore_fstype": "ocfs2", "mount": answer}
 
 
 def test_a_healthy_cluster_from_crm_mon_passes_pacemaker_healthy():
@@ -201,7 +198,7 @@ def test_datastore_mounts_of_the_expected_type_with_room_pass():
 @pytest.mark.parametrize(
     ("host", "expect"),
     [
-        (mount(rc=1), "/var/lib/one/datastores not mounted"),
+        (mount(mounted=False), "/var/lib/one/datastores not mounted"),
         (mount(fstype="ext4"), "is ext4, expected ocfs2"),
         (mount(options="ro,relatime"), "not writable"),
         (mount(avail=50), "5.0% free"),
@@ -216,32 +213,34 @@ def test_a_bad_datastore_mount_fails_naming_host_and_problem(host, expect):
 
 
 def test_a_full_nfs_export_fails_and_its_type_does_not_matter():
-    export = {
-        "export_path": "/srv/export",
-        "export_rc": 0,
-        "export_error": "",
-        "export": json.dumps(
-            {
-                "filesystems": [
-                    {
-                        "target": "/srv",
-                        "fstype": "xfs",
-                        "options": "rw",
-                        "size": 10**9,
-                        "avail": 4096,
-                    }
-                ]
-            }
-        ),
-    }
+    # the export is a directory of the server's /srv file system, not a mount of its own
+    answer = probed_mount("/srv/export", target="/srv", fstype="xfs", size=10**9, avail=4096)
+    export = {"export_path": "/srv/export", "export": answer}
     gathered = Gathered({"h1": mount()}, nfs_servers={"nfs1": export})
     obs = observe.datastore_observation(Oned("3.2"), gathered)
     result = verdicts.datastores_healthy(obs, min_free="5%")
     assert result.verdict == "fail"
     assert "nfs1: NFS export /srv/export 0.0% free" in result.evidence["summary"]
-    roomy = {**export, "export": export["export"].replace('"avail": 4096', '"avail": 900000000')}
+    roomy = {**export, "export": {**answer, "avail": 900_000_000}}
     obs = observe.datastore_observation(Oned("3.2"), Gathered({"h1": mount()}, {}, {"nfs1": roomy}))
     assert verdicts.datastores_healthy(obs, min_free="5%").verdict == "pass"
+
+
+def test_a_mount_the_probe_could_not_read_leaves_the_datastore_unreadable_not_healthy():
+    hung = {**mount(), "mount": {"path": "/var/lib/one/datastores", "error": "no answer in 60 s"}}
+    obs = observe.datastore_observation(Oned("3.2"), Gathered({"h1": mount(), "h2": hung}))
+    result = verdicts.datastores_healthy(obs)
+    assert result.verdict == "inconclusive"
+    assert "h2 (no answer in 60 s)" in result.evidence["summary"]
+
+
+def test_the_mounted_source_is_compared_as_findmnt_shows_a_bind_mount():
+    bound = mount()
+    bound["mount"]["source"] = "/dev/loop3[/staging]"
+    gathered = Gathered({"h1": {**bound, "old_source": "/dev/loop3[/staging]"}})
+    obs = observe.datastore_observation(Oned("3.2"), gathered)
+    assert obs.mounts[0].source == "/dev/loop3[/staging]"
+    assert verdicts.datastores_healthy(obs, storage="old").verdict == "pass"
 
 
 def test_from_34_oned_must_list_its_datastores():
@@ -286,8 +285,14 @@ def test_onedb_that_could_not_run_leaves_oned_version_inconclusive():
     assert verdicts.oned_version(seen).verdict == "inconclusive"
 
 
+def lock(disabled: bool, reason: str = "", *, running: bool = False) -> dict[str, Any]:
+    """upgrader_probe's reading of Puppet's lock (``running``: a run lock names a live pid)."""
+    return {"lock": "/var/lib/puppet/state/puppetdlock" if disabled or running else None,
+            "disabled": disabled, "reason": reason, "message_in_lock": False,
+            "running": running, "running_pid": 4242 if running else None}  # fmt: skip
+
+
 def test_virsh_and_libvirtd_and_puppet_from_the_hypervisors():
-    lock = "eyJkaXNhYmxlZF9tZXNzYWdlIjogInVwZ3JhZGVyIHJ1biBSMSJ9"  # {"disabled_message": ...}
     hv = {
         "h1": {
             "virsh_rc": 0,
@@ -295,7 +300,7 @@ def test_virsh_and_libvirtd_and_puppet_from_the_hypervisors():
             "virsh_error": "",
             "libvirtd_rc": 0,
             "libvirtd": "libvirtd is running",
-            "puppet_lock": lock,
+            "puppet": lock(True, "upgrader run R1"),
         },
         "h2": {
             "virsh_rc": 1,
@@ -303,7 +308,7 @@ def test_virsh_and_libvirtd_and_puppet_from_the_hypervisors():
             "virsh_error": "error: failed to connect to the hypervisor\n",
             "libvirtd_rc": 3,
             "libvirtd": "libvirtd is not running",
-            "puppet_lock": "",
+            "puppet": lock(False),
         },
         "h3": None,
     }
@@ -317,3 +322,108 @@ def test_virsh_and_libvirtd_and_puppet_from_the_hypervisors():
     ]
     result = verdicts.puppet_held(puppet, run_id="R1")
     assert result.verdict == "fail" and "h2" in result.evidence["summary"]
+
+
+def test_a_puppet_run_under_way_keeps_the_hold_waiting_and_an_unread_lock_is_unknown():
+    hv = {
+        "h1": {"puppet": lock(True, "upgrader run R1", running=True)},
+        "h2": {"puppet": lock(True, "upgrader run R1")},
+        "h3": {"virsh_rc": 0},  # a gather play that did not read the lock
+    }
+    agents = observe.puppet_observation(hv).agents
+    assert [(a.host, a.disabled, a.run_in_progress) for a in agents] == [
+        ("h1", True, True),
+        ("h2", True, False),
+        ("h3", None, False),
+    ]
+    result = verdicts.puppet_held(observe.puppet_observation(hv), run_id="R1")
+    assert result.verdict == "inconclusive"
+    assert "a Puppet run is still in progress on h1" in result.evidence["summary"]
+
+
+# ------------------------------------------------------------------ crm_mon of every era
+
+
+def test_crm_mon_as_xml_parses_as_its_output_as_xml_does():
+    legacy = observe.pacemaker_observation(Gathered({}, {"node01": frontend("crm_mon-as-xml.xml")}))
+    assert [(n.name, n.online) for n in legacy.nodes] == [("node01", True), ("node02", True)]
+    assert [(r.id, r.node) for r in legacy.resources] == [
+        ("fence-ipmi", "node02"),
+        ("one-datastore-fs", "node01"),
+    ]
+    assert legacy.stonith_enabled and not legacy.maintenance_mode
+    assert verdicts.pacemaker_healthy(legacy).verdict == "pass"
+
+
+def test_pacemaker_11s_crm_mon_without_cluster_options_takes_them_from_the_cib():
+    crm_config = (
+        '<crm_config><cluster_property_set id="cib-bootstrap-options">'
+        '<nvpair id="o1" name="stonith-enabled" value="true"/>'
+        '<nvpair id="o2" name="maintenance-mode" value="on"/>'
+        "</cluster_property_set></crm_config>"
+    )
+    held = frontend("crm_mon-1.1.xml", crm_config=crm_config)
+    obs = observe.pacemaker_observation(Gathered({}, {"node1": held}))
+    assert [n.name for n in obs.nodes] == ["node1", "node2"]
+    assert {r.agent for r in obs.resources} == {
+        "stonith:fence_ipmilan",
+        "ocf::heartbeat:Filesystem",
+        "lsb:opennebula",
+        "lsb:libvirt-bin",
+    }
+    assert obs.maintenance_mode and obs.stonith_enabled and obs.failed_actions == ()
+    assert verdicts.pacemaker_healthy(obs, maintenance_mode=True).verdict == "pass"
+    assert verdicts.pacemaker_healthy(obs).verdict == "fail"
+    unread = observe.pacemaker_observation(Gathered({}, {"node1": frontend("crm_mon-1.1.xml")}))
+    assert unread.stonith_enabled and not unread.maintenance_mode  # Pacemaker's defaults
+    seen = observe.version_observation(Oned("3.4"), Gathered({}, {"node1": held}))
+    assert seen.package_version == "3.4.1"
+
+
+def test_a_failure_keyed_by_id_without_its_task_names_resource_and_operation():
+    doc = (
+        (FIXTURES / "crm_mon-1.1.xml")
+        .read_text()
+        .replace(
+            "</crm_mon>",
+            '<failures><failure id="libvirtd_monitor_30000" node="node2" exitstatus="not running" '
+            'exitcode="7" call="12" status="complete"/></failures></crm_mon>',
+        )
+    )
+    gathered = Gathered({}, {"node1": {**frontend(), "crm_mon": doc}})
+    failed = observe.pacemaker_observation(gathered).failed_actions
+    assert [(f.resource, f.operation, f.node, f.rc) for f in failed] == [
+        ("libvirtd", "monitor", "node2", 7)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "expect"),
+    [
+        (
+            {
+                "crm_mon_rc": 102,
+                "crm_mon": '<pacemaker-result api-version="2.25" request="crm_mon -1 '
+                '--output-as=xml"><status code="102" message="Not connected"><errors>'
+                "<error>crm_mon: Error: cluster is not available on this node</error>"
+                "</errors></status></pacemaker-result>",
+            },
+            "Not connected; crm_mon: Error: cluster is not available on this node",
+        ),
+        (
+            {
+                "crm_mon_rc": 64,
+                "crm_mon": "",
+                "crm_mon_error": "crm_mon: unrecognized option '--output-as=xml'",
+            },
+            "crm_mon: unrecognized option '--output-as=xml'",
+        ),
+        ({"crm_mon": "<cib/>"}, "crm_mon answered a <cib> document, not the cluster's status"),
+    ],
+    ids=["result-error", "option-refused", "not-a-status"],
+)
+def test_a_crm_mon_that_could_not_say_leaves_pacemaker_inconclusive_with_its_words(answer, expect):
+    obs = observe.pacemaker_observation(Gathered({}, {"n1": frontend(**answer)}))
+    result = verdicts.pacemaker_healthy(obs)
+    assert result.verdict == "inconclusive"
+    assert obs.error == expect

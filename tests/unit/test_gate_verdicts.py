@@ -315,6 +315,27 @@ def test_parse_syntax_error_bash_and_python():
     assert parse_syntax_error(old, "python", "/usr/sbin/fence_x")["line"] == 9
 
 
+def test_parse_syntax_error_of_sh_as_dash_and_bash_say_it_and_of_perl():
+    path = "/usr/lib/ocf/resource.d/heartbeat/Filesystem"
+    dash = f'{path}: 312: Syntax error: end of file unexpected (expecting "fi")\n'
+    assert parse_syntax_error(dash, "sh", path) == {
+        "file": path,
+        "line": 312,
+        "message": 'Syntax error: end of file unexpected (expecting "fi")',
+    }
+    bash_as_sh = f"{path}: line 312: syntax error: unexpected end of file\n"
+    assert parse_syntax_error(bash_as_sh, "sh", path)["line"] == 312
+    perl = (
+        'syntax error at /usr/sbin/fence_apc line 12, near "= ;"\n'
+        "/usr/sbin/fence_apc had compilation errors.\n"
+    )
+    assert parse_syntax_error(perl, "perl", "/usr/sbin/fence_apc") == {
+        "file": "/usr/sbin/fence_apc",
+        "line": 12,
+        "message": "syntax error",
+    }
+
+
 def test_non_pass_without_hint_is_refused():
     with pytest.raises(ValueError, match="remediation hint"):
         verdicts.result("g", FAIL, "broken")

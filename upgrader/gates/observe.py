@@ -3,12 +3,16 @@
 Each function takes raw answers (the per-host JSON of ``playbooks/gather-host-facts.yml``,
 ``crm_mon`` XML, the client's models) and builds the frozen observation its verdict
 judges. A host that did not answer becomes an unreadable entry, never a healthy one.
+
+The hosts are of the 3.x era (issue 20): mounts come from upgrader_probe's reading of
+/proc/self/mountinfo and statvfs, Pacemaker's status is ``crm_mon --as-xml`` (the
+``<crm_mon version=...>`` document of Pacemaker 1.1, which 2.x still prints) or the
+``<pacemaker-result>`` of ``--output-as=xml``, and Puppet's hold is the probe's reading of
+Puppet 2.7's or 3.x's lock.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
@@ -39,6 +43,7 @@ from upgrader.gates.verdicts import (
 from upgrader.opennebula import OneClient
 
 NO_ANSWER = "host did not answer"
+NO_LOCK = "the gather play did not read Puppet's lock"
 
 
 def libvirtd_observation(seen: Mapping[str, HostData]) -> LibvirtdObservation:
@@ -67,44 +72,48 @@ def domain_map(client: OneClient, seen: Mapping[str, HostData]) -> DomainMap:
 
 
 def puppet_observation(seen: Mapping[str, HostData]) -> PuppetObservation:
-    """The Puppet agent's hold on every hypervisor."""
+    """The Puppet agent's hold on every hypervisor, as upgrader_probe read its lock (the
+    reason of a Puppet 2.7 hold comes from the note the hold keeps next to the lock)."""
     agents = []
     for host, data in sorted(seen.items()):
-        if data is None:
-            agents.append(PuppetAgent(host, None, error=NO_ANSWER))
+        state = data.get("puppet") if data is not None else None
+        if data is None or not isinstance(state, Mapping):
+            agents.append(PuppetAgent(host, None, error=NO_ANSWER if data is None else NO_LOCK))
             continue
-        lock = data.get("puppet_lock") or ""
-        if not lock:
-            agents.append(PuppetAgent(host, False))
-            continue
-        reason = json.loads(base64.b64decode(lock) or b"{}").get("disabled_message", "")
-        agents.append(PuppetAgent(host, True, reason))
+        agents.append(
+            PuppetAgent(
+                host,
+                bool(state.get("disabled")),
+                str(state.get("reason") or ""),
+                run_in_progress=bool(state.get("running")),
+            )
+        )
     return PuppetObservation(tuple(agents))
 
 
 # ------------------------------------------------------------------ datastores
 
 
-def _findmnt(host: str, path: str, rc: int, stdout: str, stderr: str) -> DatastoreMount:
-    """A ``findmnt --json --bytes`` answer as a mount (rc 1 and no output: not mounted)."""
-    if rc != 0:
-        if not stdout.strip() and not stderr.strip():
-            return DatastoreMount(host, path, False)
-        return DatastoreMount(host, path, None, error=(stderr or stdout).strip()[:200])
-    try:
-        fs = json.loads(stdout)["filesystems"][0]
-    except (ValueError, KeyError, IndexError) as exc:
-        return DatastoreMount(host, path, None, error=f"unreadable findmnt answer: {exc}")
-    options = str(fs.get("options", "")).split(",")
+def _mount(host: str, path: str, answer: object, *, at_path: bool) -> DatastoreMount:
+    """upgrader_probe's answer about the file system holding ``path`` as a mount: with
+    ``at_path``, one mounted at ``path`` itself (else ``path`` is not mounted); without, the
+    file system that holds it (an NFS server's export may be a directory of its disk)."""
+    if not isinstance(answer, Mapping):
+        return DatastoreMount(host, path, None, error="the gather play did not look at the mount")
+    if answer.get("error") or answer.get("target") is None:
+        return DatastoreMount(host, path, None, error=str(answer.get("error") or "no answer")[:200])
+    if at_path and not answer.get("mountpoint"):
+        return DatastoreMount(host, path, False)
+    options = str(answer.get("options") or "").split(",")
     return DatastoreMount(
         host,
         path,
         True,
-        fs_type=fs.get("fstype"),
-        source=fs.get("source"),
+        fs_type=answer.get("fstype"),
+        source=answer.get("source"),
         writable="ro" not in options,
-        size_bytes=_int(fs.get("size")),
-        free_bytes=_int(fs.get("avail")),
+        size_bytes=_int(answer.get("size")),
+        free_bytes=_int(answer.get("avail")),
     )
 
 
@@ -127,9 +136,7 @@ def _hypervisor_mount(host: str, data: HostData) -> DatastoreMount:
     """The datastore mount of one hypervisor, with what its inventory expects of it."""
     if data is None:
         return DatastoreMount(host, "", None, error=NO_ANSWER)
-    mount = _findmnt(
-        host, data["datastore_path"], data["mount_rc"], data["mount"], data["mount_error"]
-    )
+    mount = _mount(host, data["datastore_path"], data.get("mount"), at_path=True)
     return replace(
         mount,
         expected_fs_type=data.get("datastore_fstype") or None,
@@ -143,9 +150,7 @@ def _export_mount(host: str, data: HostData) -> DatastoreMount:
     """The file system an NFS server exports the datastore from."""
     if data is None:
         return DatastoreMount(host, "", None, error=NO_ANSWER)
-    return _findmnt(
-        host, data["export_path"], data["export_rc"], data["export"], data["export_error"]
-    )
+    return _mount(host, data["export_path"], data.get("export"), at_path=False)
 
 
 def _oned_datastores(client: OneClient) -> tuple[str | None, tuple[OnedDatastore, ...] | None]:
@@ -164,27 +169,54 @@ def _oned_datastores(client: OneClient) -> tuple[str | None, tuple[OnedDatastore
 # ------------------------------------------------------------------ pacemaker
 
 
-def _attr(el: ET.Element, name: str) -> bool:
-    return el.get(name, "false") == "true"
+def _attr(el: ET.Element, name: str, default: str = "false") -> bool:
+    return _is_true(el.get(name, default))
 
 
-def _crm_mon(gathered: Gathered) -> tuple[ET.Element | None, Mapping[str, object], str]:
-    """The first front end's crm_mon XML (run once for the cluster), its data, or an error."""
+def _is_true(value: str | None) -> bool:
+    """A Pacemaker boolean (crm_is_true: true, on, yes, y, 1)."""
+    return (value or "").strip().lower() in ("true", "on", "yes", "y", "1")
+
+
+def _crm_mon(gathered: Gathered) -> tuple[ET.Element | None, Mapping[str, Any], str]:
+    """The first front end's crm_mon document (run once for the cluster), its data, or an
+    error: ``<crm_mon version=...>`` (``--as-xml``, Pacemaker 1.1 and the legacy XML of 2.x)
+    or ``<pacemaker-result>`` (``--output-as=xml``, 2.0.3+), whose status must be 0."""
     answered = [d for d in gathered.frontends.values() if d is not None]
     if not answered:
         who = ", ".join(gathered.frontends) or "no front end in the inventory"
         return None, {}, f"no front end answered ({who})"
     data = answered[0]
-    if data["crm_mon_rc"] != 0:
-        return None, data, (data["crm_mon_error"] or data["crm_mon"]).strip()[:300]
     try:
-        return ET.fromstring(data["crm_mon"]), data, ""  # noqa: S314 - our cluster's crm_mon
+        root = ET.fromstring(data["crm_mon"])  # noqa: S314 - our cluster's crm_mon
     except ET.ParseError as exc:
+        if data["crm_mon_rc"] != 0:
+            return None, data, (data["crm_mon_error"] or data["crm_mon"]).strip()[:300]
         return None, data, f"crm_mon answered something that is not XML: {exc}"
+    error = _document_error(root)
+    if not error and data["crm_mon_rc"] != 0:
+        error = (data["crm_mon_error"] or f"crm_mon exited {data['crm_mon_rc']}").strip()[:300]
+    return (None, data, error) if error else (root, data, "")
+
+
+def _document_error(root: ET.Element) -> str:
+    """Why a crm_mon document is no cluster status ('' when it is one)."""
+    if root.tag == "crm_mon":
+        return ""
+    if root.tag != "pacemaker-result":
+        return f"crm_mon answered a <{root.tag}> document, not the cluster's status"
+    status = root.find("status")
+    if status is None or status.get("code", "0") == "0":
+        return ""
+    said = [e.text.strip() for e in status.iter("error") if e.text and e.text.strip()]
+    return "; ".join([status.get("message", "") or f"code {status.get('code')}", *said])[:300]
 
 
 def pacemaker_observation(gathered: Gathered) -> PacemakerObservation:
-    """``crm_mon --output-as=xml`` and ``crm_verify --live-check`` of the front-end cluster."""
+    """``crm_mon --as-xml`` (or ``--output-as=xml``) and ``crm_verify --live-check`` of the
+    front-end cluster. A crm_mon of Pacemaker 1.1 before 1.1.13 lists neither the cluster's
+    properties (read from the CIB's crm_config instead) nor its failed actions (its resources
+    still say failed)."""
     root, data, error = _crm_mon(gathered)
     if root is None:
         return PacemakerObservation((), error=error or "crm_mon gave nothing")
@@ -205,33 +237,49 @@ def pacemaker_observation(gathered: Gathered) -> PacemakerObservation:
             PacemakerResource(
                 r.get("id", ""),
                 r.get("resource_agent", ""),
-                managed=_attr(r, "managed"),
+                managed=_attr(r, "managed", "true"),
                 active=_attr(r, "active"),
                 failed=_attr(r, "failed"),
                 node=node.get("name") if node is not None else None,
             )
         )
-    failures = tuple(
-        FailedAction(
-            f.get("op_key", "").rsplit("_", 2)[0],
-            f.get("task", ""),
-            f.get("node", ""),
-            f.get("exitreason", ""),
-            _int(f.get("exitcode")),
-        )
-        for f in root.iterfind("./failures/failure")
-    )
-    options = root.find("./summary/cluster_options")
-    opts = options.attrib if options is not None else {}
+    failures = tuple(_failed_action(f) for f in root.iterfind("./failures/failure"))
+    opts = _cluster_options(root, str(data.get("crm_config") or ""))
     return PacemakerObservation(
         nodes,
         tuple(resources),
         failures,
-        stonith_enabled=opts.get("stonith-enabled", "true") == "true",
-        maintenance_mode=opts.get("maintenance-mode", "false") == "true",
-        verify_rc=data.get("crm_verify_rc"),  # type: ignore[arg-type]
+        stonith_enabled=_is_true(opts.get("stonith-enabled", "true")),
+        maintenance_mode=_is_true(opts.get("maintenance-mode", "false")),
+        verify_rc=data.get("crm_verify_rc"),
         verify_output=str(data.get("crm_verify", "")),
     )
+
+
+def _failed_action(f: ET.Element) -> FailedAction:
+    """A ``<failure>``: its key is ``<resource>_<task>_<interval>`` (``op_key``, or ``id`` in
+    some 1.1 releases), the task also on its own from 1.1.13 on."""
+    key = (f.get("op_key") or f.get("id") or "").rsplit("_", 2)
+    return FailedAction(
+        key[0],
+        f.get("task") or (key[1] if len(key) == 3 else ""),
+        f.get("node", ""),
+        f.get("exitreason", ""),
+        _int(f.get("exitcode")),
+    )
+
+
+def _cluster_options(root: ET.Element, crm_config: str) -> Mapping[str, str]:
+    """The cluster's properties: crm_mon's cluster_options, else ``cibadmin -Q -o
+    crm_config``'s nvpairs (empty when neither was read: Pacemaker's defaults apply)."""
+    options = root.find("./summary/cluster_options")
+    if options is not None:
+        return options.attrib
+    try:
+        config = ET.fromstring(crm_config)  # noqa: S314 - our cluster's cibadmin
+    except ET.ParseError:
+        return {}
+    return {nv.get("name", ""): nv.get("value", "") for nv in config.iter("nvpair")}
 
 
 def fencing_observation(gathered: Gathered) -> FencingObservation:
@@ -259,6 +307,8 @@ def _agent_checks(host: str, data: HostData) -> list[AgentCheck]:
             exists=a["exists"],
             executable=a["executable"],
             language=a["language"],
+            interpreter=a.get("interpreter", ""),
+            unchecked=a.get("unchecked", ""),
             syntax_rc=a["syntax_rc"],
             syntax_stderr=a["syntax_stderr"],
             metadata_rc=a["metadata_rc"],

@@ -89,8 +89,10 @@ class PuppetAgent:
 
     host: str
     disabled: bool | None
-    reason: str = ""  # disabled_message of agent_disabled.lock
-    run_in_progress: bool = False  # agent_catalog_run.lock present
+    # the hold's reason: disabled_message of Puppet 3.x's agent_disabled.lock, or of the note
+    # the hold keeps next to Puppet 2.7's puppetdlock, which holds no message
+    reason: str = ""
+    run_in_progress: bool = False  # a run lock names a live process
     error: str = ""
 
 
@@ -129,8 +131,8 @@ def puppet_held(obs: PuppetObservation, *, run_id: str) -> GateResult:
         fail_hint=f"run `puppet agent --disable 'upgrader run {run_id}'` on the enabled "
         "hosts; for hosts held by someone else, ask who and why before the "
         "window (their hold would be lifted with ours)",
-        wait_hint="wait for the Puppet run to finish (agent_catalog_run.lock goes away); "
-        "check ssh to unreadable hosts",
+        wait_hint="wait for the Puppet run to finish (its run lock, agent_catalog_run.lock "
+        "or Puppet 2.7's puppetdlock, goes away); check ssh to unreadable hosts",
     )
 
 

@@ -253,7 +253,11 @@ class AgentCheck:
     resources: tuple[str, ...] = ()  # CIB resource ids that use it
     exists: bool = True
     executable: bool = True
-    language: str = "bash"  # "bash", "python" or "other" (no syntax check)
+    # the shebang's interpreter: "bash", "sh" (sh, dash), "python", "perl" or "other" (not
+    # checked); ``interpreter`` as the shebang names it
+    language: str = "bash"
+    interpreter: str = ""
+    unchecked: str = ""  # why the syntax could not be checked, e.g. its interpreter is missing
     syntax_rc: int | None = None  # None: not checked
     syntax_stderr: str = ""
     metadata_rc: int | None = None  # None: not tried
@@ -272,22 +276,28 @@ class FencingObservation:
 
 
 _BASH_ERR = re.compile(r"^(?P<file>.+?): line (?P<line>\d+): (?P<msg>.+)$", re.MULTILINE)
+_DASH_ERR = re.compile(r"^(?P<file>.+?): (?P<line>\d+): (?P<msg>.+)$", re.MULTILINE)
+_PERL_ERR = re.compile(
+    r"^(?P<msg>.+?) at (?P<file>.+?) line (?P<line>\d+)(?P<near>, near .*)?$", re.M
+)
 _PY_FILE = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
 _PY_OLD = re.compile(r"^(?:Sorry: )?(?P<msg>\w+Error: .+?) \((?P<file>[^,]+), line (?P<line>\d+)\)")
 
 
 def parse_syntax_error(stderr: str, language: str, path: str) -> dict[str, object]:
-    """``{"file", "line", "message"}`` from ``bash -n`` or ``python3 -m py_compile`` stderr."""
+    """``{"file", "line", "message"}`` from the stderr of the check of ``language``:
+    ``bash -n``, ``sh -n`` (dash's or bash's words), ``perl -c`` or Python's compile."""
     text = stderr.strip()
-    if language == "bash":
-        match = _BASH_ERR.search(text)
+    shell = {"bash": (_BASH_ERR,), "sh": (_BASH_ERR, _DASH_ERR), "perl": (_PERL_ERR,)}
+    for pattern in shell.get(language, ()):
+        match = pattern.search(text)
         if match:
             return {
                 "file": match["file"],
                 "line": int(match["line"]),
                 "message": match["msg"].strip(),
             }
-    elif language == "python":
+    if language == "python":
         match = _PY_FILE.search(text)
         if match:
             lines = [line for line in text.splitlines() if line.strip()]
@@ -310,6 +320,8 @@ def _agent_problem(a: AgentCheck) -> dict[str, object] | None:
         return {**base, "problem": "missing"}
     if not a.executable:
         return {**base, "problem": "not executable"}
+    if a.unchecked:
+        return {**base, "problem": "cannot check", "message": a.unchecked}
     if a.syntax_rc not in (None, 0):
         err = parse_syntax_error(a.syntax_stderr, a.language, a.path)
         return {
@@ -351,8 +363,9 @@ def _agents_checked(
 
 
 def fencing_ready(obs: FencingObservation) -> GateResult:
-    """``fencing-ready``: every agent the CIB references exists, is executable, passes its
-    syntax check and answers ``metadata``; at least one fence agent; no node fenced/unclean.
+    """``fencing-ready``: every agent the CIB references exists, is executable, passes the
+    syntax check of the interpreter its shebang names (which the host has) and answers
+    ``metadata``; at least one fence agent; no node fenced/unclean.
     """
     problems, unread = _agents_checked(obs)
     details = {
@@ -381,8 +394,8 @@ def fencing_ready(obs: FencingObservation) -> GateResult:
         details,
         passed=f"{len(details['agents'])} agents ready on {len(details['hosts'])} hosts",
         fail_hint="fix the named agent file at the named line (or reinstall its package: "
-        "fence-agents / resource-agents), make it executable, check "
-        "`<agent> metadata`; bring fenced nodes back and `crm_resource "
-        "--cleanup` before the window",
+        "fence-agents / resource-agents), make it executable, install the interpreter "
+        "its first line names, check `<agent> metadata`; bring fenced nodes back and "
+        "`crm_resource --cleanup` before the window",
         wait_hint="check ssh to the named hosts and run the agent's `metadata` action by hand",
     )

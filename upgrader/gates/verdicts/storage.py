@@ -36,7 +36,9 @@ class DatastoreMount:
     free_bytes: int | None = None
     error: str = ""
     expected_fs_type: str | None = None  # this host's expectation (inventory); the gate's wins
-    source: str | None = None  # what findmnt says is mounted (device, server:/export)
+    # what is mounted, as findmnt shows it (device, device[/subdir] of a bind mount,
+    # server:/export), read from the host's mountinfo
+    source: str | None = None
     old_source: str | None = None  # the inventory's old datastore (one_datastore_source)
     new_source: str | None = None  # and the NFS export's (nfs_datastore_source)
     new_fs_type: str | None = None  # the NFS mount's type (nfs_datastore_fstype)
@@ -204,7 +206,7 @@ def source_matches(
     m: DatastoreMount, *, storage: str = "", is_export: bool = False
 ) -> CheckOutcome:
     """With ``storage`` "old" or "new", the host mounts the old datastore or the NFS export,
-    by what findmnt names (no old source known: at least not the NFS export)."""
+    by the source mounted there (no old source known: at least not the NFS export)."""
     if not storage or is_export:
         return CheckOutcome()
     if storage == "new":
