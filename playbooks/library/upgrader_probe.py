@@ -31,6 +31,13 @@ import sys
 import threading
 import time
 
+try:
+    from importlib.util import find_spec  # novermin - Python 2 takes the except branch
+except ImportError:  # Python 2
+    import imp
+
+    find_spec = None
+
 DOCUMENTATION = r"""
 module: upgrader_probe
 short_description: Answer a host's read-only questions (commands, files, mounts, Puppet) at once
@@ -68,7 +75,9 @@ options:
         with disabled_message and the lock_id it was written for).
     type: dict
   system:
-    description: Also return the host's facts (os_id, os_version, libvirtd_service).
+    description:
+      - Also return the host's facts (os_id, os_version, libvirtd_service, and python_apt,
+        whether the interpreter running the module has python-apt).
     type: bool
     default: false
   timeout:
@@ -104,7 +113,7 @@ puppet:
     the reason (Puppet 3.x) or a note must (2.7), and whether a run is under way.
   type: dict
 system:
-  description: "{os_id, os_version, libvirtd_service} when asked for or used by a command."
+  description: "{os_id, os_version, libvirtd_service, python_apt} when asked for or used."
   type: dict
 """
 
@@ -274,7 +283,8 @@ class Facts(object):
                 os_id == "ubuntu" and (0,) < numbers(version) <= (18, 4)
             )
             self.values = {"os_id": os_id, "os_version": version,
-                           "libvirtd_service": "libvirt-bin" if old else "libvirtd"}  # fmt: skip
+                           "libvirtd_service": "libvirt-bin" if old else "libvirtd",
+                           "python_apt": importable("apt") and importable("apt_pkg")}  # fmt: skip
         return self.values
 
     def fill(self, word):
@@ -284,6 +294,18 @@ class Facts(object):
             if "{%s}" % key in word:
                 word = word.replace("{%s}" % key, self.get()[key])
         return word
+
+
+def importable(name):
+    """Whether this interpreter (the one Ansible runs modules with) finds module ``name``,
+    without importing it (python-apt takes a while to load)."""
+    if find_spec is not None:
+        return find_spec(name) is not None
+    try:
+        imp.find_module(name)
+    except ImportError:
+        return False
+    return True
 
 
 def distribution():
