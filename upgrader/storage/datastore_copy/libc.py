@@ -136,7 +136,7 @@ class _Statx(ctypes.Structure):
         ("stx_btime", _StatxTimestamp),
         ("stx_ctime", _StatxTimestamp),
         ("stx_mtime", _StatxTimestamp),
-        ("_rest", ctypes.c_char * 144),
+        ("_rest", ctypes.c_char * 128),
     ]
 
 
@@ -154,7 +154,7 @@ _fxstatat64 = (
         ctypes.c_int,
         (ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int),
     )
-    if platform.machine() == "x86_64"
+    if platform.machine() == "x86_64" and ctypes.sizeof(ctypes.c_void_p) == 8
     else None
 )
 _X86_64_STAT_SIZE = 144
