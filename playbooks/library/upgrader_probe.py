@@ -31,13 +31,6 @@ import sys
 import threading
 import time
 
-try:
-    from importlib.util import find_spec  # novermin - Python 2 takes the except branch
-except ImportError:  # Python 2
-    import imp
-
-    find_spec = None
-
 DOCUMENTATION = r"""
 module: upgrader_probe
 short_description: Answer a host's read-only questions (commands, files, mounts, Puppet) at once
@@ -283,8 +276,7 @@ class Facts(object):
                 os_id == "ubuntu" and (0,) < numbers(version) <= (18, 4)
             )
             self.values = {"os_id": os_id, "os_version": version,
-                           "libvirtd_service": "libvirt-bin" if old else "libvirtd",
-                           "python_apt": importable("apt") and importable("apt_pkg")}  # fmt: skip
+                           "libvirtd_service": "libvirt-bin" if old else "libvirtd"}  # fmt: skip
         return self.values
 
     def fill(self, word):
@@ -298,14 +290,19 @@ class Facts(object):
 
 def importable(name):
     """Whether this interpreter (the one Ansible runs modules with) finds module ``name``,
-    without importing it (python-apt takes a while to load)."""
-    if find_spec is not None:
-        return find_spec(name) is not None
+    without importing it (python-apt takes a while to load). The finders are imported here:
+    importlib.util costs every gate round's probe some milliseconds it does not need."""
     try:
-        imp.find_module(name)
-    except ImportError:
-        return False
-    return True
+        from importlib.util import find_spec  # noqa: PLC0415  # novermin - 2.7: except branch
+    except ImportError:  # Python 2
+        import imp  # noqa: PLC0415
+
+        try:
+            imp.find_module(name)
+        except ImportError:
+            return False
+        return True
+    return find_spec(name) is not None
 
 
 def distribution():
@@ -530,7 +527,9 @@ def main():
     if params["puppet"] is not None:
         result["puppet"] = puppet_state(params["puppet"])
     if params["system"] or facts.values is not None:
-        result["system"] = facts.get()
+        result["system"] = dict(facts.get())
+    if params["system"]:
+        result["system"]["python_apt"] = importable("apt") and importable("apt_pkg")
     for name, accepted in params["accept_rc"].items():
         answer = commands.get(name)
         if answer is None:

@@ -288,8 +288,13 @@ def test_a_command_may_name_libvirtds_init_script_and_the_host_says_which_it_is(
     service = result["system"]["libvirtd_service"]
     assert service in ("libvirtd", "libvirt-bin")
     assert result["commands"]["status"]["stdout"] == f"/etc/init.d/{service} {{other}}"
+    assert "python_apt" not in result["system"]  # looked for only when asked
     rc, result = module("upgrader_probe", {"commands": {"x": "true"}}, tmp_path, python)
     assert "system" not in result  # read only when asked for or used
+    rc, result = module("upgrader_probe", {"system": True}, tmp_path, python)
+    assert isinstance(result["system"]["python_apt"], bool)
+    if python != sys.executable:  # the lab's Python 2.7 has no python-apt
+        assert result["system"]["python_apt"] is False
 
 
 # ------------------------------------------------------------------ puppet
