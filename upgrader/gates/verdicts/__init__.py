@@ -18,6 +18,8 @@ Each topic module holds its verdicts together with the observations they take:
 - ``storage``: datastores-healthy
 - ``cluster``: pacemaker-healthy, fencing-ready (and ``parse_syntax_error``)
 - ``agents``: libvirtd-alive, puppet-held, puppet-released
+- ``targets``: targets-supported (and ``parse_answer``, the hosts' raw answer); ``interpreters``:
+  which Python a play uses on a host, as Ansible's discovery picks it
 - ``base``: what they all share (``result``, ``CheckOutcome``, ``judged``, ``listing``,
   ``parse_size``)
 """
@@ -72,6 +74,12 @@ from upgrader.gates.verdicts.storage import (
     OnedDatastore,
     datastores_healthy,
 )
+from upgrader.gates.verdicts.targets import (
+    TargetHost,
+    TargetsObservation,
+    parse_answer,
+    targets_supported,
+)
 from upgrader.gates.verdicts.vms import (
     VMS_UNCHANGED_CHECKS,
     VmIdentity,
@@ -86,6 +94,7 @@ VerdictFn = Callable[..., GateResult]
 """A verdict function: ``(observation, **params) -> GateResult``."""
 
 VERDICTS: Mapping[str, VerdictFn] = {
+    "targets-supported": targets_supported,
     "oned-reachable": oned_reachable,
     "oned-version": oned_version,
     "hosts-monitored": hosts_monitored,
@@ -102,6 +111,7 @@ VERDICTS: Mapping[str, VerdictFn] = {
 
 # The observation type each verdict takes (for recorders and case files).
 OBSERVATIONS: Mapping[str, type[Any]] = {
+    "targets-supported": TargetsObservation,
     "oned-reachable": OnedAnswer,
     "oned-version": OnedVersionSeen,
     "hosts-monitored": HostPool,
@@ -155,6 +165,8 @@ __all__ = [
     "PacemakerResource",
     "PuppetAgent",
     "PuppetObservation",
+    "TargetHost",
+    "TargetsObservation",
     "Verdict",
     "VerdictFn",
     "VmIdentity",
@@ -169,11 +181,13 @@ __all__ = [
     "oned_reachable",
     "oned_version",
     "pacemaker_healthy",
+    "parse_answer",
     "parse_size",
     "parse_syntax_error",
     "puppet_held",
     "puppet_released",
     "result",
+    "targets_supported",
     "vms_settled",
     "vms_unchanged",
 ]
