@@ -6,6 +6,7 @@ parts are what ``HOST_PARTS`` says), builds an observation (``observe``) and han
 pure verdict (``verdicts``); ``wait`` looks again while the verdict is inconclusive.
 
     gate                reads                              standing  params it sets
+    targets-supported   every host, raw commands only      yes
     oned-reachable      oned                               yes
     oned-version        oned; frontends (if observed)      yes       require_onedb=False if not
     hosts-monitored     oned                               yes
@@ -24,6 +25,11 @@ only inside a run. A step's own params override those set here. ``build_gates`` 
 catalogue to one cloud; without an observer the gates that read the hosts are absent, but
 for ``oned-version``, which then reads oned only. The executor evaluates the gates a step
 names, a round at a time (``GateSet.new_round``).
+
+``targets-supported`` reads the hosts with a play of its own (``targets``) that needs no Python
+there. It is first in the catalogue (so ``upgrader gates`` evaluates it first) and first in every
+runbook's preflight: a host without a usable Python then stops the run with one line naming it,
+before the gather play meets that host.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from upgrader.gates.model import (
     Observer,
     Snapshot,
 )
+from upgrader.gates.targets import TargetReader
 from upgrader.gates.verdicts import HostPool, OnedAnswer, VmIdentity, VmPool, VmSnapshots
 from upgrader.gates.wait import WaitPolicy, check_gate
 from upgrader.opennebula import OneClient, VmState
@@ -87,8 +94,11 @@ class Entry:
     standing: bool
     make: Factory
     unobserved: bool = False  # built without an observer too (it then reads oned only)
+    own_play: bool = False  # reads the hosts with a play of its own (the observer's targets)
 
     def available(self, cloud: Cloud) -> bool:
+        if self.own_play:
+            return isinstance(cloud.observer, TargetReader)
         return cloud.observer is not None or not self.parts or self.unobserved
 
 
@@ -252,9 +262,19 @@ def _vms_unchanged(entry: Entry, cloud: Cloud) -> Gate:
     return VmsUnchanged(cloud.client)
 
 
+def _targets_supported(entry: Entry, cloud: Cloud) -> Gate:
+    reader = cloud.observer
+    if not isinstance(reader, TargetReader):  # not met: Entry.available leaves the gate out
+        raise UpgraderError("targets-supported needs an observer that runs the target check")
+    return _gate(
+        entry.name, lambda fresh: reader.targets(), verdicts.targets_supported, cloud.progress
+    )
+
+
 _NONE: frozenset[str] = frozenset()
 
 CATALOGUE: tuple[Entry, ...] = (
+    Entry("targets-supported", _NONE, True, _targets_supported, own_play=True),
     Entry("oned-reachable", _NONE, True, _observed(_read_oned, verdicts.oned_reachable)),
     Entry(
         "oned-version",

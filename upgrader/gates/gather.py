@@ -32,6 +32,7 @@ from upgrader.gates.model import (
     Gathered,
     HostData,
 )
+from upgrader.gates.targets import TargetsObservation, check_targets
 
 # The gather result and its parts live in ``model`` (pure); named here too for the callers.
 __all__ = [
@@ -94,6 +95,18 @@ class HostObserver:
                 self._have -= {AGENTS}  # the front ends' answers now come without the agents
             self._have |= wanted
         return self._round
+
+    def targets(self) -> TargetsObservation:
+        """What every host runs, asked apart from the gather and with raw commands only
+        (``targets.PLAYBOOK``): the targets-supported gate's look (a ``TargetReader``)."""
+        return check_targets(
+            self.inventory,
+            self.playbooks_dir,
+            frontends=self.frontends,
+            hypervisors=self.hosts,
+            nfs_servers=self.nfs_servers,
+            vault_password_file=self.vault_password_file,
+        )
 
     def _run(self, parts: frozenset[str]) -> Gathered:
         with tempfile.TemporaryDirectory(prefix="upgrader-gates-") as tmp:
