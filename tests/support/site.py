@@ -34,6 +34,14 @@ def write_cib(path: Path, nodes: list[str]) -> Path:
     return path
 
 
+def stand_in(path: Path, body: str) -> Path:
+    """An executable shell script at ``path`` that runs ``body``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
 def make_site(
     root: Path,
     sim: oned.Simulator,
@@ -63,6 +71,8 @@ def make_site(
                 "one_cib_file": str(write_cib(root / "cib.xml", hosts)),
                 "onedb_version_command": f"{sys.executable} -m upgrader.lab.onedb version "
                 f"-s {sim.db}",
+                # a Puppet that answers --version, for targets-supported (no step runs it)
+                "puppet_command": str(stand_in(root / "bin" / "puppet", "echo 3.8.7")),
             },
             "children": {
                 "frontends": {"hosts": {hosts[0]: local}},
