@@ -55,6 +55,7 @@ def test_every_standing_gate_passes_on_a_healthy_lab(lab):
     failing = [(k, v["evidence"]) for k, v in seen.items() if v["verdict"] != "pass"]
     assert code == 0, failing
     assert set(seen) == {
+        "targets-supported",
         "oned-reachable",
         "oned-version",
         "hosts-monitored",
