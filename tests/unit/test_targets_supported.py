@@ -335,7 +335,7 @@ def test_the_script_finds_each_python_by_name_and_tells_a_broken_one(tmp_path, b
     out = run_script(tmp_path, "python2.7 python9 python2.6")
     host = parse_answer("h", out, roles=("puppet",))
     assert [(i.looked_for, i.path != "", i.version, i.error) for i in host.looked] == [
-        ("python2.7", False, "", "no answer"),
+        ("python2.7", False, "", "not found"),
         ("python9", True, "", "python9: hidden by the test"),
         ("python2.6", True, "2.6.6", ""),
     ]

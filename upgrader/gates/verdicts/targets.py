@@ -132,11 +132,12 @@ def _interpreter(get: Get, n: object) -> Interpreter:
     version, error = get(f"py.{n}.version"), get(f"py.{n}.error")
     if version and not _VERSION.fullmatch(version):
         version, error = "", f"answered {version!r}"
+    path = get(f"py.{n}.path")
     return Interpreter(
         get(f"py.{n}.look"),
-        get(f"py.{n}.path"),
+        path,
         version,
-        error or ("" if version else "no answer"),
+        error or ("" if version else "no answer" if path else "not found"),
         {"yes": True, "no": False}.get(get(f"py.{n}.apt")),
     )
 
