@@ -65,7 +65,8 @@ options:
         disabled_message, Puppet 2.7's puppetdlock is empty while the agent is disabled and
         holds a pid during a run); C(run_locks), the locks of a run under way. A lock
         without a message gets its reason from the note next to it (<lock>.upgrader, JSON
-        with disabled_message and the lock_id it was written for).
+        with disabled_message and the lock_id it was written for - the lock's inode and mtime
+        in whole seconds, as C(stat -c %i:%Y <lock>) prints them).
     type: dict
   system:
     description:
@@ -483,12 +484,13 @@ def puppet_state(spec):
 
 
 def lock_id(path):
-    """The lock file's identity: a note written for it names it (a new lock has another)."""
+    """The lock file's identity, ``stat -c %i:%Y``: a note written for it names it, and a
+    lock made again later (someone enabled and disabled the agent) has another."""
     try:
         st = os.stat(native(path))
     except OSError:
         return None
-    return "%d:%d" % (st.st_ino, int(st.st_mtime * 1000000))
+    return "%d:%d" % (st.st_ino, int(st.st_mtime))
 
 
 def json_field(body, key):

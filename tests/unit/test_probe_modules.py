@@ -331,6 +331,11 @@ def test_puppet_27s_empty_lock_takes_its_reason_from_the_note_written_for_it(tmp
     held = puppet(tmp_path, python)
     assert (held["lock"], held["disabled"], held["reason"]) == (str(lock), True, "")
     assert held["message_in_lock"] is False and held["note"] == f"{lock}.upgrader"
+    # the lock's identity as a shell tool can write it into a note (the lab's faults do)
+    stat = subprocess.run(
+        ["stat", "-c", "%i:%Y", str(lock)], capture_output=True, text=True, check=True
+    )
+    assert held["lock_id"] == stat.stdout.strip()
     note = {"disabled_message": "upgrader run R1", "lock_id": held["lock_id"]}
     Path(str(held["note"])).write_text(json.dumps(note))
     assert puppet(tmp_path, python)["reason"] == "upgrader run R1"
