@@ -427,3 +427,33 @@ def test_a_crm_mon_that_could_not_say_leaves_pacemaker_inconclusive_with_its_wor
     result = verdicts.pacemaker_healthy(obs)
     assert result.verdict == "inconclusive"
     assert obs.error == expect
+
+
+class NoVms(Oned):
+    def vm_pool(self) -> tuple[Any, ...]:
+        return ()
+
+
+@pytest.mark.parametrize(
+    "virsh",
+    [
+        # libvirt 0.8/0.9.8 (Debian 6, Ubuntu 12.04): the table is all virsh list prints
+        [" Id Name                 State", "----------------------------------",
+         "  3 one-7                running", "  4 one-12               running", ""],
+        # today's table
+        [" Id   Name     State", "------------------------", " 1    one-7    running",
+         " 2    one-12   running"],
+        # virsh list --name (libvirt 0.9.10+)
+        ["one-7", "one-12", ""],
+    ],
+    ids=["libvirt-0.8", "libvirt-9", "names"],
+)  # fmt: skip
+def test_the_domains_come_from_virsh_lists_table_or_its_names(virsh):
+    seen = {"h1": {"virsh_rc": 0, "virsh": virsh, "virsh_error": ""}}
+    assert observe.domain_map(NoVms("3.2"), seen).hypervisors[0].domains == ("one-7", "one-12")
+
+
+def test_a_hypervisor_running_no_domain_lists_none():
+    table = [" Id   Name   State", "--------------------", ""]
+    seen = {"h1": {"virsh_rc": 0, "virsh": table, "virsh_error": ""}}
+    assert observe.domain_map(NoVms("3.2"), seen).hypervisors[0].domains == ()

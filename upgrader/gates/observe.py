@@ -67,8 +67,19 @@ def domain_map(client: OneClient, seen: Mapping[str, HostData]) -> DomainMap:
         elif data["virsh_rc"] != 0:
             hypervisors.append(HypervisorDomains(host, None, data["virsh_error"].strip()))
         else:
-            hypervisors.append(HypervisorDomains(host, tuple(d for d in data["virsh"] if d)))
+            hypervisors.append(HypervisorDomains(host, _domain_names(data["virsh"])))
     return DomainMap(vms, tuple(hypervisors))
+
+
+def _domain_names(lines: list[str]) -> tuple[str, ...]:
+    """The running domains of ``virsh list``: its table (" Id Name State", a rule, then a
+    row a domain: what every libvirt prints) or one name a line (``--name``, libvirt 0.9.10+,
+    which Debian 6's 0.8 and Ubuntu 12.04's 0.9.8 lack)."""
+    rule = next((i for i, line in enumerate(lines) if line.strip().startswith("---")), 0)
+    if not rule or lines[rule - 1].split()[:2] != ["Id", "Name"]:
+        return tuple(line.strip() for line in lines if line.strip())
+    rows = (line.split() for line in lines[rule + 1 :])
+    return tuple(row[1] for row in rows if len(row) >= 2)
 
 
 def puppet_observation(seen: Mapping[str, HostData]) -> PuppetObservation:

@@ -18,7 +18,7 @@ from upgrader.opennebula.enums import LcmState, VmState
 
 @dataclass(frozen=True)
 class HypervisorDomains:
-    """``virsh list --name`` on one hypervisor; ``domains`` None when it could not be read."""
+    """``virsh list`` on one hypervisor; ``domains`` None when it could not be read."""
 
     host: str
     domains: tuple[str, ...] | None
