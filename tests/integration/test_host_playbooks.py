@@ -327,3 +327,27 @@ def test_a_node_package_version_the_repository_lacks_stops_the_batch(tmp_path, n
     assert not done.ok
     assert "Version '3.9.9-1' for 'opennebula-node' was not found" in " ".join(done.failures)
     assert (no_python_apt / "opennebula-node").read_text() == "3.2.1-1"
+
+
+# ------------------------------------------------------------------ oned.conf
+
+
+def test_oned_conf_facts_runs_on_the_host_as_ansible_sends_it(tmp_path):
+    """An AnsibleModule module: ansible-core 2.16 wraps it with its module_utils (AnsiballZ)
+    and runs it with the host's Python."""
+    conf = tmp_path / "oned.conf"
+    conf.write_text('PORT = 2634\nDB = [ backend = "mysql", passwd = "s3cr#t" ]\n')
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible"), "h1", "-i", "h1,", "-c", "local",
+         "-m", "oned_conf_facts", "-a", f"path={conf}",
+         "-e", f"ansible_python_interpreter={HOST_PYTHON}", "--one-line"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "ANSIBLE_CONFIG": str(PLAYBOOKS.parent / "ansible.cfg"),
+             "ANSIBLE_LIBRARY": str(PLAYBOOKS / "library")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.split("=>", 1)[1])
+    assert result["attributes"] == {
+        "PORT": ["2634"],
+        "DB": [{"backend": "mysql", "passwd": "s3cr#t"}],
+    }
