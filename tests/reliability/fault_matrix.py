@@ -6,6 +6,7 @@ follow. One table, read by every test that injects a fault during a run:
   Pacemaker is released (one 3.4 -> 3.6 run, resumed after each);
 - tests/lab/test_lab_fault_*.py and test_lab_storage_faults.py: a migration that hangs, the
   package gone after the backup, libvirtd crashing, the NFS export full, a corrupt copy;
+- tests/lab/test_lab_no_python.py: a host without a Python Ansible can use;
 - tests/lab/test_lab_window.py: the run's window closing in the node stage (a pause).
 
 ``check(fault, code, stderr, events)`` compares what happened with the row and returns the
@@ -53,6 +54,9 @@ MATRIX = {
                f"gate no-duplicate-vms after step {H}/move-back@1", RELEASES, 1,
                rf"error: gate no-duplicate-vms fail after step {H}/move-back@1: VM \d+ .* runs "
                r"on .* \(hint: a VM running twice corrupts its disk"),
+        Expect("no-python", "before the run, on host 2", "gate targets-supported before step "
+               "3.2-3.4/preflight", (), 1, r"error: gate targets-supported fail before step "
+               r"3.2-3.4/preflight: \S+: "),
         Expect("nfs-full", "before the storage run", "gate datastores-healthy before step "
                "ocfs2-nfs/preflight", (), 1, r"error: gate datastores-healthy fail before step "
                r"ocfs2-nfs/preflight: .*NFS export /srv/lab/nfs/export/staging 0\.0% free"),
