@@ -194,26 +194,6 @@ def test_file_removed_from_source_is_removed_from_destination(tree):
     assert load_manifest(manifest)["0/7/checkpoint"]["state"] == "deleted"
 
 
-def test_delta_after_an_interrupted_sync_recopies_nothing_already_copied(tree):
-    src, dst, manifest = tree
-    seen = []
-
-    def stop_after_two(event):
-        if event["files_done"] and event["files_done"] not in seen:
-            seen.append(event["files_done"])
-            if len(seen) == 2:
-                raise KeyboardInterrupt  # the operator, or a killed controller
-
-    with pytest.raises(KeyboardInterrupt):
-        sync(src, dst, manifest, workers=1, progress=stop_after_two)
-    first = load_manifest(manifest)
-    done = {p for p, e in first.items() if e["type"] == "file"}
-    assert len(done) == 2
-    summary = sync(src, dst, manifest, phase="delta")
-    assert set(summary["copied"]).isdisjoint(done) and len(summary["copied"]) == 2
-    assert all(e["copies"] == 1 for e in load_manifest(manifest).values())
-
-
 def test_sigkill_mid_copy_then_delta_recopies_only_files_not_copied(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
