@@ -290,13 +290,8 @@ def parse_syntax_error(stderr: str, language: str, path: str) -> dict[str, objec
     text = stderr.strip()
     shell = {"bash": (_BASH_ERR,), "sh": (_BASH_ERR, _DASH_ERR), "perl": (_PERL_ERR,)}
     for pattern in shell.get(language, ()):
-        match = pattern.search(text)
-        if match:
-            return {
-                "file": match["file"],
-                "line": int(match["line"]),
-                "message": match["msg"].strip(),
-            }
+        if match := pattern.search(text):
+            return {"file": match["file"], "line": int(match["line"]), "message": match["msg"]}
     if language == "python":
         match = _PY_FILE.search(text)
         if match:
