@@ -8,6 +8,7 @@ host's overlay, where those paths exist.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -109,3 +110,22 @@ def test_puppet_2_7_holds_with_an_empty_lock_and_takes_no_message(tmp_path) -> N
     assert not lock.exists()
     other = run(script, "config", "print", "vardir")  # Puppet 3's way: not imitated
     assert other.returncode == 1 and "does not imitate" in other.stderr
+
+
+def test_puppet_2_7_cannot_be_held_during_a_run_and_clears_a_stale_run_lock(tmp_path) -> None:
+    vardir = tmp_path / "var-lib-puppet"
+    script = standin(tmp_path, "puppet", "VARDIR=/var/lib/puppet", f"VARDIR={vardir}")
+    lock = vardir / "state" / "puppetdlock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(f"{os.getpid()}\n")  # a run under way holds puppetdlock
+    for action in ("--disable", "--enable"):
+        assert run(script, "agent", action).returncode == 0
+        assert lock.read_text() == f"{os.getpid()}\n"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock.write_text(f"{dead.pid}\n")  # left by a run that died
+    assert run(script, "agent", "--disable").returncode == 0
+    assert lock.read_bytes() == b""
+    before = lock.stat()
+    assert run(script, "agent", "--disable").returncode == 0  # held already: the same lock
+    assert (lock.stat().st_ino, lock.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)

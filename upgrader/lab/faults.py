@@ -28,8 +28,11 @@ none) and ``/usr/libexec/platform-python`` out of the host's ``/usr/bin`` and ``
 into ``/var/lib/upgrader-lab/no-python``, so that Ansible finds no interpreter there; the lab's
 own programs keep running (they use an interpreter path of their own, profiles.py).
 
-puppet-enabled lifts the hold the way the host's Puppet does and ``--clear`` puts it back: with
-its message on a modern host, as the empty ``puppetdlock`` of Puppet 2.7 on a 2012 host.
+puppet-enabled lifts the hold and ``--clear`` puts it back. On a modern host that is ``puppet
+agent --enable`` and ``--disable`` with the hold's message. On a 2012 host Puppet 2.7's lock,
+an empty ``puppetdlock``, is moved aside and back: the hold that comes back is the very lock it
+was (same inode and time), which is what tells a hold apart from one made again later, since
+Puppet 2.7 keeps no message.
 
 What a fault tells oned (a crashed libvirtd, an unreachable host, a hanging migration path)
 is also written to ``/srv/lab/<cloud>/one/lab-faults.json``, which the lab's init script
@@ -66,6 +69,7 @@ FAULTS = (
 )
 FENCE_AGENT = "/usr/sbin/fence_ipmilan"
 HIDDEN_PYTHON = "/var/lib/upgrader-lab/no-python"
+PUPPET_ASIDE = "/var/lib/upgrader-lab/puppet-enabled"  # Puppet 2.7's lock while "enabled"
 # Moves every interpreter Ansible could discover into HIDDEN_PYTHON (the path with / as %), and
 # prints the paths it moved.
 _HIDE_PYTHON = f"""
@@ -215,14 +219,19 @@ def _inject(lab: Path, spec: Any, fault: str, h: LabHost, cloud: str | None = No
 
 
 def _enable_puppet(lab: Path, profile: profiles.HostProfile, h: LabHost) -> str | None:
-    """Enable the agent; return the hold's message ("" for a hold without one), None if the
-    agent was not held."""
-    held = hs.enter(lab, h.name, "cat", profile.puppet_lock, check=False)
+    """Enable the agent; return the hold's message ("" for Puppet 2.7's, which has none),
+    None if the agent was not held."""
+    lock = profile.puppet_lock
+    if not profile.puppet_message:
+        moved = hs.enter(
+            lab, h.name, "sh", "-c", f"test -e {lock} && mkdir -p {PUPPET_ASIDE} && "
+            f"mv {lock} {PUPPET_ASIDE}/", check=False,
+        )  # fmt: skip
+        return "" if moved.returncode == 0 else None
+    held = hs.enter(lab, h.name, "cat", lock, check=False)
     hs.enter(lab, h.name, "puppet", "agent", "--enable")
     if held.returncode != 0:
         return None
-    if not profile.puppet_message:
-        return ""  # Puppet 2.7's lock is an empty file
     return str(json.loads(held.stdout or "{}").get("disabled_message", ""))
 
 
@@ -280,8 +289,11 @@ def _clear(lab: Path, spec: Any, fault: str, h: LabHost, data: Any) -> None:
     elif fault == "package-missing":
         _release_packages(lab, data["held"])
     elif fault == "puppet-enabled" and data.get("reason") is not None:
-        message = [data["reason"] or "held"] if profile.puppet_message else []
-        hs.enter(lab, h.name, "puppet", "agent", "--disable", *message)
+        if profile.puppet_message:
+            hs.enter(lab, h.name, "puppet", "agent", "--disable", data["reason"] or "held")
+        else:
+            name = profile.puppet_lock.rsplit("/", 1)[1]
+            hs.enter(lab, h.name, "mv", f"{PUPPET_ASIDE}/{name}", profile.puppet_lock)
     elif fault == "no-python":
         for path in data["moved"]:
             hidden = f"{HIDDEN_PYTHON}/{path.replace('/', '%')}"

@@ -18,6 +18,9 @@ from pathlib import Path
 from upgrader.errors import UpgraderError
 
 HOSTINIT = Path(__file__).with_name("files") / "hostinit.sh"
+# The PATH of a command run inside a host, as sshd gives root there: never the caller's (a
+# pyenv or venv on it would find interpreters the host does not have).
+HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class LabError(UpgraderError):
@@ -34,12 +37,23 @@ class LabHost:
 
 
 def run(
-    *cmd: str, check: bool = True, timeout: float = 60, input: str | None = None
+    *cmd: str,
+    check: bool = True,
+    timeout: float = 60,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command (``input`` on its stdin); a failure becomes a LabError naming it."""
+    """Run a command (``input`` on its stdin, ``env`` its environment if given); a failure
+    becomes a LabError naming it."""
     try:
         result = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, check=False, input=input
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            input=input,
+            env=env,
         )
     except FileNotFoundError:
         raise LabError(
@@ -183,6 +197,7 @@ def enter(
         check=check,
         timeout=timeout,
         input=input,
+        env={**os.environ, "PATH": HOST_PATH},
     )
 
 

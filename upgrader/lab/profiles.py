@@ -35,9 +35,11 @@ class HostProfile:
     python: str
     # libvirtd's init script in /etc/init.d (the opennebula-node package installs it).
     libvirtd_service: str
-    # Where ``puppet agent --disable`` leaves its lock, and whether it keeps a message there.
+    # Where ``puppet agent --disable`` leaves its lock, whether it keeps a message there, and
+    # where a Puppet run under way leaves its pid (Puppet 2.7: the same puppetdlock).
     puppet_lock: str
     puppet_message: bool
+    puppet_run_lock: str
     # Debian packages every host installs from the lab's repository at ``lab up``, and what
     # of their dependencies the hosts take from the machine (scripts/debian-packages.txt).
     host_packages: tuple[str, ...]
@@ -59,6 +61,7 @@ PROFILES = {
         libvirtd_service="libvirt-bin",
         puppet_lock="/var/lib/puppet/state/puppetdlock",
         puppet_message=False,
+        puppet_run_lock="/var/lib/puppet/state/puppetdlock",
         host_packages=HOST_PACKAGES,
         machine_packages=(
             "mailcap",
@@ -80,6 +83,7 @@ PROFILES = {
         libvirtd_service="libvirtd",
         puppet_lock="/var/cache/puppet/state/agent_disabled.lock",
         puppet_message=True,
+        puppet_run_lock="/var/cache/puppet/state/agent_catalog_run.lock",
         host_packages=(),
         machine_packages=(),
         ansible_python="/usr/bin/python3",
