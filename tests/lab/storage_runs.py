@@ -134,18 +134,11 @@ def manifest(lab: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def mounts(lab: dict[str, Any]) -> dict[str, str]:
-    """host -> what findmnt says is mounted at the datastore path."""
+    """host -> what findmnt says is mounted at the datastore path (asked as util-linux 2.20
+    could be, which a 2012 lab host's findmnt is: no --mountpoint)."""
     return {
         host: hs.enter(
-            lab["dir"],
-            host,
-            "findmnt",
-            "-n",
-            "-o",
-            "SOURCE",
-            "--mountpoint",
-            DATASTORE,
-            check=False,
+            lab["dir"], host, "findmnt", "-n", "-o", "SOURCE", DATASTORE, check=False
         ).stdout.strip()
         for host in hosts_of(lab, "staging")
     }

@@ -19,6 +19,7 @@ import pytest
 from tests.lab.conftest import side_lab, upgrader
 from tests.support.report_checks import check_reports, reports_of
 from upgrader.lab import hosts as hs
+from upgrader.lab import profiles
 from upgrader.lab.lab import load_spec
 from upgrader.opennebula import OneClient
 
@@ -26,7 +27,6 @@ from upgrader.opennebula import OneClient
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(900)]
 
 LAB, SUBNET = side_lab("dr", 130)
-PUPPET_LOCK = "/var/cache/puppet/state/agent_disabled.lock"
 BACKUPS = "/var/lib/one/upgrader-backups"
 CIB = "CIB_file=/srv/lab/production/pcmk/cib.xml"
 # The database as a dry run could change it: its schema and every row, leaving out only what
@@ -79,6 +79,8 @@ def what_a_user_sees(lab: dict[str, Any]) -> dict[str, Any]:
     """Everything a run would change on production, read through XML-RPC and on the hosts."""
     one = client(lab)
     front = production(lab)[0]
+    # the host's Puppet lock, and the lab's own interpreter (a 2012 host has no python3)
+    profile = profiles.get(lab["spec"].profile)
     return {
         "oned": one.detect_version().value,
         "vms": {
@@ -97,10 +99,10 @@ def what_a_user_sees(lab: dict[str, Any]) -> dict[str, Any]:
             front,
             f"{CIB} crm_resource --resource oned --meta --get-parameter is-managed --quiet 2>&1",
         ),
-        "database": hs.enter(lab["dir"], front, "python3", "-c", DB_DIGEST).stdout.strip(),
+        "database": hs.enter(lab["dir"], front, profile.python, "-c", DB_DIGEST).stdout.strip(),
         **{
             host: {
-                "puppet": sh(lab, host, f"cat {PUPPET_LOCK} 2>/dev/null || echo enabled"),
+                "puppet": sh(lab, host, f"cat {profile.puppet_lock} 2>/dev/null || echo enabled"),
                 "packages": sh(
                     lab,
                     host,

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import pytest
 
 from tests.lab.conftest import upgrader
+from tests.lab.test_cluster_playbooks import play
 from tests.lab.test_lab import client, hosts_of
 from tests.support.oned import wait_for
 from upgrader.lab import hosts as hs
@@ -176,11 +177,12 @@ def test_a_full_nfs_export_fails_datastores_healthy_with_the_numbers(lab):
     passes_again(lab, "datastores-healthy")
 
 
-def test_puppet_enabled_during_the_window_fails_puppet_held(lab):
+def test_puppet_enabled_during_the_window_fails_puppet_held(lab, tmp_path):
     staging = hosts_of(lab, "staging")
     run_id = "staging-20261123T2300Z"
-    for host in staging:  # what the run's first step does
-        hs.enter(lab["dir"], host, "puppet", "agent", "--disable", f"upgrader run {run_id}")
+    # what the run's first step does (on Puppet 2.7 the reason goes into a note by the lock)
+    held = play(lab, tmp_path, "puppet-hold.yml", upgrader_run_id=run_id)
+    assert held.ok, held.stdout_tail
     try:
         code, seen = gates(lab, "puppet-held", run_id=run_id)
         assert code == 0, seen
@@ -193,8 +195,8 @@ def test_puppet_enabled_during_the_window_fails_puppet_held(lab):
             assert run_id in result["hint"]
         passes_again(lab, "puppet-held", run_id=run_id)
     finally:
-        for host in staging:
-            hs.enter(lab["dir"], host, "puppet", "agent", "--enable")
+        released = play(lab, tmp_path, "puppet-release.yml", upgrader_run_id=run_id)
+        assert released.ok, released.stdout_tail
     code, seen = gates(lab, "puppet-released", run_id=run_id)
     assert code == 0, seen
 

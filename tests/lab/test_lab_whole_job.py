@@ -4,8 +4,10 @@ take both clouds from 3.2.1 to 3.6.0 with every gate passing; afterwards each cl
 VMs it had (names, owners, disks, addresses, hosts), every one running, and Pacemaker and
 Puppet are as they were before; the journal shows every step with its duration.
 
-This is the longest lab test (two full runs, about ten minutes), so the lab is small:
-two hosts a cloud, four VMs each."""
+This is the longest lab test (two full runs, about ten minutes a lab), so the lab is small:
+two hosts a cloud, four VMs each. It runs on a lab of each host profile: 2012 hosts (Debian 7,
+Python 2.7 only, the tools of the time; the default) and modern ones (the machine's Debian 12
+and Python 3), since a site's hosts may be of either era."""
 
 from __future__ import annotations
 
@@ -20,30 +22,32 @@ import pytest
 from tests.lab.conftest import side_lab, upgrader
 from tests.support.report_checks import check_reports, reports_of
 from upgrader.lab import hosts as hs
+from upgrader.lab import profiles
 from upgrader.lab.lab import load_spec
 from upgrader.opennebula import OneClient
 
 RUN_TIMEOUT = 1500
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(3 * RUN_TIMEOUT)]
 
-# A lab beside the session's: its own name and /24 (the session lab stays at 3.2.1).
-LAB, _SUBNET = side_lab("w", 50)
-LAB_SUBNET = f"{_SUBNET}.0/24"
-PUPPET_LOCK = "/var/cache/puppet/state/agent_disabled.lock"
+# Labs beside the session's, one a host profile: each its own name and /24 (the session lab
+# stays at 3.2.1).
+LABS = {"2012": side_lab("w", 50), "modern": side_lab("wm", 60)}
 
 
-@pytest.fixture(scope="module")
-def job_lab() -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module", params=list(LABS))
+def job_lab(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     if os.geteuid() != 0:
         pytest.skip("lab tests need root (CI runs them as root)")
-    upgrader("lab", "down", "--name", LAB)
+    profile = request.param
+    name, subnet = LABS[profile]
+    upgrader("lab", "down", "--name", name)
     upgrader(
-        "lab", "up", "--name", LAB, "--subnet", LAB_SUBNET,
+        "lab", "up", "--name", name, "--subnet", f"{subnet}.0/24", "--profile", profile,
         "--hosts-staging", "2", "--hosts-production", "2", "--vms", "4",
     )  # fmt: skip
-    directory = Path("/var/lib/upgrader-lab") / LAB
-    yield {"name": LAB, "spec": load_spec(LAB), "dir": directory}
-    upgrader("lab", "down", "--name", LAB)
+    directory = Path("/var/lib/upgrader-lab") / name
+    yield {"name": name, "spec": load_spec(name), "dir": directory}
+    upgrader("lab", "down", "--name", name)
 
 
 def run_cli(*args: str, timeout: float = RUN_TIMEOUT) -> Any:
@@ -99,6 +103,7 @@ def cluster_state(lab: dict[str, Any], cloud: str) -> dict[str, Any]:
     """Pacemaker's settings the run touches, and the Puppet agent's hold on every host."""
     front = members(lab, cloud)[0].name
     crm = f"CIB_file=/srv/lab/{cloud}/pcmk/cib.xml"
+    lock = profiles.get(lab["spec"].profile).puppet_lock
     return {
         "maintenance-mode": sh(
             lab,
@@ -111,7 +116,7 @@ def cluster_state(lab: dict[str, Any], cloud: str) -> dict[str, Any]:
             f"{crm} crm_resource --resource oned --meta --get-parameter is-managed --quiet 2>&1",
         ),
         "puppet": {
-            h.name: sh(lab, h.name, f"cat {PUPPET_LOCK} 2>/dev/null || echo enabled")
+            h.name: sh(lab, h.name, f"cat {lock} 2>/dev/null || echo enabled")
             for h in members(lab, cloud)
         },
     }
@@ -185,7 +190,7 @@ def test_staging_then_production_take_both_clouds_to_3_6_with_nothing_lost(
         assert run_id.startswith(f"{cloud}-")
         events = journal_of(lab, run_id)
         table = check_journal(events)
-        print(f"\n[{cloud}] {run_id}\n" + "\n".join(table))
+        print(f"\n[{lab['spec'].profile} hosts, {cloud}] {run_id}\n" + "\n".join(table))
         check_backups_journaled(lab, cloud, events)
         report = reports_of(upgrader, run_id, tmp_path, *args, "--config", config)
         check_reports(report, kind="run", status="succeeded")
